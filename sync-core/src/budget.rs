@@ -1,0 +1,155 @@
+//! The subscription budget of one relay (SPEC §8): how many subscriptions may be open, how many
+//! filters and bytes one REQ may carry, and packing filters into REQs within those limits.
+
+use nostr::Filter;
+
+use crate::config::Config;
+use crate::filters::wire_bytes;
+use crate::input::RelayLimits;
+
+/// Bytes of a REQ message besides its filters (`["REQ","<sub>",…]`).
+const REQ_OVERHEAD_BYTES: usize = 96;
+
+/// Limits in force for one relay. Invariant: every field is ≥ 1 and `total() ≥ 2`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// The configured cap.
+    configured_subs: usize,
+    /// NIP-11 `max_subscriptions`, clamped.
+    advertised_subs: Option<usize>,
+    /// Lowered each time the relay answered "too many".
+    shrunk_subs: Option<usize>,
+    /// Filters per REQ.
+    pub(crate) max_filters: usize,
+    /// Bytes per REQ.
+    pub(crate) max_bytes: usize,
+    /// NIP-11 `max_limit`, clamped.
+    pub(crate) max_limit: Option<usize>,
+}
+
+fn clamp(v: Option<u64>, lo: usize, hi: usize) -> Option<usize> {
+    v.filter(|v| *v > 0)
+        .map(|v| usize::try_from(v).unwrap_or(hi).clamp(lo, hi))
+}
+
+impl Budget {
+    pub(crate) fn new(cfg: &Config) -> Self {
+        Self {
+            configured_subs: cfg.max_subscriptions.max(2),
+            advertised_subs: None,
+            shrunk_subs: None,
+            max_filters: cfg.max_filters_per_req.max(1),
+            max_bytes: cfg.max_message_bytes.max(1024),
+            max_limit: None,
+        }
+    }
+
+    /// Applies NIP-11 limits; absurd values are clamped (0 means "not advertised").
+    pub(crate) fn apply_limits(&mut self, limits: &RelayLimits, cfg: &Config) {
+        self.advertised_subs = clamp(limits.max_subscriptions, 2, 100_000);
+        self.max_filters = clamp(limits.max_filters, 1, 10_000)
+            .map_or(cfg.max_filters_per_req.max(1), |f| {
+                f.min(cfg.max_filters_per_req.max(1)).max(1)
+            });
+        self.max_bytes = clamp(limits.max_message_length, 1024, 16 << 20)
+            .map_or(cfg.max_message_bytes.max(1024), |b| {
+                b.min(cfg.max_message_bytes.max(1024))
+            });
+        self.max_limit = clamp(limits.max_limit, 1, 1_000_000);
+    }
+
+    /// The relay said "too many" while `open` subscriptions were open: never exceed `open − 1`.
+    pub(crate) fn shrink(&mut self, open: usize) {
+        let to = open.saturating_sub(1).max(2);
+        self.shrunk_subs = Some(self.shrunk_subs.map_or(to, |s| s.min(to)));
+    }
+
+    /// Subscriptions that may be open at once (live, historic and negentropy together).
+    pub(crate) fn total(&self) -> usize {
+        let mut t = self.configured_subs;
+        if let Some(a) = self.advertised_subs {
+            t = t.min(a);
+        }
+        if let Some(s) = self.shrunk_subs {
+            t = t.min(s);
+        }
+        t.max(2)
+    }
+
+    /// Live subscriptions beyond which new live work triggers consolidation.
+    pub(crate) fn live_soft_cap(&self) -> usize {
+        (self.total() / 2).max(1)
+    }
+
+    /// Live subscriptions never exceed this (one slot always stays for historic work).
+    pub(crate) fn live_hard_cap(&self) -> usize {
+        self.total() - 1
+    }
+
+    /// Packs filters greedily into REQs of at most `max_filters` filters and `max_bytes` bytes.
+    pub(crate) fn pack(&self, filters: Vec<Filter>) -> Vec<Vec<Filter>> {
+        let mut out: Vec<Vec<Filter>> = Vec::new();
+        let mut bytes = 0;
+        for f in filters {
+            let b = wire_bytes(&f);
+            let fits = out
+                .last()
+                .is_some_and(|last| last.len() < self.max_filters && bytes + b <= self.max_bytes);
+            if fits {
+                bytes += b;
+                out.last_mut().expect("checked").push(f);
+            } else {
+                bytes = REQ_OVERHEAD_BYTES + b;
+                out.push(vec![f]);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn nip11_and_too_many_lower_the_budget() {
+        let cfg = Config::default();
+        let mut b = Budget::new(&cfg);
+        assert_eq!(b.total(), 20);
+        b.apply_limits(
+            &RelayLimits {
+                max_subscriptions: Some(10),
+                ..RelayLimits::default()
+            },
+            &cfg,
+        );
+        assert_eq!(b.total(), 10);
+        b.shrink(8);
+        assert_eq!(b.total(), 7);
+        b.apply_limits(
+            &RelayLimits {
+                max_subscriptions: Some(u64::MAX),
+                max_filters: Some(0),
+                ..RelayLimits::default()
+            },
+            &cfg,
+        );
+        assert_eq!((b.total(), b.max_filters), (7, 10));
+        b.shrink(0);
+        assert_eq!(b.total(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn packing_keeps_every_filter_within_limits(n in 0usize..200, max_filters in 1usize..20, max_bytes in 1024usize..20_000) {
+            let cfg = Config { max_filters_per_req: max_filters, max_message_bytes: max_bytes, ..Config::default() };
+            let b = Budget::new(&cfg);
+            let filters: Vec<Filter> = (0..n).map(|i| Filter::new().limit(i)).collect();
+            let packed = b.pack(filters.clone());
+            prop_assert_eq!(packed.iter().flatten().cloned().collect::<Vec<_>>(), filters);
+            prop_assert!(packed.iter().all(|r| !r.is_empty() && r.len() <= max_filters));
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! [`SyncCore`]: the one state machine. `step` is a `match` that dispatches each input to an
+//! `on_*` handler; timers that are due run in the same step; gauges are derived at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::command::Command;
+use crate::config::{Config, ConfigError};
+use crate::discovery::Discovery;
+use crate::event_meta::EventMeta;
+use crate::index::want::WantIndex;
+use crate::input::{Input, Outcome};
+use crate::rejected::{RejectedEntry, RejectedMemory};
+use crate::relay::{RelayState, SubRole};
+use crate::stats::Stats;
+use crate::time::{Deadline, Earliest, Mono, Now, TimerKind};
+use crate::url::RelayUrl;
+use crate::view::RelayView;
+
+/// What a relay handler needs besides the relay itself (disjoint borrows of the core).
+pub(crate) struct Ctx<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) now: Now,
+    pub(crate) out: &'a mut Vec<Command>,
+    pub(crate) stats: &'a mut Stats,
+    pub(crate) rejected: &'a mut RejectedMemory,
+    pub(crate) want: &'a WantIndex,
+    /// No discovery update is waiting in the batch window.
+    pub(crate) discovery_idle: bool,
+}
+
+/// The pure decision engine. See the crate docs for the contract.
+#[derive(Debug)]
+pub struct SyncCore {
+    pub(crate) cfg: Config,
+    pub(crate) seed: u64,
+    /// Canonical own URLs: never targets.
+    pub(crate) own: BTreeSet<RelayUrl>,
+    /// Canonical bootstrap relays: always targets, never reaped.
+    pub(crate) bootstrap: BTreeSet<RelayUrl>,
+    /// When the core was created (startup jitter applies in the first minute).
+    pub(crate) started_at: Mono,
+    /// The latest reading seen; `step` never lets `mono` go backwards.
+    pub(crate) now: Now,
+    pub(crate) want: WantIndex,
+    /// Every tracked relay. Invariant: a relay is here iff it is wanted, bootstrap, or still
+    /// Disconnecting.
+    pub(crate) relays: BTreeMap<RelayUrl, RelayState>,
+    pub(crate) discovery: Discovery,
+    pub(crate) rejected: RejectedMemory,
+    pub(crate) stats: Stats,
+}
+
+impl SyncCore {
+    /// A core with `config` (validated), randomness from `seed`, starting at `now`.
+    pub fn try_new(config: Config, seed: u64, now: Now) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::new(config, seed, now))
+    }
+
+    /// A core with `config`, randomness from `seed`, starting at `now`. Invalid relay URLs in
+    /// the config are ignored and counted; use [`SyncCore::try_new`] to reject them instead.
+    #[must_use]
+    pub fn new(config: Config, seed: u64, now: Now) -> Self {
+        let own: BTreeSet<RelayUrl> = config.own_urls().into_iter().collect();
+        let mut stats = Stats::default();
+        let bootstrap: BTreeSet<RelayUrl> = config
+            .bootstrap_relays
+            .iter()
+            .filter_map(|u| {
+                RelayUrl::parse(u).or_else(|| {
+                    stats.invalid_relay_urls += 1;
+                    None
+                })
+            })
+            .filter(|u| !own.contains(u))
+            .collect();
+        let rejected = RejectedMemory::new(
+            config.rejected_hot_ms,
+            config.rejected_cold_secs,
+            config.rejected_max_entries,
+        );
+        let mut core = Self {
+            cfg: config,
+            seed,
+            own,
+            bootstrap: bootstrap.clone(),
+            started_at: now.mono,
+            now,
+            want: WantIndex::default(),
+            relays: BTreeMap::new(),
+            discovery: Discovery::default(),
+            rejected,
+            stats,
+        };
+        for url in bootstrap {
+            core.ensure_relay(&url);
+        }
+        core.update_gauges();
+        core
+    }
+
+    /// Feeds one input; returns, in order, the commands it caused. The only mutator.
+    #[must_use]
+    pub fn step(&mut self, now: Now, input: Input) -> Vec<Command> {
+        self.now = Now {
+            mono: now.mono.max(self.now.mono),
+            wall: now.wall,
+        };
+        self.stats.steps += 1;
+        let mut out = Vec::new();
+        self.dispatch(input, &mut out);
+        self.run_due(&mut out);
+        self.update_gauges();
+        out
+    }
+
+    fn dispatch(&mut self, input: Input, out: &mut Vec<Command>) {
+        match input {
+            Input::Accepted { event } => self.on_accepted(event, out),
+            Input::Rejected { event } => self.rejected.insert(&event, self.now),
+            Input::RegisterRepo {
+                coord,
+                relays,
+                level,
+            } => self
+                .discovery
+                .register(coord, relays, level, self.now.mono, &self.cfg),
+            Input::WithdrawRepo { coord } => {
+                self.discovery.withdraw(coord, self.now.mono, &self.cfg)
+            }
+            Input::Connected { relay } => self.on_connected(&relay, out),
+            Input::ConnectFailed { relay, error } => self.on_connect_failed(&relay, &error, out),
+            Input::Disconnected { relay } => self.on_disconnected(&relay, out),
+            Input::Delivered {
+                relay,
+                sub,
+                event,
+                outcome,
+            } => self.on_delivered(&relay, &sub, event, outcome, out),
+            Input::Eose { relay, sub } => self.on_eose(&relay, &sub, out),
+            Input::Closed {
+                relay,
+                sub,
+                message,
+            } => self.on_closed(&relay, &sub, &message, out),
+            Input::Notice { relay, message } => self.on_notice(&relay, &message, out),
+            Input::RelayInfo { relay, limits } => {
+                if let Some(r) = self.relays.get_mut(&relay) {
+                    r.budget.apply_limits(&limits, &self.cfg);
+                }
+            }
+            Input::NegentropyDiff { relay, sub, result } => {
+                if let Some((r, mut ctx)) = self.relay_ctx(&relay, out) {
+                    r.on_negentropy_result(&mut ctx, &sub, result);
+                }
+            }
+            Input::Lagged { relay } => self.on_lagged(relay.as_ref(), out),
+            Input::RestoreRejected { entries } => self.rejected.restore(entries, self.now),
+            Input::Tick => {}
+        }
+    }
+
+    /// A relay and the context its handlers need.
+    pub(crate) fn relay_ctx<'s>(
+        &'s mut self,
+        url: &RelayUrl,
+        out: &'s mut Vec<Command>,
+    ) -> Option<(&'s mut RelayState, Ctx<'s>)> {
+        let Self {
+            relays,
+            cfg,
+            want,
+            stats,
+            rejected,
+            discovery,
+            now,
+            ..
+        } = self;
+        let relay = relays.get_mut(url)?;
+        Some((
+            relay,
+            Ctx {
+                cfg,
+                now: *now,
+                out,
+                stats,
+                rejected,
+                want,
+                discovery_idle: discovery.is_idle(),
+            },
+        ))
+    }
+
+    fn on_accepted(&mut self, event: EventMeta, out: &mut Vec<Command>) {
+        let reoffer = self.rejected.on_accepted(&event, self.now);
+        if !reoffer.is_empty() {
+            self.stats.reoffers += reoffer.len() as u64;
+            out.push(Command::Reoffer { ids: reoffer });
+        }
+        self.discovery.accepted(event, self.now.mono, &self.cfg);
+    }
+
+    fn on_delivered(
+        &mut self,
+        relay: &RelayUrl,
+        sub: &crate::command::SubId,
+        event: EventMeta,
+        outcome: Outcome,
+        out: &mut Vec<Command>,
+    ) {
+        self.stats.events_delivered += 1;
+        let Some((r, mut ctx)) = self.relay_ctx(relay, out) else {
+            self.stats.late_messages += 1;
+            return;
+        };
+        r.counters.events_delivered += 1;
+        let role = r.subs.get(sub).map(|s| {
+            (
+                s.role.clone(),
+                s.filters.iter().any(|f| crate::matches::matches(f, &event)),
+            )
+        });
+        let origin = match &role {
+            Some((SubRole::Historic { batch }, true)) => {
+                r.pending.batches.get(batch).map(|b| b.origin)
+            }
+            _ => None,
+        };
+        match role {
+            None => ctx.stats.late_messages += 1,
+            Some((_, false)) => {
+                ctx.stats.events_out_of_filter += 1;
+                r.counters.out_of_filter += 1;
+            }
+            Some((SubRole::Historic { .. }, true)) => r.on_historic_delivery(&mut ctx, sub, &event),
+            Some(_) => {}
+        }
+        match outcome {
+            Outcome::Saved => {
+                ctx.stats.events_saved += 1;
+                r.counters.events_saved += 1;
+                ctx.stats.saved_by_source.add(origin);
+                if r.is_gap_event(origin, &event) {
+                    ctx.stats.gap_events += 1;
+                    r.counters.gap_events += 1;
+                }
+                self.on_accepted(event, out);
+            }
+            Outcome::Rejected => self.rejected.insert(&event, self.now),
+            Outcome::Duplicate | Outcome::Deferred => {}
+        }
+    }
+
+    fn on_eose(&mut self, relay: &RelayUrl, sub: &crate::command::SubId, out: &mut Vec<Command>) {
+        let Some((r, mut ctx)) = self.relay_ctx(relay, out) else {
+            return;
+        };
+        match r.subs.get(sub).map(|s| s.role.clone()) {
+            Some(SubRole::Historic { .. }) => r.on_historic_eose(&mut ctx, sub),
+            Some(SubRole::Live { .. } | SubRole::Negentropy { .. }) => {}
+            None => ctx.stats.late_messages += 1,
+        }
+    }
+
+    fn on_closed(
+        &mut self,
+        relay: &RelayUrl,
+        sub: &crate::command::SubId,
+        message: &str,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((r, mut ctx)) = self.relay_ctx(relay, out) else {
+            return;
+        };
+        match r.subs.get(sub).map(|s| s.role.clone()) {
+            Some(SubRole::Historic { .. } | SubRole::Negentropy { .. }) => {
+                r.on_historic_closed(&mut ctx, sub, message)
+            }
+            Some(SubRole::Live { group }) => {
+                if crate::relay::health::is_rate_limited(message) {
+                    if crate::relay::health::is_too_many(message) {
+                        ctx.stats.too_many_answers += 1;
+                        let open = r.subs.len();
+                        r.budget.shrink(open);
+                    }
+                    r.start_cooldown(&mut ctx);
+                }
+                r.on_live_closed(&mut ctx, sub, group);
+            }
+            None => ctx.stats.late_messages += 1,
+        }
+    }
+
+    fn on_notice(&mut self, relay: &RelayUrl, message: &str, out: &mut Vec<Command>) {
+        let Some((r, mut ctx)) = self.relay_ctx(relay, out) else {
+            return;
+        };
+        r.on_notice(&mut ctx, message);
+    }
+
+    /// Runs every timer that is due: discovery window, relay timers, rejected-memory expiry.
+    fn run_due(&mut self, out: &mut Vec<Command>) {
+        self.rejected.expire(self.now);
+        if self.discovery.is_due(self.now.mono) {
+            self.flush_discovery(out);
+        }
+        let urls: Vec<RelayUrl> = self.relays.keys().cloned().collect();
+        for url in urls {
+            self.run_relay_timers(&url, out);
+        }
+    }
+
+    fn update_gauges(&mut self) {
+        let (hot, cold) = self.rejected.sizes();
+        let (repos, roots) = self.want.sizes();
+        let now = self.now.mono;
+        let s = &mut self.stats;
+        s.rejected = self.rejected.stats.clone();
+        (s.rejected_hot, s.rejected_cold) = (hot as u64, cold as u64);
+        (s.repos, s.root_events) = (repos as u64, roots as u64);
+        s.relays_tracked = self.relays.len() as u64;
+        s.relays_connected = self.relays.values().filter(|r| r.status.is_live()).count() as u64;
+        s.relays_dead = self
+            .relays
+            .values()
+            .filter(|r| r.health.is_dead(now, &self.cfg))
+            .count() as u64;
+    }
+
+    /// When the shell must next send `Input::Tick`, and why. Spurious ticks are no-ops.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Deadline> {
+        let mut e = Earliest::default();
+        e.offer(self.discovery.deadline(), TimerKind::DiscoveryWindow, None);
+        e.offer(
+            self.rejected.next_deadline(),
+            TimerKind::RejectedExpiry,
+            None,
+        );
+        for r in self.relays.values() {
+            r.offer_deadlines(&mut e, self.want.has_target(&r.url) || r.bootstrap);
+        }
+        e.0
+    }
+
+    /// Engine-wide statistics (gauges as of the end of the last step).
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Read-only views of every tracked relay, in URL order.
+    pub fn relay_status(&self) -> impl Iterator<Item = RelayView<'_>> {
+        self.relays
+            .values()
+            .map(|r| RelayView::new(r, self.now, &self.cfg))
+    }
+
+    /// The view of one relay.
+    #[must_use]
+    pub fn relay(&self, url: &RelayUrl) -> Option<RelayView<'_>> {
+        self.relays
+            .get(url)
+            .map(|r| RelayView::new(r, self.now, &self.cfg))
+    }
+
+    /// The rejected-events memory to persist (wall-clock times; restore with
+    /// `Input::RestoreRejected`).
+    #[must_use]
+    pub fn rejected_snapshot(&self) -> Vec<RejectedEntry> {
+        self.rejected.snapshot()
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The seed all randomness derives from.
+    #[must_use]
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}

@@ -1,0 +1,289 @@
+//! Filter building for the three layers (SPEC §3): L1 announcements, state, L2 repo events,
+//! L3 root-event events. Pure functions; live and historic copies differ only in `limit`/`since`.
+
+use std::collections::BTreeSet;
+
+use nostr::{Alphabet, EventId, Filter, Kind, SingleLetterTag, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::event_meta::{KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use crate::item::Item;
+
+/// Which layer a filter belongs to (used in subscription ids and snapshots).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Layer {
+    /// `{kinds: [30617, 10317]}`.
+    L1,
+    /// `{kinds: [30618], #d: [...]}`.
+    State,
+    /// `#a` / `#A` / `#q` with repo coordinates.
+    L2,
+    /// `#e` / `#E` / `#q` with root event ids.
+    L3,
+    /// `ids` fetches of what negentropy found missing.
+    Ids,
+}
+
+impl Layer {
+    /// Short name used in subscription ids.
+    #[must_use]
+    pub const fn short(self) -> &'static str {
+        match self {
+            Self::L1 => "l1",
+            Self::State => "st",
+            Self::L2 => "l2",
+            Self::L3 => "l3",
+            Self::Ids => "ids",
+        }
+    }
+}
+
+/// A filter with the layer it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LayerFilter {
+    /// The layer.
+    pub layer: Layer,
+    /// The filter (without `limit`/`since`; see [`live`] and [`historic`]).
+    pub filter: Filter,
+}
+
+/// Sorts, deduplicates and splits `values` into chunks of at most `size` (`size` ≥ 1).
+/// Every value lands in exactly one chunk, whatever the input order.
+#[must_use]
+pub fn chunk<T: Ord>(values: impl IntoIterator<Item = T>, size: usize) -> Vec<Vec<T>> {
+    let sorted: BTreeSet<T> = values.into_iter().collect();
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for value in sorted {
+        match out.last_mut() {
+            Some(last) if last.len() < size.max(1) => last.push(value),
+            _ => out.push(vec![value]),
+        }
+    }
+    out
+}
+
+fn tag(c: char) -> SingleLetterTag {
+    match c {
+        'a' => SingleLetterTag::lowercase(Alphabet::A),
+        'A' => SingleLetterTag::uppercase(Alphabet::A),
+        'q' => SingleLetterTag::lowercase(Alphabet::Q),
+        'e' => SingleLetterTag::lowercase(Alphabet::E),
+        'E' => SingleLetterTag::uppercase(Alphabet::E),
+        _ => SingleLetterTag::lowercase(Alphabet::D),
+    }
+}
+
+/// The semantic filters covering `items`, chunked at `chunk_size` values per filter:
+/// L1 once if wanted, one state filter per chunk of identifiers (deduplicated across owners),
+/// three L2 filters per chunk of repo coordinates, three L3 filters per chunk of root ids.
+#[must_use]
+pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -> Vec<LayerFilter> {
+    let mut l1 = false;
+    let mut identifiers = BTreeSet::new();
+    let mut coords = BTreeSet::new();
+    let mut roots: BTreeSet<EventId> = BTreeSet::new();
+    for item in items {
+        match item {
+            Item::Announcements => l1 = true,
+            Item::State(c) => {
+                identifiers.insert(c.identifier.clone());
+            }
+            Item::RepoEvents(c) => {
+                coords.insert(c.to_string());
+            }
+            Item::Root(id) => {
+                roots.insert(*id);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if l1 {
+        let kinds = [KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from);
+        out.push(LayerFilter {
+            layer: Layer::L1,
+            filter: Filter::new().kinds(kinds),
+        });
+    }
+    for ids in chunk(identifiers, chunk_size) {
+        let filter = Filter::new()
+            .kind(Kind::from(KIND_STATE))
+            .custom_tags(tag('d'), ids);
+        out.push(LayerFilter {
+            layer: Layer::State,
+            filter,
+        });
+    }
+    for values in chunk(coords, chunk_size) {
+        for letter in ['a', 'A', 'q'] {
+            out.push(LayerFilter {
+                layer: Layer::L2,
+                filter: Filter::new().custom_tags(tag(letter), values.iter()),
+            });
+        }
+    }
+    for ids in chunk(roots, chunk_size) {
+        let hex: Vec<String> = ids.iter().map(EventId::to_hex).collect();
+        for letter in ['e', 'E', 'q'] {
+            out.push(LayerFilter {
+                layer: Layer::L3,
+                filter: Filter::new().custom_tags(tag(letter), hex.iter()),
+            });
+        }
+    }
+    out
+}
+
+/// `ids` filters of at most `chunk_size` ids each.
+#[must_use]
+pub fn ids(ids: impl IntoIterator<Item = EventId>, chunk_size: usize) -> Vec<LayerFilter> {
+    chunk(ids, chunk_size)
+        .into_iter()
+        .map(|c| LayerFilter {
+            layer: Layer::Ids,
+            filter: Filter::new().ids(c),
+        })
+        .collect()
+}
+
+/// The live copy: `limit: 0`, kept open.
+#[must_use]
+pub fn live(filter: &Filter) -> Filter {
+    filter.clone().limit(0)
+}
+
+/// The historic copy: optional `since`, optional `until`, and a page `limit`.
+#[must_use]
+pub fn historic(
+    filter: &Filter,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    limit: Option<usize>,
+) -> Filter {
+    let mut f = filter.clone();
+    f.since = since;
+    f.until = until;
+    f.limit = limit;
+    f
+}
+
+/// An estimate of a filter's size on the wire, in bytes (for packing REQs).
+#[must_use]
+pub fn wire_bytes(filter: &Filter) -> usize {
+    let values: usize = filter
+        .generic_tags
+        .values()
+        .flat_map(|v| v.iter())
+        .map(|v| v.len() + 3)
+        .sum();
+    let ids = filter.ids.as_ref().map_or(0, |s| s.len() * 67);
+    let kinds = filter.kinds.as_ref().map_or(0, |s| s.len() * 6);
+    40 + values + ids + kinds + filter.generic_tags.len() * 8
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::event_meta::tests::keys;
+    use crate::event_meta::RepoCoord;
+
+    fn coord(owner: u8, d: &str) -> RepoCoord {
+        RepoCoord {
+            owner: keys(owner).public_key(),
+            identifier: d.to_string(),
+        }
+    }
+
+    fn full_repo(owner: u8, d: &str) -> Vec<Item> {
+        vec![
+            Item::State(coord(owner, d)),
+            Item::RepoEvents(coord(owner, d)),
+        ]
+    }
+
+    fn count(filters: &[LayerFilter], layer: Layer) -> usize {
+        filters.iter().filter(|f| f.layer == layer).count()
+    }
+
+    #[test]
+    fn one_repo_gives_three_l2_filters() {
+        let f = build(&full_repo(1, "r"), 100);
+        assert_eq!(count(&f, Layer::L2), 3);
+        assert_eq!(count(&f, Layer::State), 1);
+    }
+
+    #[test]
+    fn two_hundred_fifty_repos_give_nine_l2_filters() {
+        let items: Vec<Item> = (0..250)
+            .flat_map(|i| full_repo(1, &format!("r{i}")))
+            .collect();
+        let f = build(&items, 100);
+        assert_eq!(count(&f, Layer::L2), 9);
+        assert_eq!(count(&f, Layer::State), 3);
+    }
+
+    #[test]
+    fn one_repo_and_one_root_give_seven_filters() {
+        let mut items = full_repo(1, "r");
+        items.push(Item::Root(EventId::all_zeros()));
+        assert_eq!(build(&items, 100).len(), 7);
+    }
+
+    #[test]
+    fn one_identifier_under_three_owners_gives_one_state_filter() {
+        let items: Vec<Item> = (1..=3).map(|o| Item::State(coord(o, "same"))).collect();
+        let f = build(&items, 100);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].layer, Layer::State);
+    }
+
+    #[test]
+    fn l1_is_announcements_and_grasp_lists() {
+        let f = build(&[Item::Announcements], 100);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            serde_json::to_string(&f[0].filter).unwrap(),
+            r#"{"kinds":[10317,30617]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&live(&f[0].filter)).unwrap(),
+            r#"{"kinds":[10317,30617],"limit":0}"#
+        );
+    }
+
+    #[test]
+    fn id_fetches_are_chunked_at_300() {
+        let ids_: Vec<EventId> = (0..650u32)
+            .map(|i| {
+                EventId::from_byte_array({
+                    let mut b = [0u8; 32];
+                    b[..4].copy_from_slice(&i.to_be_bytes());
+                    b
+                })
+            })
+            .collect();
+        let f = ids(ids_, 300);
+        assert_eq!(
+            f.iter()
+                .map(|f| f.filter.ids.as_ref().unwrap().len())
+                .collect::<Vec<_>>(),
+            vec![300, 300, 50]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_covers_every_value_once_in_any_order(mut values in prop::collection::vec(0u32..500, 0..400), size in 1usize..120) {
+            let a = chunk(values.clone(), size);
+            values.reverse();
+            let b = chunk(values.clone(), size);
+            prop_assert_eq!(&a, &b);
+            let flat: Vec<u32> = a.iter().flatten().copied().collect();
+            let unique: BTreeSet<u32> = values.iter().copied().collect();
+            prop_assert_eq!(flat.len(), unique.len());
+            prop_assert_eq!(flat.into_iter().collect::<BTreeSet<_>>(), unique);
+            prop_assert!(a.iter().all(|c| !c.is_empty() && c.len() <= size));
+        }
+    }
+}

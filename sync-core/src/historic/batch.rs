@@ -1,0 +1,98 @@
+//! A batch: one unit of historic sync for a set of items on one relay, confirmed when complete.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use nostr::{EventId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::command::SubId;
+use crate::filters::LayerFilter;
+use crate::historic::negentropy::IdFetch;
+use crate::historic::pagination::Cursor;
+use crate::item::Item;
+use crate::time::Mono;
+
+/// Why a batch was started (decides the `source` label of what it finds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Origin {
+    /// Fresh start after the first connect or a long disconnect.
+    Initial,
+    /// New items discovered while connected.
+    Discovery,
+    /// Catch-up after a quick reconnect (`since` = last complete − margin).
+    Reconnect,
+    /// Daily full reconciliation.
+    Daily,
+    /// Full reconciliation after the shell reported lag.
+    Lag,
+}
+
+/// Where a batch is in its pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Negentropy diffs running; ids found missing so far.
+    Diff { missing: BTreeSet<EventId> },
+    /// Fetching ids the diffs found.
+    Fetch(IdFetch),
+    /// REQ+EOSE with pagination over the semantic filters.
+    Req,
+}
+
+/// One request of a batch: sent when the relay has a free subscription slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A negentropy reconciliation of one semantic filter.
+    Diff(LayerFilter),
+    /// An `ids` fetch.
+    Ids(Vec<EventId>),
+    /// One page of a paginated semantic filter.
+    Page(Cursor),
+}
+
+/// A request on the wire, with what it has delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OpenRequest {
+    pub(crate) request: Request,
+    /// Times this request was re-queued after a rate-limit CLOSED.
+    pub(crate) requeues: u32,
+    /// Matching deliveries on this subscription.
+    pub(crate) delivered: usize,
+}
+
+/// A historic batch. Invariants: `open` and `queued` are both empty only while resolving;
+/// `deadline` is set iff `open` is non-empty.
+#[derive(Clone, Debug)]
+pub(crate) struct Batch {
+    /// Unique per relay.
+    pub(crate) id: u64,
+    /// Items confirmed when the batch completes (items leaving the target are removed).
+    pub(crate) items: BTreeSet<Item>,
+    /// Why it runs.
+    pub(crate) origin: Origin,
+    /// Lower bound of what it fetches (catch-up), `None` for a full pass.
+    pub(crate) since: Option<Timestamp>,
+    /// The semantic filters of `items` (for REQ+EOSE and the fallback).
+    pub(crate) filters: Vec<LayerFilter>,
+    /// Pipeline stage.
+    pub(crate) stage: Stage,
+    /// Some part could not be completed: the relay ends `ConnectedHistoricSyncFailures`.
+    pub(crate) failed: bool,
+    /// Requests on the wire.
+    pub(crate) open: BTreeMap<SubId, OpenRequest>,
+    /// Requests waiting for a subscription slot (with their requeue counts).
+    pub(crate) queued: VecDeque<(Request, u32)>,
+    /// Resolved as failed (or falls back) if no progress by then.
+    pub(crate) deadline: Option<Mono>,
+}
+
+impl Batch {
+    /// Whether nothing is on the wire or waiting.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.open.is_empty() && self.queued.is_empty()
+    }
+
+    /// Whether any request of the given shape is still open or queued.
+    pub(crate) fn has_outstanding(&self, pred: impl Fn(&Request) -> bool) -> bool {
+        self.open.values().any(|o| pred(&o.request)) || self.queued.iter().any(|(r, _)| pred(r))
+    }
+}

@@ -1,0 +1,516 @@
+//! Running batches on one relay: sending their requests as subscription slots allow, and moving
+//! each batch through diff → id fetch → (fallback) REQ pages → resolution.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use nostr::{EventId, Timestamp};
+
+use crate::command::{Command, SubId, SubKind};
+use crate::core::Ctx;
+use crate::event_meta::EventMeta;
+use crate::filters::{build, historic, ids as id_filters};
+use crate::historic::batch::{Batch, OpenRequest, Origin, Request, Stage};
+use crate::historic::negentropy::{FetchNext, IdFetch};
+use crate::historic::pagination::{Cursor, Next};
+use crate::input::NegentropyResult;
+use crate::item::Item;
+use crate::relay::health::{is_rate_limited, is_too_many};
+use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
+
+/// Times a request is re-sent after a rate-limit CLOSED before its batch fails.
+const MAX_REQUEUES: u32 = 3;
+
+impl RelayState {
+    /// Starts a batch for `items` (negentropy unless disabled or known unsupported).
+    pub(crate) fn start_batch(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        items: BTreeSet<Item>,
+        origin: Origin,
+        since: Option<Timestamp>,
+    ) {
+        let filters = build(&items, ctx.cfg.chunk_size);
+        let id = self.next_seq();
+        let use_neg = !ctx.cfg.disable_negentropy && self.neg != NegSupport::Unsupported;
+        let (stage, queued): (Stage, VecDeque<(Request, u32)>) = if use_neg {
+            ctx.stats.negentropy_batches += 1;
+            (
+                Stage::Diff {
+                    missing: BTreeSet::new(),
+                },
+                filters
+                    .iter()
+                    .cloned()
+                    .map(|f| (Request::Diff(f), 0))
+                    .collect(),
+            )
+        } else {
+            ctx.stats.req_batches += 1;
+            (Stage::Req, cursors(&filters, since))
+        };
+        if matches!(origin, Origin::Reconnect) {
+            self.catchup_pending = true;
+        }
+        let batch = Batch {
+            id,
+            items,
+            origin,
+            since,
+            filters,
+            stage,
+            failed: false,
+            open: Default::default(),
+            queued,
+            deadline: None,
+        };
+        self.pending.insert(batch);
+    }
+
+    /// Sends queued requests, oldest batch first, while subscription slots are free.
+    pub(crate) fn pump(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.status.is_live() {
+            return;
+        }
+        while self.subs.len() < self.budget.total() && !self.health.is_rate_limited(ctx.now.mono) {
+            let Some((batch, (request, requeues))) = self
+                .pending
+                .batches
+                .values_mut()
+                .find_map(|b| b.queued.pop_front().map(|r| (b.id, r)))
+            else {
+                break;
+            };
+            self.send(ctx, batch, request, requeues);
+        }
+        let idle: Vec<u64> = self
+            .pending
+            .batches
+            .values()
+            .filter(|b| b.is_idle())
+            .map(|b| b.id)
+            .collect();
+        for id in idle {
+            self.resolve(ctx, id);
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Ctx<'_>, batch_id: u64, request: Request, requeues: u32) {
+        let seq = self.next_seq();
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        let relay = self.url.clone();
+        let (sub, role, filters) = match &request {
+            Request::Diff(f) => {
+                let sub = SubId(format!("neg{batch_id}.{}.{seq}", f.layer.short()));
+                let filter = historic(&f.filter, batch.since, None, None);
+                ctx.out.push(Command::NegentropyDiff {
+                    relay,
+                    sub: sub.clone(),
+                    filter: filter.clone(),
+                });
+                (sub, SubRole::Negentropy { batch: batch_id }, vec![filter])
+            }
+            Request::Ids(ids) => {
+                let sub = SubId(format!("b{batch_id}.ids.{seq}"));
+                let filter = nostr::Filter::new().ids(ids.iter().copied());
+                ctx.stats.ids_fetched += ids.len() as u64;
+                ctx.out.push(Command::Subscribe {
+                    relay,
+                    sub: sub.clone(),
+                    kind: SubKind::Historic,
+                    filters: vec![filter.clone()],
+                });
+                (sub, SubRole::Historic { batch: batch_id }, vec![filter])
+            }
+            Request::Page(c) => {
+                let sub = SubId(format!("b{batch_id}.{}.{seq}", c.layer.short()));
+                let limit = self
+                    .budget
+                    .max_limit
+                    .map_or(ctx.cfg.page_limit, |m| m.min(ctx.cfg.page_limit));
+                let filter = c.request(limit);
+                ctx.stats.pages_requested += 1;
+                ctx.out.push(Command::Subscribe {
+                    relay,
+                    sub: sub.clone(),
+                    kind: SubKind::Historic,
+                    filters: vec![filter.clone()],
+                });
+                (sub, SubRole::Historic { batch: batch_id }, vec![filter])
+            }
+        };
+        batch.open.insert(
+            sub.clone(),
+            OpenRequest {
+                request,
+                requeues,
+                delivered: 0,
+            },
+        );
+        batch.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
+        self.pending.sub_batch.insert(sub.clone(), batch_id);
+        self.subs.insert(sub, OpenSub { role, filters });
+    }
+
+    /// Frees `n` slots for live subscriptions by closing the newest historic requests and
+    /// putting them back at the front of their batches' queues.
+    pub(crate) fn evict_historic_for(&mut self, ctx: &mut Ctx<'_>, n: usize) {
+        while self.subs.len() + n > self.budget.total() {
+            let Some((sub, batch)) = self
+                .pending
+                .sub_batch
+                .iter()
+                .next_back()
+                .map(|(s, b)| (s.clone(), *b))
+            else {
+                break;
+            };
+            self.pending.sub_batch.remove(&sub);
+            self.subs.remove(&sub);
+            ctx.out.push(Command::Unsubscribe {
+                relay: self.url.clone(),
+                sub: sub.clone(),
+            });
+            if let Some(b) = self.pending.batches.get_mut(&batch) {
+                if let Some(open) = b.open.remove(&sub) {
+                    b.queued.push_front((restart(open.request), open.requeues));
+                }
+                if b.open.is_empty() {
+                    b.deadline = None;
+                }
+            }
+        }
+    }
+
+    /// A matching delivery on a historic subscription (receipt is counted at the transport).
+    pub(crate) fn on_historic_delivery(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sub: &SubId,
+        meta: &EventMeta,
+    ) {
+        let Some(&batch_id) = self.pending.sub_batch.get(sub) else {
+            return;
+        };
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        let Some(open) = batch.open.get_mut(sub) else {
+            return;
+        };
+        open.delivered += 1;
+        match (&mut open.request, &mut batch.stage) {
+            (Request::Ids(_), Stage::Fetch(fetch)) => {
+                fetch.record(meta.id);
+            }
+            (Request::Page(cursor), _) => cursor.record(meta.id, meta.created_at),
+            _ => {}
+        }
+        batch.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
+    }
+
+    /// Takes a finished request off the wire; `None` if the subscription is not a batch's.
+    fn take_request(&mut self, sub: &SubId) -> Option<(u64, OpenRequest)> {
+        let batch_id = self.pending.sub_batch.remove(sub)?;
+        self.subs.remove(sub);
+        let batch = self.pending.batches.get_mut(&batch_id)?;
+        let open = batch.open.remove(sub)?;
+        batch.deadline = if batch.open.is_empty() {
+            None
+        } else {
+            batch.deadline
+        };
+        Some((batch_id, open))
+    }
+
+    /// EOSE on a historic subscription: close it and advance its batch.
+    pub(crate) fn on_historic_eose(&mut self, ctx: &mut Ctx<'_>, sub: &SubId) {
+        let Some((batch_id, open)) = self.take_request(sub) else {
+            return;
+        };
+        ctx.out.push(Command::Unsubscribe {
+            relay: self.url.clone(),
+            sub: sub.clone(),
+        });
+        let full_at = self
+            .budget
+            .max_limit
+            .unwrap_or(usize::MAX)
+            .min(ctx.cfg.page_full_threshold)
+            .min(ctx.cfg.page_limit);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        match open.request {
+            Request::Ids(ids) => {
+                if let Stage::Fetch(fetch) = &mut batch.stage {
+                    fetch.note_sub(ids.len(), open.delivered);
+                }
+                self.after_fetch_request(ctx, batch_id);
+            }
+            Request::Page(mut cursor) => {
+                let (next, overflow) = cursor.on_eose(full_at, ctx.cfg.max_pages_per_filter);
+                ctx.stats.same_second_overflows += u64::from(overflow);
+                match next {
+                    Next::Done => {}
+                    Next::Page => batch.queued.push_front((Request::Page(cursor), 0)),
+                    Next::Split(parts) => parts
+                        .into_iter()
+                        .rev()
+                        .for_each(|p| batch.queued.push_front((Request::Page(p), 0))),
+                    Next::CapExceeded => {
+                        ctx.stats.page_caps_hit += 1;
+                        batch.failed = true;
+                    }
+                }
+            }
+            Request::Diff(_) => self.after_diff_request(ctx, batch_id),
+        }
+        self.pump(ctx);
+    }
+
+    /// The answer to a `NegentropyDiff` command.
+    pub(crate) fn on_negentropy_result(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sub: &SubId,
+        result: NegentropyResult,
+    ) {
+        let Some((batch_id, _open)) = self.take_request(sub) else {
+            ctx.stats.late_messages += 1;
+            return;
+        };
+        match result {
+            NegentropyResult::Missing { ids } => {
+                self.neg = NegSupport::Supported;
+                if let Some(Batch {
+                    stage: Stage::Diff { missing },
+                    ..
+                }) = self.pending.batches.get_mut(&batch_id)
+                {
+                    missing.extend(ids);
+                }
+                self.after_diff_request(ctx, batch_id);
+            }
+            NegentropyResult::Unsupported { .. } => {
+                self.neg = NegSupport::Unsupported;
+                self.fallback(ctx, batch_id);
+            }
+            NegentropyResult::Failed { .. } => self.fallback(ctx, batch_id),
+        }
+        self.pump(ctx);
+    }
+
+    /// After a diff finished: when the last one is in, fetch what is missing (minus rejected).
+    fn after_diff_request(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        let chunk = ctx.cfg.id_chunk_size;
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        if batch.has_outstanding(|r| matches!(r, Request::Diff(_))) {
+            return;
+        }
+        let Stage::Diff { missing } = &mut batch.stage else {
+            return;
+        };
+        let mut ids: Vec<EventId> = std::mem::take(missing).into_iter().collect();
+        ctx.rejected.exclude(&mut ids);
+        for f in id_filters(ids.iter().copied(), chunk) {
+            batch.queued.push_back((
+                Request::Ids(f.filter.ids.into_iter().flatten().collect()),
+                0,
+            ));
+        }
+        batch.stage = Stage::Fetch(IdFetch::new(ids));
+    }
+
+    /// After an id fetch finished: when the round is complete, retry, finish or fall back.
+    fn after_fetch_request(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        let (rounds, chunk) = (ctx.cfg.id_fetch_max_rounds, ctx.cfg.id_chunk_size);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        if batch.has_outstanding(|r| matches!(r, Request::Ids(_))) {
+            return;
+        }
+        let Stage::Fetch(fetch) = &mut batch.stage else {
+            return;
+        };
+        match fetch.on_round_complete(rounds, chunk) {
+            FetchNext::Done => {}
+            FetchNext::Retry(missing, size) => {
+                for f in id_filters(missing, size) {
+                    batch.queued.push_back((
+                        Request::Ids(f.filter.ids.into_iter().flatten().collect()),
+                        0,
+                    ));
+                }
+            }
+            FetchNext::Fallback => {
+                self.neg = NegSupport::Unsupported;
+                self.fallback(ctx, batch_id);
+            }
+        }
+    }
+
+    /// Abandons negentropy for this batch: closes its requests and runs REQ+EOSE over its
+    /// semantic filters (including L1).
+    pub(crate) fn fallback(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        self.close_batch_requests(ctx, batch_id);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        ctx.stats.negentropy_fallbacks += 1;
+        batch.stage = Stage::Req;
+        batch.queued = cursors(&batch.filters, batch.since);
+    }
+
+    fn close_batch_requests(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        for sub in std::mem::take(&mut batch.open).into_keys() {
+            self.pending.sub_batch.remove(&sub);
+            self.subs.remove(&sub);
+            ctx.out.push(Command::Unsubscribe {
+                relay: self.url.clone(),
+                sub,
+            });
+        }
+        batch.queued.clear();
+        batch.deadline = None;
+    }
+
+    /// CLOSED on a historic or negentropy subscription.
+    pub(crate) fn on_historic_closed(&mut self, ctx: &mut Ctx<'_>, sub: &SubId, message: &str) {
+        let open_before = self.subs.len();
+        let Some((batch_id, open)) = self.take_request(sub) else {
+            return;
+        };
+        if is_rate_limited(message) {
+            if is_too_many(message) {
+                ctx.stats.too_many_answers += 1;
+                self.budget.shrink(open_before);
+            }
+            self.start_cooldown(ctx);
+            if let Some(batch) = self.pending.batches.get_mut(&batch_id) {
+                if open.requeues < MAX_REQUEUES {
+                    batch
+                        .queued
+                        .push_front((restart(open.request), open.requeues + 1));
+                } else {
+                    batch.failed = true;
+                }
+            }
+        } else {
+            match open.request {
+                Request::Page(_) => {
+                    if let Some(b) = self.pending.batches.get_mut(&batch_id) {
+                        b.failed = true;
+                    }
+                }
+                Request::Ids(_) | Request::Diff(_) => self.fallback(ctx, batch_id),
+            }
+        }
+        self.pump(ctx);
+    }
+
+    /// Resolves batches whose deadline passed: a silent negentropy diff falls back to REQ, any
+    /// other stage fails.
+    pub(crate) fn on_batch_deadlines(&mut self, ctx: &mut Ctx<'_>) {
+        let due: Vec<u64> = self
+            .pending
+            .batches
+            .values()
+            .filter(|b| b.deadline.is_some_and(|d| d <= ctx.now.mono))
+            .map(|b| b.id)
+            .collect();
+        for id in due {
+            let in_diff = matches!(
+                self.pending.batches.get(&id).map(|b| &b.stage),
+                Some(Stage::Diff { .. })
+            );
+            if in_diff {
+                self.neg = NegSupport::Unsupported;
+                self.fallback(ctx, id);
+            } else {
+                self.close_batch_requests(ctx, id);
+                if let Some(b) = self.pending.batches.get_mut(&id) {
+                    b.failed = true;
+                }
+            }
+        }
+        self.pump(ctx);
+    }
+
+    /// Moves a finished batch's items to confirmed (those still wanted) and re-checks status.
+    fn resolve(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        let Some(batch) = self.pending.take(batch_id) else {
+            return;
+        };
+        for item in batch.items {
+            if ctx.want.wants(&self.url, &item) {
+                self.confirmed.insert(item);
+            }
+        }
+        self.counters.batches_done += 1;
+        if batch.failed {
+            ctx.stats.batches_failed += 1;
+            self.counters.batches_failed += 1;
+            self.had_failures = true;
+        } else {
+            ctx.stats.batches_confirmed += 1;
+        }
+        if batch.origin == Origin::Reconnect
+            && !self
+                .pending
+                .batches
+                .values()
+                .any(|b| b.origin == Origin::Reconnect)
+        {
+            self.catchup_pending = false;
+        }
+        self.check_complete(ctx);
+    }
+
+    /// Leaves `Syncing` when nothing is pending and no discovery update is waiting (decided
+    /// from state, never by sleeping); a connected relay with a failed batch shows it.
+    pub(crate) fn check_complete(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.status.is_live() || !self.pending.is_empty() {
+            return;
+        }
+        if self.status == Status::Syncing && !ctx.discovery_idle {
+            return;
+        }
+        self.status = if self.had_failures {
+            Status::ConnectedHistoricSyncFailures
+        } else {
+            Status::Connected
+        };
+    }
+}
+
+/// The same request, ready to be sent again from the start of its current page.
+fn restart(mut request: Request) -> Request {
+    if let Request::Page(cursor) = &mut request {
+        cursor.reset_page();
+    }
+    request
+}
+
+/// Paginated cursors for semantic filters, with the batch's `since`.
+fn cursors(
+    filters: &[crate::filters::LayerFilter],
+    since: Option<Timestamp>,
+) -> VecDeque<(Request, u32)> {
+    filters
+        .iter()
+        .map(|f| {
+            (
+                Request::Page(Cursor::new(historic(&f.filter, since, None, None), f.layer)),
+                0,
+            )
+        })
+        .collect()
+}

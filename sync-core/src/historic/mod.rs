@@ -1,0 +1,7 @@
+//! The historic sync engine (SPEC §7): a [`batch::Batch`] per unit of work, negentropy first
+//! ([`negentropy`]), REQ+EOSE with [`pagination`] as the fallback, deadlines for everything.
+
+pub(crate) mod batch;
+pub(crate) mod engine;
+pub mod negentropy;
+pub mod pagination;

@@ -1,0 +1,34 @@
+//! The confirmed index of one relay: items whose historic sync completed on it. Connection
+//! facts (status, last connected, disconnected at) live beside it in `relay::RelayState`.
+
+use std::collections::BTreeSet;
+
+use crate::item::Item;
+
+/// Items confirmed complete on one relay. Invariant: cleared on every fresh start; an item
+/// leaves it as soon as it leaves the relay's target.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Confirmed {
+    items: BTreeSet<Item>,
+}
+
+impl Confirmed {
+    pub(crate) fn contains(&self, item: &Item) -> bool {
+        self.items.contains(item)
+    }
+    pub(crate) fn insert(&mut self, item: Item) {
+        self.items.insert(item);
+    }
+    pub(crate) fn remove(&mut self, item: &Item) -> bool {
+        self.items.remove(item)
+    }
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Item> {
+        self.items.iter()
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+}

@@ -1,0 +1,6 @@
+//! The three indexes (SPEC §6): what we want per repository ([`want`]), what is in flight per
+//! relay ([`pending`]) and what each relay has confirmed ([`confirmed`]).
+
+pub(crate) mod confirmed;
+pub(crate) mod pending;
+pub(crate) mod want;

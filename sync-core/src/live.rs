@@ -1,0 +1,143 @@
+//! Live coverage (SPEC §8): every wanted item of a connected relay is covered by a `limit: 0`
+//! subscription. Items are opened in groups of packed REQs; a group whose items shrink is
+//! closed and its remainder re-opened; when live subscriptions would exceed the budget's soft
+//! cap, everything is consolidated into as few REQs as the relay allows (live only: items
+//! already synced need no historic pass).
+
+use std::collections::BTreeSet;
+
+use crate::command::{Command, SubId, SubKind};
+use crate::core::Ctx;
+use crate::filters::{build, live};
+use crate::item::Item;
+use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
+
+impl RelayState {
+    /// Makes live coverage of `candidates` match the target: opens what is missing, closes
+    /// what is no longer wanted. Deferred (and replayed later) during a rate-limit cooldown.
+    pub(crate) fn reconcile_live(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Item>) {
+        if !self.status.is_live() {
+            return;
+        }
+        let mut add = BTreeSet::new();
+        let mut stale_groups = BTreeSet::new();
+        for item in candidates {
+            let wanted = ctx.want.wants(&self.url, item);
+            match (wanted, self.live.get(item)) {
+                (true, None) => {
+                    add.insert(item.clone());
+                }
+                (false, Some(group)) => {
+                    stale_groups.insert(*group);
+                }
+                _ => {}
+            }
+        }
+        for group in stale_groups {
+            let items = self.close_group(ctx, group);
+            add.extend(items.into_iter().filter(|i| ctx.want.wants(&self.url, i)));
+        }
+        if add.is_empty() {
+            return;
+        }
+        if self.health.is_rate_limited(ctx.now.mono) {
+            self.live_dirty = true;
+            return;
+        }
+        self.open_live(ctx, add);
+    }
+
+    /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
+    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Item>) {
+        let needed = self
+            .budget
+            .pack(
+                build(&items, ctx.cfg.chunk_size)
+                    .iter()
+                    .map(|f| live(&f.filter))
+                    .collect(),
+            )
+            .len();
+        if self.live_sub_count() > 0 && self.live_sub_count() + needed > self.budget.live_soft_cap()
+        {
+            ctx.stats.consolidations += 1;
+            let groups: Vec<u64> = self.live_groups.keys().copied().collect();
+            for g in groups {
+                items.extend(self.close_group(ctx, g));
+            }
+        }
+        let filters: Vec<_> = build(&items, ctx.cfg.chunk_size)
+            .iter()
+            .map(|f| live(&f.filter))
+            .collect();
+        let mut reqs = self.budget.pack(filters);
+        let room = self
+            .budget
+            .live_hard_cap()
+            .saturating_sub(self.live_sub_count());
+        if reqs.len() > room {
+            let dropped: usize = reqs[room..].iter().map(Vec::len).sum();
+            self.counters.live_filters_over_budget += dropped as u64;
+            reqs.truncate(room);
+        }
+        // Make room: historic requests wait for slots, live coverage does not.
+        self.evict_historic_for(ctx, reqs.len());
+        let group = self.next_seq();
+        let mut subs = Vec::with_capacity(reqs.len());
+        for filters in reqs {
+            let sub = SubId(format!("live{}", self.next_seq()));
+            ctx.out.push(Command::Subscribe {
+                relay: self.url.clone(),
+                sub: sub.clone(),
+                kind: SubKind::Live,
+                filters: filters.clone(),
+            });
+            self.subs.insert(
+                sub.clone(),
+                OpenSub {
+                    role: SubRole::Live { group },
+                    filters,
+                },
+            );
+            subs.push(sub);
+        }
+        for item in &items {
+            self.live.insert(item.clone(), group);
+        }
+        self.live_groups.insert(group, LiveGroup { subs, items });
+    }
+
+    /// Closes every subscription of a live group; returns the items it covered.
+    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Item> {
+        let Some(g) = self.live_groups.remove(&group) else {
+            return BTreeSet::new();
+        };
+        for sub in g.subs {
+            if self.subs.remove(&sub).is_some() {
+                ctx.out.push(Command::Unsubscribe {
+                    relay: self.url.clone(),
+                    sub,
+                });
+            }
+        }
+        for item in &g.items {
+            self.live.remove(item);
+        }
+        g.items
+    }
+
+    /// The relay closed a live subscription: its group loses coverage until the repair
+    /// deadline, after which it is re-opened and the gap caught up.
+    pub(crate) fn on_live_closed(&mut self, ctx: &mut Ctx<'_>, sub: &SubId, group: u64) {
+        self.subs.remove(sub);
+        if let Some(g) = self.live_groups.get_mut(&group) {
+            g.subs.retain(|s| s != sub);
+        }
+        self.close_group(ctx, group);
+        let wall = ctx.now.wall;
+        self.live_gap_since = Some(self.live_gap_since.map_or(wall, |t| t.min(wall)));
+        let cooldown_end = self.health.rate_limited_until.unwrap_or(ctx.now.mono);
+        self.live_repair_at =
+            Some(cooldown_end.max(ctx.now.mono.plus_ms(ctx.cfg.rate_limit_cooldown_ms)));
+    }
+}

@@ -1,0 +1,133 @@
+//! The three-way diff (SPEC §6): `target − pending − confirmed` per relay is the only place that
+//! decides new work, for every trigger. It also decides removals when a target shrinks.
+//! Work is proportional to the candidates passed in: a discovery batch passes the items it
+//! touched, a (re)connect or resync passes the relay's whole target.
+
+use std::collections::BTreeSet;
+
+use crate::core::Ctx;
+use crate::historic::batch::Origin;
+use crate::item::Item;
+use crate::relay::RelayState;
+
+/// What the diff decided for one relay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actions {
+    /// Wanted, neither pending nor confirmed: start a historic batch for these.
+    pub historic_new: BTreeSet<Item>,
+    /// No longer wanted: drop from pending and confirmed (live coverage shrinks too).
+    pub dropped: BTreeSet<Item>,
+}
+
+/// The diff over `candidates`, given membership tests for the three indexes.
+pub fn compute_actions<'a>(
+    candidates: impl IntoIterator<Item = &'a Item>,
+    wants: impl Fn(&Item) -> bool,
+    pending: impl Fn(&Item) -> bool,
+    confirmed: impl Fn(&Item) -> bool,
+) -> Actions {
+    let mut actions = Actions::default();
+    for item in candidates {
+        if !wants(item) {
+            if pending(item) || confirmed(item) {
+                actions.dropped.insert(item.clone());
+            }
+        } else if !pending(item) && !confirmed(item) {
+            actions.historic_new.insert(item.clone());
+        }
+    }
+    actions
+}
+
+/// Every item the relay might need to act on: its target plus whatever it holds.
+pub(crate) fn all_candidates(relay: &RelayState, ctx: &Ctx<'_>) -> BTreeSet<Item> {
+    let mut c = ctx.want.target(&relay.url);
+    c.extend(relay.confirmed.iter().cloned());
+    c.extend(relay.live.keys().cloned());
+    c.extend(
+        relay
+            .pending
+            .batches
+            .values()
+            .flat_map(|b| b.items.iter().cloned()),
+    );
+    c
+}
+
+impl RelayState {
+    /// Applies the diff for `candidates`: drops what is no longer wanted, adjusts live coverage,
+    /// starts one historic batch for new items, and sends what the budget allows.
+    pub(crate) fn plan(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Item>, origin: Origin) {
+        if !self.status.is_live() {
+            return;
+        }
+        let url = self.url.clone();
+        let actions = compute_actions(
+            candidates,
+            |i| ctx.want.wants(&url, i),
+            |i| self.pending.contains(i),
+            |i| self.confirmed.contains(i),
+        );
+        for item in &actions.dropped {
+            self.pending.remove_item(item);
+            self.confirmed.remove(item);
+        }
+        self.reconcile_live(ctx, candidates);
+        if !actions.historic_new.is_empty() {
+            self.start_batch(ctx, actions.historic_new, origin, None);
+        }
+        self.pump(ctx);
+        self.check_complete(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::event_meta::tests::keys;
+    use crate::event_meta::RepoCoord;
+
+    fn item(n: u8) -> Item {
+        match n % 3 {
+            0 => Item::State(RepoCoord {
+                owner: keys(1).public_key(),
+                identifier: n.to_string(),
+            }),
+            1 => Item::RepoEvents(RepoCoord {
+                owner: keys(1).public_key(),
+                identifier: n.to_string(),
+            }),
+            _ => Item::Root(nostr::EventId::from_byte_array([n; 32])),
+        }
+    }
+
+    proptest! {
+        /// The diff never re-requests a pending or confirmed item, never drops a wanted one,
+        /// and every wanted item ends up requested, pending or confirmed.
+        #[test]
+        fn diff_never_rerequests_pending_or_confirmed(
+            cands in prop::collection::btree_set(0u8..60, 0..60),
+            wanted in prop::collection::btree_set(0u8..60, 0..60),
+            pending in prop::collection::btree_set(0u8..60, 0..60),
+            confirmed in prop::collection::btree_set(0u8..60, 0..60),
+        ) {
+            let items: Vec<Item> = cands.iter().map(|n| item(*n)).collect();
+            let set = |s: &BTreeSet<u8>| s.iter().map(|n| item(*n)).collect::<BTreeSet<Item>>();
+            let (w, p, c) = (set(&wanted), set(&pending), set(&confirmed));
+            let a = compute_actions(&items, |i| w.contains(i), |i| p.contains(i), |i| c.contains(i));
+            for i in &a.historic_new {
+                prop_assert!(!p.contains(i) && !c.contains(i) && w.contains(i));
+            }
+            for i in &a.dropped {
+                prop_assert!(!w.contains(i));
+            }
+            for i in &items {
+                if w.contains(i) {
+                    prop_assert!(a.historic_new.contains(i) || p.contains(i) || c.contains(i));
+                }
+            }
+        }
+    }
+}

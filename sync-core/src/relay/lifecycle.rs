@@ -1,0 +1,383 @@
+//! The relay lifecycle (SPEC §5): connect when wanted and backoff allows; fresh start, quick
+//! reconnect with a real catch-up `since`, daily resync; cooldowns; reaping by empty target.
+//! Connect and disconnect decisions read the target, never what the relay has confirmed.
+
+use nostr::Timestamp;
+
+use crate::command::Command;
+use crate::core::{Ctx, SyncCore};
+use crate::event_meta::EventMeta;
+use crate::historic::batch::Origin;
+use crate::plan::all_candidates;
+use crate::relay::health::{
+    classify, is_negentropy_unsupported, is_rate_limited, is_too_many, ErrorClass,
+};
+use crate::relay::{NegSupport, RelayState, Status};
+use crate::time::{Earliest, TimerKind};
+use crate::url::RelayUrl;
+
+/// Startup jitter applies to relays first seen within this long of the core's start.
+const STARTUP_PERIOD_MS: u64 = 60_000;
+
+impl SyncCore {
+    /// Tracks `url` if it is not tracked yet (first attempt jittered during startup).
+    pub(crate) fn ensure_relay(&mut self, url: &RelayUrl) {
+        if self.relays.contains_key(url) {
+            return;
+        }
+        let mut state = RelayState::new(url.clone(), self.seed, &self.cfg, self.now.mono);
+        if self.now.mono.since_ms(self.started_at) < STARTUP_PERIOD_MS {
+            let jitter = state.rng.uniform(0, self.cfg.startup_jitter_ms);
+            state.health.next_attempt_at = self.now.mono.plus_ms(jitter);
+        }
+        state.bootstrap = self.bootstrap.contains(url);
+        self.relays.insert(url.clone(), state);
+    }
+
+    /// The relay's target became empty: disconnect it (or forget it if not connected).
+    pub(crate) fn reap(&mut self, url: &RelayUrl, out: &mut Vec<Command>) {
+        let Some(r) = self.relays.get_mut(url) else {
+            return;
+        };
+        match r.status {
+            Status::Disconnected => {
+                self.relays.remove(url);
+            }
+            Status::Disconnecting => {}
+            _ => {
+                out.push(Command::Disconnect { relay: url.clone() });
+                r.drop_connection_state();
+                r.status = Status::Disconnecting;
+                r.status_deadline = Some(self.now.mono.plus_ms(self.cfg.disconnect_timeout_ms));
+            }
+        }
+    }
+
+    fn is_wanted(&self, url: &RelayUrl) -> bool {
+        self.want.has_target(url) || self.bootstrap.contains(url)
+    }
+
+    pub(crate) fn on_connected(&mut self, url: &RelayUrl, out: &mut Vec<Command>) {
+        let Some((r, mut ctx)) = self.relay_ctx(url, out) else {
+            return;
+        };
+        if r.status != Status::Connecting {
+            ctx.stats.ignored_inputs += 1;
+            return;
+        }
+        r.counters.connects_ok += 1;
+        r.status = Status::Syncing;
+        r.status_deadline = None;
+        r.connected_at = Some(ctx.now.mono);
+        let quick = r
+            .disconnected_at
+            .is_some_and(|d| ctx.now.mono.since_ms(d) < ctx.cfg.quick_reconnect_window_ms)
+            && r.synced_through.is_some()
+            && r.confirmed.len() > 0;
+        r.schedule_daily(&mut ctx);
+        if quick {
+            let since = r.catchup_since(&ctx, r.synced_through);
+            let items = r
+                .confirmed
+                .iter()
+                .filter(|i| ctx.want.wants(&r.url, i))
+                .cloned()
+                .collect();
+            r.start_batch(&mut ctx, items, Origin::Reconnect, Some(since));
+        } else {
+            r.confirmed.clear();
+            r.had_failures = false;
+            r.catchup_pending = false;
+        }
+        let candidates = all_candidates(r, &ctx);
+        r.plan(&mut ctx, &candidates, Origin::Initial);
+    }
+
+    pub(crate) fn on_connect_failed(
+        &mut self,
+        url: &RelayUrl,
+        error: &str,
+        out: &mut Vec<Command>,
+    ) {
+        let wanted = self.is_wanted(url);
+        let Some((r, mut ctx)) = self.relay_ctx(url, out) else {
+            return;
+        };
+        match r.status {
+            Status::Connecting => r.connect_failed(&mut ctx, classify(error)),
+            Status::Disconnecting => r.status = Status::Disconnected,
+            _ => ctx.stats.ignored_inputs += 1,
+        }
+        if !wanted && r.status == Status::Disconnected {
+            self.relays.remove(url);
+        }
+    }
+
+    pub(crate) fn on_disconnected(&mut self, url: &RelayUrl, out: &mut Vec<Command>) {
+        let wanted = self.is_wanted(url);
+        let Some((r, mut ctx)) = self.relay_ctx(url, out) else {
+            return;
+        };
+        match r.status {
+            Status::Disconnected => ctx.stats.ignored_inputs += 1,
+            Status::Connecting => r.connect_failed(&mut ctx, ErrorClass::Other),
+            Status::Disconnecting => {
+                r.status = Status::Disconnected;
+                r.disconnected_at = Some(ctx.now.mono);
+                r.status_deadline = None;
+            }
+            Status::Syncing | Status::Connected | Status::ConnectedHistoricSyncFailures => {
+                r.connection_lost(&mut ctx)
+            }
+        }
+        if !wanted && r.status == Status::Disconnected {
+            self.relays.remove(url);
+        }
+    }
+
+    /// The shell lost messages: reconcile the relay (or all relays) from scratch, keeping live.
+    pub(crate) fn on_lagged(&mut self, relay: Option<&RelayUrl>, out: &mut Vec<Command>) {
+        let urls: Vec<RelayUrl> = match relay {
+            Some(u) => vec![u.clone()],
+            None => self.relays.keys().cloned().collect(),
+        };
+        for url in urls {
+            if let Some((r, mut ctx)) = self.relay_ctx(&url, out) {
+                r.resync(&mut ctx, Origin::Lag);
+            }
+        }
+    }
+
+    /// Runs the relay's due timers: connect, timeouts, batch deadlines, daily resync, cooldown
+    /// end, live repair.
+    pub(crate) fn run_relay_timers(&mut self, url: &RelayUrl, out: &mut Vec<Command>) {
+        let wanted = self.is_wanted(url);
+        let Some((r, mut ctx)) = self.relay_ctx(url, out) else {
+            return;
+        };
+        let now = ctx.now.mono;
+        match r.status {
+            Status::Disconnected if wanted && r.health.next_attempt_at <= now => {
+                ctx.stats.connect_attempts += 1;
+                ctx.out.push(Command::Connect {
+                    relay: r.url.clone(),
+                });
+                r.status = Status::Connecting;
+                r.status_deadline = Some(now.plus_ms(ctx.cfg.connect_timeout_ms));
+            }
+            Status::Connecting if r.status_deadline.is_some_and(|d| d <= now) => {
+                ctx.out.push(Command::Disconnect {
+                    relay: r.url.clone(),
+                });
+                r.connect_failed(&mut ctx, ErrorClass::Other);
+            }
+            Status::Disconnecting if r.status_deadline.is_some_and(|d| d <= now) => {
+                r.status = Status::Disconnected;
+                r.status_deadline = None;
+                r.disconnected_at = Some(now);
+            }
+            s if s.is_live() => r.run_live_timers(&mut ctx),
+            _ => {}
+        }
+        if !wanted && r.status == Status::Disconnected {
+            self.relays.remove(url);
+        }
+    }
+}
+
+impl RelayState {
+    fn schedule_daily(&mut self, ctx: &mut Ctx<'_>) {
+        let wait = self
+            .rng
+            .uniform(ctx.cfg.daily_resync_min_ms, ctx.cfg.daily_resync_max_ms);
+        self.daily_at = Some(ctx.now.mono.plus_ms(wait));
+    }
+
+    fn catchup_since(&self, ctx: &Ctx<'_>, through: Option<Timestamp>) -> Timestamp {
+        let through = through.unwrap_or(ctx.now.wall).as_secs();
+        Timestamp::from(through.saturating_sub(ctx.cfg.since_margin_secs))
+    }
+
+    fn connect_failed(&mut self, ctx: &mut Ctx<'_>, class: ErrorClass) {
+        self.counters.connects_failed += 1;
+        self.status = Status::Disconnected;
+        self.status_deadline = None;
+        self.health
+            .record_failure(ctx.now.mono, class, ctx.cfg, &mut self.rng);
+    }
+
+    /// An unexpected disconnect from a live status.
+    fn connection_lost(&mut self, ctx: &mut Ctx<'_>) {
+        let stable = self
+            .connected_at
+            .is_some_and(|c| ctx.now.mono.since_ms(c) >= ctx.cfg.stable_connection_ms);
+        if !self.catchup_pending && self.live_gap_since.is_none() {
+            self.synced_through = Some(ctx.now.wall);
+        }
+        self.drop_connection_state();
+        self.status = Status::Disconnected;
+        self.disconnected_at = Some(ctx.now.mono);
+        if stable {
+            self.health.reset();
+        }
+        self.health
+            .record_failure(ctx.now.mono, ErrorClass::Other, ctx.cfg, &mut self.rng);
+    }
+
+    /// A full reconciliation on the open connection: pending and confirmed are cleared, live
+    /// subscriptions are kept (they already cover the target), NIP-77 support is re-tried.
+    pub(crate) fn resync(&mut self, ctx: &mut Ctx<'_>, origin: Origin) {
+        if !self.status.is_live() {
+            return;
+        }
+        let ids: Vec<u64> = self.pending.batches.keys().copied().collect();
+        for id in ids {
+            self.fallback_close(ctx, id);
+        }
+        self.pending.clear();
+        self.confirmed.clear();
+        self.had_failures = false;
+        self.catchup_pending = false;
+        self.neg = NegSupport::Unknown;
+        self.status = Status::Syncing;
+        let candidates = all_candidates(self, ctx);
+        self.plan(ctx, &candidates, origin);
+    }
+
+    fn fallback_close(&mut self, ctx: &mut Ctx<'_>, batch: u64) {
+        let subs: Vec<_> = self
+            .pending
+            .sub_batch
+            .iter()
+            .filter(|(_, b)| **b == batch)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for sub in subs {
+            self.subs.remove(&sub);
+            ctx.out.push(Command::Unsubscribe {
+                relay: self.url.clone(),
+                sub,
+            });
+        }
+    }
+
+    fn run_live_timers(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now.mono;
+        if self.health.rate_limited_until.is_some_and(|t| t <= now) {
+            self.health.rate_limited_until = None;
+            if std::mem::take(&mut self.live_dirty) {
+                let candidates = all_candidates(self, ctx);
+                self.reconcile_live(ctx, &candidates);
+            }
+            self.pump(ctx);
+        }
+        if self.live_repair_at.is_some_and(|t| t <= now) && !self.health.is_rate_limited(now) {
+            self.repair_live(ctx);
+        }
+        self.on_batch_deadlines(ctx);
+        if self.daily_at.is_some_and(|t| t <= now) {
+            self.schedule_daily(ctx);
+            if self.status != Status::Syncing {
+                self.resync(ctx, Origin::Daily);
+            }
+        }
+    }
+
+    /// Re-opens live coverage lost to a CLOSED and catches up the gap for confirmed items.
+    fn repair_live(&mut self, ctx: &mut Ctx<'_>) {
+        self.live_repair_at = None;
+        let candidates = all_candidates(self, ctx);
+        let uncovered: std::collections::BTreeSet<_> = self
+            .confirmed
+            .iter()
+            .filter(|i| !self.live.contains_key(*i) && ctx.want.wants(&self.url, i))
+            .cloned()
+            .collect();
+        self.reconcile_live(ctx, &candidates);
+        if let Some(gap) = self.live_gap_since.take() {
+            let items: std::collections::BTreeSet<_> = uncovered
+                .into_iter()
+                .filter(|i| !self.pending.contains(i))
+                .collect();
+            if !items.is_empty() {
+                let since = self.catchup_since(ctx, Some(gap));
+                self.start_batch(ctx, items, Origin::Reconnect, Some(since));
+            }
+        }
+        self.pump(ctx);
+    }
+
+    /// Starts (or extends) a rate-limit cooldown: no new subscription until it ends.
+    pub(crate) fn start_cooldown(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.health.is_rate_limited(ctx.now.mono) {
+            ctx.stats.rate_limits += 1;
+        }
+        self.health.rate_limited_until = Some(ctx.now.mono.plus_ms(ctx.cfg.rate_limit_cooldown_ms));
+    }
+
+    pub(crate) fn on_notice(&mut self, ctx: &mut Ctx<'_>, message: &str) {
+        if is_negentropy_unsupported(message) && !is_rate_limited(message) {
+            self.neg = NegSupport::Unsupported;
+            let diffs: Vec<u64> = self
+                .pending
+                .batches
+                .values()
+                .filter(|b| matches!(b.stage, crate::historic::batch::Stage::Diff { .. }))
+                .map(|b| b.id)
+                .collect();
+            for id in diffs {
+                self.fallback(ctx, id);
+            }
+            self.pump(ctx);
+        } else if is_rate_limited(message) {
+            if is_too_many(message) {
+                ctx.stats.too_many_answers += 1;
+                self.budget.shrink(self.subs.len());
+            }
+            self.start_cooldown(ctx);
+        }
+    }
+
+    /// Whether a newly saved event found by a batch of `origin` reveals a live-sync gap: found
+    /// by a daily or lag resync, or by a catch-up although it predates the disconnect.
+    pub(crate) fn is_gap_event(&self, origin: Option<Origin>, event: &EventMeta) -> bool {
+        match origin {
+            Some(Origin::Daily | Origin::Lag) => true,
+            Some(Origin::Reconnect) => self.synced_through.is_some_and(|t| event.created_at < t),
+            _ => false,
+        }
+    }
+
+    /// Offers this relay's timers to `e`.
+    pub(crate) fn offer_deadlines(&self, e: &mut Earliest, wanted: bool) {
+        let url = Some(&self.url);
+        match self.status {
+            Status::Disconnected if wanted => {
+                e.offer(Some(self.health.next_attempt_at), TimerKind::Reconnect, url)
+            }
+            Status::Connecting => e.offer(self.status_deadline, TimerKind::ConnectTimeout, url),
+            Status::Disconnecting => {
+                e.offer(self.status_deadline, TimerKind::DisconnectTimeout, url)
+            }
+            s if s.is_live() => {
+                e.offer(
+                    self.health.rate_limited_until,
+                    TimerKind::RateLimitCooldown,
+                    url,
+                );
+                e.offer(self.live_repair_at, TimerKind::RateLimitCooldown, url);
+                e.offer(self.daily_at, TimerKind::DailyResync, url);
+                e.offer(
+                    self.pending
+                        .batches
+                        .values()
+                        .filter_map(|b| b.deadline)
+                        .min(),
+                    TimerKind::BatchDeadline,
+                    url,
+                );
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Per-relay state: lifecycle status, health, budget, open subscriptions, live coverage, and the
+//! relay's slices of the pending and confirmed indexes.
+
+pub mod health;
+pub(crate) mod lifecycle;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nostr::{Filter, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::budget::Budget;
+use crate::command::SubId;
+use crate::config::Config;
+use crate::index::confirmed::Confirmed;
+use crate::index::pending::Pending;
+use crate::item::Item;
+use crate::rng::RelayRng;
+use crate::time::Mono;
+use crate::url::RelayUrl;
+use health::Health;
+
+/// Connection status (`ngit_sync_relay_connected`). Every status has an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// Not connected; a connect is scheduled while the relay is wanted.
+    Disconnected,
+    /// A connect was sent; answered by `Connected`/`ConnectFailed` or the connect timeout.
+    Connecting,
+    /// Connected, historic sync running.
+    Syncing,
+    /// Historic sync complete, live sync active.
+    Connected,
+    /// Connected, some historic batch could not be completed, live sync active.
+    ConnectedHistoricSyncFailures,
+    /// Intentional disconnect in progress; ends on `Disconnected` or the disconnect timeout.
+    Disconnecting,
+}
+
+impl Status {
+    /// The metric value (0 Disconnected … 5 Disconnecting).
+    #[must_use]
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Disconnected => 0,
+            Self::Connecting => 1,
+            Self::Syncing => 2,
+            Self::Connected => 3,
+            Self::ConnectedHistoricSyncFailures => 4,
+            Self::Disconnecting => 5,
+        }
+    }
+
+    /// Whether live subscriptions may be open (the connection is up and ours).
+    #[must_use]
+    pub const fn is_live(self) -> bool {
+        matches!(
+            self,
+            Self::Syncing | Self::Connected | Self::ConnectedHistoricSyncFailures
+        )
+    }
+}
+
+/// What we know of a relay's NIP-77 support.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NegSupport {
+    /// Not tried since the last daily resync.
+    Unknown,
+    /// A reconciliation succeeded.
+    Supported,
+    /// Refused, silent, or its id fetches came back empty: REQ+EOSE until the next daily resync.
+    Unsupported,
+}
+
+/// What an open subscription is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SubRole {
+    /// Part of live group `group`.
+    Live { group: u64 },
+    /// A historic REQ of batch `batch`.
+    Historic { batch: u64 },
+    /// A negentropy reconciliation of batch `batch`.
+    Negentropy { batch: u64 },
+}
+
+/// An open subscription with its filters (deliveries outside them are ignored and counted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OpenSub {
+    pub(crate) role: SubRole,
+    pub(crate) filters: Vec<Filter>,
+}
+
+/// Live subscriptions opened together for a set of items.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LiveGroup {
+    pub(crate) subs: Vec<SubId>,
+    pub(crate) items: BTreeSet<Item>,
+}
+
+/// Per-relay counters (exported per relay).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayCounters {
+    /// Connection attempts that succeeded.
+    pub connects_ok: u64,
+    /// Connection attempts that failed (errors and timeouts).
+    pub connects_failed: u64,
+    /// Events delivered by this relay (any outcome).
+    pub events_delivered: u64,
+    /// Events the host newly saved from this relay.
+    pub events_saved: u64,
+    /// Events first found by catch-up or daily resync although live sync was on.
+    pub gap_events: u64,
+    /// Deliveries that did not match their subscription's filters.
+    pub out_of_filter: u64,
+    /// Historic batches resolved.
+    pub batches_done: u64,
+    /// Historic batches that failed.
+    pub batches_failed: u64,
+    /// Live filters that did not fit the subscription budget.
+    pub live_filters_over_budget: u64,
+}
+
+/// Everything the core tracks for one relay.
+#[derive(Clone, Debug)]
+pub(crate) struct RelayState {
+    pub(crate) url: RelayUrl,
+    /// Lifecycle status; only `lifecycle.rs` changes it.
+    pub(crate) status: Status,
+    /// A bootstrap relay is a target without any repository and is never reaped.
+    pub(crate) bootstrap: bool,
+    /// This relay's random stream.
+    pub(crate) rng: RelayRng,
+    /// Failures, backoff, cooldown.
+    pub(crate) health: Health,
+    /// Subscription limits.
+    pub(crate) budget: Budget,
+    /// NIP-77 support; reset to `Unknown` by the daily resync.
+    pub(crate) neg: NegSupport,
+    /// When the current connection opened (live statuses only).
+    pub(crate) connected_at: Option<Mono>,
+    /// When the last connection closed.
+    pub(crate) disconnected_at: Option<Mono>,
+    /// Wall time through which every confirmed item is complete (set at disconnect when no
+    /// catch-up was outstanding); `since` of the next catch-up is this minus the margin.
+    pub(crate) synced_through: Option<Timestamp>,
+    /// A quick-reconnect or live-repair catch-up batch has not completed yet.
+    pub(crate) catchup_pending: bool,
+    /// Connect timeout (Connecting) or disconnect timeout (Disconnecting).
+    pub(crate) status_deadline: Option<Mono>,
+    /// Next daily resync (live statuses only).
+    pub(crate) daily_at: Option<Mono>,
+    /// Live coverage lost to a CLOSED is restored then.
+    pub(crate) live_repair_at: Option<Mono>,
+    /// Wall time since which some live coverage was missing (catch-up `since` after repair).
+    pub(crate) live_gap_since: Option<Timestamp>,
+    /// Live work deferred by a cooldown; replayed when it ends.
+    pub(crate) live_dirty: bool,
+    /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
+    pub(crate) subs: BTreeMap<SubId, OpenSub>,
+    /// Live coverage: item → group; every group's items map back to it.
+    pub(crate) live: BTreeMap<Item, u64>,
+    /// Live groups by id.
+    pub(crate) live_groups: BTreeMap<u64, LiveGroup>,
+    /// Batches in flight.
+    pub(crate) pending: Pending,
+    /// Items confirmed complete.
+    pub(crate) confirmed: Confirmed,
+    /// Some batch failed since the last fresh start.
+    pub(crate) had_failures: bool,
+    /// Counter for subscription, batch and group ids (unique for the life of the core).
+    pub(crate) seq: u64,
+    /// Exported counters.
+    pub(crate) counters: RelayCounters,
+}
+
+impl RelayState {
+    pub(crate) fn new(url: RelayUrl, seed: u64, cfg: &Config, first_attempt_at: Mono) -> Self {
+        let rng = RelayRng::new(seed, &url);
+        Self {
+            url,
+            status: Status::Disconnected,
+            bootstrap: false,
+            rng,
+            health: Health {
+                next_attempt_at: first_attempt_at,
+                ..Health::default()
+            },
+            budget: Budget::new(cfg),
+            neg: NegSupport::Unknown,
+            connected_at: None,
+            disconnected_at: None,
+            synced_through: None,
+            catchup_pending: false,
+            status_deadline: None,
+            daily_at: None,
+            live_repair_at: None,
+            live_gap_since: None,
+            live_dirty: false,
+            subs: BTreeMap::new(),
+            live: BTreeMap::new(),
+            live_groups: BTreeMap::new(),
+            pending: Pending::default(),
+            confirmed: Confirmed::default(),
+            had_failures: false,
+            seq: 0,
+            counters: RelayCounters::default(),
+        }
+    }
+
+    /// A fresh id number.
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Live subscriptions open.
+    pub(crate) fn live_sub_count(&self) -> usize {
+        self.live_groups.values().map(|g| g.subs.len()).sum()
+    }
+
+    /// Forgets everything tied to the connection (the socket is gone or going).
+    pub(crate) fn drop_connection_state(&mut self) {
+        self.subs.clear();
+        self.live.clear();
+        self.live_groups.clear();
+        self.pending.clear();
+        self.status_deadline = None;
+        self.daily_at = None;
+        self.live_repair_at = None;
+        self.live_dirty = false;
+        self.connected_at = None;
+    }
+}

@@ -1,0 +1,171 @@
+//! Read-only views of relays for metrics, status pages, invariants and snapshots.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::relay::health::{ErrorClass, HealthState};
+use crate::relay::{NegSupport, RelayCounters, RelayState, Status};
+use crate::time::Now;
+use crate::url::RelayUrl;
+
+/// A borrowed view of one relay.
+#[derive(Clone, Copy, Debug)]
+pub struct RelayView<'a> {
+    state: &'a RelayState,
+    now: Now,
+    cfg: &'a Config,
+}
+
+impl<'a> RelayView<'a> {
+    pub(crate) fn new(state: &'a RelayState, now: Now, cfg: &'a Config) -> Self {
+        Self { state, now, cfg }
+    }
+
+    /// The relay.
+    #[must_use]
+    pub fn url(&self) -> &'a RelayUrl {
+        &self.state.url
+    }
+
+    /// Lifecycle status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.state.status
+    }
+
+    /// Health as exported.
+    #[must_use]
+    pub fn health(&self) -> HealthState {
+        let h = &self.state.health;
+        if h.is_rate_limited(self.now.mono) {
+            HealthState::RateLimited
+        } else if h.is_dead(self.now.mono, self.cfg) {
+            HealthState::Dead
+        } else if h.failures > 0 {
+            HealthState::Degraded
+        } else if self.state.status.is_live() {
+            HealthState::Healthy
+        } else {
+            HealthState::Disconnected
+        }
+    }
+
+    /// Consecutive failures.
+    #[must_use]
+    pub fn failures(&self) -> u32 {
+        self.state.health.failures
+    }
+
+    /// The error class that put the relay on the naughty list, if any.
+    #[must_use]
+    pub fn naughty(&self) -> Option<ErrorClass> {
+        self.state.health.naughty
+    }
+
+    /// Whether this is a bootstrap relay.
+    #[must_use]
+    pub fn is_bootstrap(&self) -> bool {
+        self.state.bootstrap
+    }
+
+    /// Open subscriptions (live, historic and negentropy).
+    #[must_use]
+    pub fn open_subscriptions(&self) -> usize {
+        self.state.subs.len()
+    }
+
+    /// Open subscription ids, in order.
+    pub fn subscription_ids(&self) -> impl Iterator<Item = &'a str> {
+        self.state.subs.keys().map(|s| s.0.as_str())
+    }
+
+    /// Open live subscriptions.
+    #[must_use]
+    pub fn live_subscriptions(&self) -> usize {
+        self.state.live_sub_count()
+    }
+
+    /// The subscription budget in force.
+    #[must_use]
+    pub fn budget(&self) -> usize {
+        self.state.budget.total()
+    }
+
+    /// Batches in flight.
+    #[must_use]
+    pub fn pending_batches(&self) -> usize {
+        self.state.pending.len()
+    }
+
+    /// Items confirmed complete.
+    #[must_use]
+    pub fn confirmed_items(&self) -> usize {
+        self.state.confirmed.len()
+    }
+
+    /// Items covered by live subscriptions.
+    #[must_use]
+    pub fn live_items(&self) -> usize {
+        self.state.live.len()
+    }
+
+    /// NIP-77 support as known.
+    #[must_use]
+    pub fn negentropy(&self) -> NegSupport {
+        self.state.neg
+    }
+
+    /// Per-relay counters.
+    #[must_use]
+    pub fn counters(&self) -> &'a RelayCounters {
+        &self.state.counters
+    }
+
+    /// An owned, serialisable snapshot of this view.
+    #[must_use]
+    pub fn snapshot(&self) -> RelaySnapshot {
+        RelaySnapshot {
+            url: self.url().clone(),
+            status: self.status(),
+            status_code: self.status().code(),
+            health: self.health(),
+            health_code: self.health().code(),
+            failures: self.failures(),
+            naughty: self.naughty(),
+            bootstrap: self.is_bootstrap(),
+            open_subscriptions: self.open_subscriptions(),
+            live_subscriptions: self.live_subscriptions(),
+            budget: self.budget(),
+            pending_batches: self.pending_batches(),
+            confirmed_items: self.confirmed_items(),
+            live_items: self.live_items(),
+            negentropy: self.negentropy(),
+            counters: self.counters().clone(),
+        }
+    }
+}
+
+/// An owned per-relay status snapshot (JSON-serialisable) for a host's status page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(
+    missing_docs,
+    reason = "each field mirrors the RelayView accessor of the same name"
+)]
+pub struct RelaySnapshot {
+    pub url: RelayUrl,
+    pub status: Status,
+    pub status_code: u8,
+    pub health: HealthState,
+    pub health_code: u8,
+    pub failures: u32,
+    pub naughty: Option<ErrorClass>,
+    pub bootstrap: bool,
+    pub open_subscriptions: usize,
+    pub live_subscriptions: usize,
+    pub budget: usize,
+    pub pending_batches: usize,
+    pub confirmed_items: usize,
+    pub live_items: usize,
+    pub negentropy: NegSupport,
+    pub counters: RelayCounters,
+}

@@ -1,0 +1,408 @@
+//! Named scenarios as insta snapshots: each table is one step per line (relative time, input,
+//! the commands it caused, relay statuses after it). Review changes with `cargo insta review`.
+
+mod support;
+
+use support::*;
+use sync_core::{Config, Input, NegSupport, Status, SyncLevel};
+
+const OUR: &str = "wss://our.relay";
+const R0: &str = "wss://r0.example";
+const R1: &str = "wss://r1.example";
+
+fn cfg() -> Config {
+    Config {
+        own_relay_urls: vec![OUR.into()],
+        startup_jitter_ms: 0,
+        ..Config::default()
+    }
+}
+
+/// A world where alice's repo `repo` lists our relay and `relays`; r0 holds the announcement,
+/// a state event, a patch and a comment on it. The announcement is accepted at +0s.
+fn world_with_repo(cfg: Config, relays: &[&str], remote: Remote) -> World {
+    let mut w = World::new(cfg, 7);
+    let alice = keys(1);
+    w.alias_key(&alice, "alice");
+    let mut listed = vec![OUR];
+    listed.extend_from_slice(relays);
+    let ann = announcement(1, &alice, "repo", &listed, 1_000);
+    let state = ev(2, alice.public_key(), 30618, 1_001, &[('d', "repo".into())]);
+    let patch = ev(
+        3,
+        keys(2).public_key(),
+        1617,
+        1_002,
+        &[('a', coord(&alice, "repo"))],
+    );
+    let comment = ev(
+        4,
+        keys(3).public_key(),
+        1111,
+        1_003,
+        &[('E', patch.id.to_hex())],
+    );
+    for (e, name) in [
+        (&ann, "ann"),
+        (&state, "state"),
+        (&patch, "patch"),
+        (&comment, "comment"),
+    ] {
+        w.alias_event(e, name);
+    }
+    let mut remote = remote;
+    remote.events.extend([ann.clone(), state, patch, comment]);
+    for r in relays {
+        w.remote(r, remote.clone());
+    }
+    w.store.insert(ann.id);
+    w.feed(Input::Accepted { event: ann });
+    w
+}
+
+#[test]
+fn fresh_start() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(60_000);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    assert_eq!(
+        w.store.len(),
+        4,
+        "announcement, state, patch and comment are stored"
+    );
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn quick_reconnect_fetches_the_gap() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(60_000);
+    w.lines.clear();
+    w.remotes.get_mut(&url(R0)).unwrap().down = true;
+    w.feed(Input::Disconnected { relay: url(R0) });
+    // Two minutes down; a patch is published meanwhile.
+    let gap = ev(
+        50,
+        keys(4).public_key(),
+        1617,
+        WALL0 + 90,
+        &[('a', coord(&keys(1), "repo"))],
+    );
+    w.alias_event(&gap, "gap-patch");
+    w.publish(R0, gap.clone());
+    w.run_until(180_000);
+    w.remotes.get_mut(&url(R0)).unwrap().down = false;
+    w.run_until(400_000);
+    assert!(
+        w.store.contains(&gap.id),
+        "the event published while disconnected was fetched"
+    );
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn long_reconnect_is_a_fresh_start() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(60_000);
+    w.lines.clear();
+    w.remotes.get_mut(&url(R0)).unwrap().down = true;
+    w.feed(Input::Disconnected { relay: url(R0) });
+    w.record = false;
+    w.run_until(60_000 + 20 * 60_000);
+    w.record = true;
+    w.remotes.get_mut(&url(R0)).unwrap().down = false;
+    w.run_until(60_000 + 60 * 60_000);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    let table = w.table();
+    assert!(
+        !table.contains("since="),
+        "a long reconnect fetches everything again"
+    );
+    insta::assert_snapshot!(table);
+}
+
+#[test]
+fn daily_resync_enters_syncing_and_completes() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(60_000);
+    w.lines.clear();
+    w.record = false;
+    w.run_until(23 * 3_600_000 - 1);
+    w.record = true;
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    w.run_until(26 * 3_600_000);
+    assert!(
+        w.table().contains("r0=Syncing"),
+        "the daily resync enters Syncing"
+    );
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn first_connect_failing_backs_off() {
+    let remote = Remote {
+        failing_connects: 5,
+        ..Remote::default()
+    };
+    let mut w = world_with_repo(cfg(), &[R0], remote);
+    w.run_until(30 * 60_000);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    assert_eq!(
+        w.core.relay(&url(R0)).unwrap().counters().connects_failed,
+        5
+    );
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn consolidation_under_a_budget_of_ten() {
+    let c = Config {
+        max_subscriptions: 10,
+        max_filters_per_req: 4,
+        ..cfg()
+    };
+    let mut w = world_with_repo(c, &[R0], Remote::default());
+    w.run_until(60_000);
+    w.lines.clear();
+    // Eight more repositories discovered one window at a time.
+    for i in 0..8u64 {
+        let ann = announcement(100 + i, &keys(1), &format!("more{i}"), &[OUR, R0], 2_000);
+        w.store.insert(ann.id);
+        w.feed(Input::Accepted { event: ann });
+        w.run_until(60_000 + (i + 1) * 10_000);
+    }
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert!(v.open_subscriptions() <= 10);
+    assert!(
+        w.core.stats().consolidations > 0,
+        "live subscriptions were consolidated"
+    );
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn negentropy_unsupported_falls_back_to_req() {
+    let mut w = world_with_repo(
+        cfg(),
+        &[R0],
+        Remote {
+            neg: Neg::Unsupported,
+            ..Remote::default()
+        },
+    );
+    w.run_until(60_000);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    assert_eq!(
+        w.core.relay(&url(R0)).unwrap().negentropy(),
+        NegSupport::Unsupported
+    );
+    assert_eq!(w.store.len(), 4);
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn id_fetch_against_a_relay_capping_id_queries_at_150() {
+    let mut remote = Remote {
+        id_cap: 150,
+        ..Remote::default()
+    };
+    for n in 0..400u64 {
+        remote.events.push(ev(
+            1_000 + n,
+            keys(5).public_key(),
+            1111,
+            1_500 + n,
+            &[('a', coord(&keys(1), "repo"))],
+        ));
+    }
+    let mut w = world_with_repo(cfg(), &[R0], remote);
+    w.run_until(60_000);
+    assert_eq!(w.store.len(), 404, "every id arrives despite the cap");
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    assert_ne!(
+        w.core.relay(&url(R0)).unwrap().negentropy(),
+        NegSupport::Unsupported
+    );
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn pagination_through_a_same_second_burst_larger_than_a_page() {
+    let mut remote = Remote {
+        neg: Neg::Unsupported,
+        page_cap: 50,
+        ..Remote::default()
+    };
+    // 120 comments in one second tagging the repo via three different tag letters.
+    for n in 0..120u64 {
+        let letter = ['a', 'A', 'q'][n as usize % 3];
+        remote.events.push(ev(
+            2_000 + n,
+            keys(6).public_key(),
+            1111,
+            5_000,
+            &[(letter, coord(&keys(1), "repo"))],
+        ));
+    }
+    let mut w = world_with_repo(cfg(), &[R0], remote);
+    w.run_until(120_000);
+    assert_eq!(w.store.len(), 124);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn rate_limit_cooldown_and_replay() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(5_005);
+    w.feed(Input::Notice {
+        relay: url(R0),
+        message: "rate-limited: slow down".into(),
+    });
+    w.run_until(120_000);
+    assert_eq!(w.core.stats().rate_limits, 1);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    assert_eq!(
+        w.store.len(),
+        4,
+        "deferred work was replayed after the cooldown"
+    );
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn repo_withdrawal_shrinks_subscriptions() {
+    let mut w = world_with_repo(cfg(), &[R0, R1], Remote::default());
+    w.run_until(60_000);
+    w.lines.clear();
+    // The announcement is replaced without r1: r1 is reaped.
+    let ann2 = announcement(9, &keys(1), "repo", &[OUR, R0], 3_000);
+    w.alias_event(&ann2, "ann-v2");
+    w.feed(Input::Accepted { event: ann2 });
+    w.run_until(80_000);
+    assert_eq!(w.status(R1), None, "r1 is no longer tracked");
+    // A second repository on r0, then the first is withdrawn: r0 stays, its live coverage shrinks.
+    let other = announcement(10, &keys(1), "other", &[OUR, R0], 3_000);
+    w.alias_event(&other, "ann-other");
+    w.feed(Input::Accepted { event: other });
+    w.run_until(90_000);
+    let before = w.core.relay(&url(R0)).unwrap().live_items();
+    w.feed(Input::WithdrawRepo {
+        coord: sync_core::RepoCoord {
+            owner: keys(1).public_key(),
+            identifier: "repo".into(),
+        },
+    });
+    w.run_until(100_000);
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert_eq!(v.status(), Status::Connected);
+    assert!(
+        v.live_items() < before,
+        "live coverage shrank: {} -> {}",
+        before,
+        v.live_items()
+    );
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn state_only_upgrades_to_full() {
+    let mut w = World::new(cfg(), 7);
+    let alice = keys(1);
+    w.alias_key(&alice, "alice");
+    let mut remote = Remote::default();
+    remote.events.push(ev(
+        2,
+        alice.public_key(),
+        30618,
+        1_001,
+        &[('d', "repo".into())],
+    ));
+    remote.events.push(ev(
+        3,
+        keys(2).public_key(),
+        1617,
+        1_002,
+        &[('a', coord(&alice, "repo"))],
+    ));
+    w.remote(R0, remote);
+    let c = sync_core::RepoCoord {
+        owner: alice.public_key(),
+        identifier: "repo".into(),
+    };
+    w.feed(Input::RegisterRepo {
+        coord: c.clone(),
+        relays: vec![R0.into()],
+        level: SyncLevel::StateOnly,
+    });
+    w.run_until(30_000);
+    assert_eq!(w.store.len(), 1, "only the state event at StateOnly");
+    w.feed(Input::RegisterRepo {
+        coord: c,
+        relays: vec![R0.into()],
+        level: SyncLevel::Full,
+    });
+    w.run_until(60_000);
+    assert_eq!(w.store.len(), 2, "the patch arrives after the upgrade");
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn syncing_to_connected_without_sleeping() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(60_000);
+    let table = w.table();
+    let first_connected = table
+        .lines()
+        .position(|l| l.contains("r0=Connected"))
+        .expect("connected");
+    let time_line = table
+        .lines()
+        .take(first_connected + 1)
+        .filter(|l| l.trim_start().starts_with('+'))
+        .last()
+        .unwrap()
+        .to_string();
+    // Completion happens in the step that resolved the last batch (or closed the window),
+    // not seconds later after a sleep.
+    assert!(
+        !time_line.contains("Tick") || time_line.contains("+"),
+        "{time_line}"
+    );
+    insta::assert_snapshot!(table);
+}
+
+#[test]
+fn negentropy_batch_with_host_rejected_events_completes() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    let spam: Vec<_> = (0..5u64)
+        .map(|n| {
+            announcement(
+                500 + n,
+                &keys(9),
+                &format!("spam{n}"),
+                &["wss://elsewhere"],
+                1_000,
+            )
+        })
+        .collect();
+    for s in &spam {
+        w.host_rejects.insert(s.id);
+    }
+    w.remotes.get_mut(&url(R0)).unwrap().events.extend(spam);
+    w.run_until(60_000);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    assert_eq!(
+        w.core.relay(&url(R0)).unwrap().negentropy(),
+        NegSupport::Supported
+    );
+    assert_eq!(w.core.stats().negentropy_fallbacks, 0);
+    assert_eq!(
+        w.core.stats().rejected_cold,
+        5,
+        "rejected announcements are remembered"
+    );
+    insta::assert_snapshot!(w.table());
+}
