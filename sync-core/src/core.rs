@@ -145,8 +145,9 @@ impl SyncCore {
             } => self.on_closed(&relay, &sub, &message, out),
             Input::Notice { relay, message } => self.on_notice(&relay, &message, out),
             Input::RelayInfo { relay, limits } => {
-                if let Some(r) = self.relays.get_mut(&relay) {
-                    r.budget.apply_limits(&limits, &self.cfg);
+                if let Some((r, mut ctx)) = self.relay_ctx(&relay, out) {
+                    r.budget.apply_limits(&limits, ctx.cfg);
+                    r.enforce_budget(&mut ctx);
                 }
             }
             Input::NegentropyDiff { relay, sub, result } => {
@@ -282,6 +283,7 @@ impl SyncCore {
                         ctx.stats.too_many_answers += 1;
                         let open = r.subs.len();
                         r.budget.shrink(open);
+                        r.enforce_budget(&mut ctx);
                     }
                     r.start_cooldown(&mut ctx);
                 }

@@ -107,6 +107,21 @@ impl RelayState {
         self.live_groups.insert(group, LiveGroup { subs, items });
     }
 
+    /// Brings open subscriptions back within a budget that just shrank: historic requests are
+    /// re-queued first; if live subscriptions alone are too many they are re-packed.
+    pub(crate) fn enforce_budget(&mut self, ctx: &mut Ctx<'_>) {
+        self.evict_historic_for(ctx, 0);
+        if self.live_sub_count() > self.budget.live_hard_cap() {
+            ctx.stats.consolidations += 1;
+            let groups: Vec<u64> = self.live_groups.keys().copied().collect();
+            let mut items = BTreeSet::new();
+            for g in groups {
+                items.extend(self.close_group(ctx, g));
+            }
+            self.reconcile_live(ctx, &items);
+        }
+    }
+
     /// Closes every subscription of a live group; returns the items it covered.
     pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Item> {
         let Some(g) = self.live_groups.remove(&group) else {

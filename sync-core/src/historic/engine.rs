@@ -392,6 +392,7 @@ impl RelayState {
             if is_too_many(message) {
                 ctx.stats.too_many_answers += 1;
                 self.budget.shrink(open_before);
+                self.enforce_budget(ctx);
             }
             self.start_cooldown(ctx);
             if let Some(batch) = self.pending.batches.get_mut(&batch_id) {

@@ -155,29 +155,13 @@ impl SyncCore {
         let Some((r, mut ctx)) = self.relay_ctx(url, out) else {
             return;
         };
-        let now = ctx.now.mono;
-        match r.status {
-            Status::Disconnected if wanted && r.health.next_attempt_at <= now => {
-                ctx.stats.connect_attempts += 1;
-                ctx.out.push(Command::Connect {
-                    relay: r.url.clone(),
-                });
-                r.status = Status::Connecting;
-                r.status_deadline = Some(now.plus_ms(ctx.cfg.connect_timeout_ms));
+        // A timer may change the status (e.g. a disconnect timeout) so that another is due.
+        for _ in 0..3 {
+            let before = r.status;
+            r.run_status_timer(&mut ctx, wanted);
+            if r.status == before {
+                break;
             }
-            Status::Connecting if r.status_deadline.is_some_and(|d| d <= now) => {
-                ctx.out.push(Command::Disconnect {
-                    relay: r.url.clone(),
-                });
-                r.connect_failed(&mut ctx, ErrorClass::Other);
-            }
-            Status::Disconnecting if r.status_deadline.is_some_and(|d| d <= now) => {
-                r.status = Status::Disconnected;
-                r.status_deadline = None;
-                r.disconnected_at = Some(now);
-            }
-            s if s.is_live() => r.run_live_timers(&mut ctx),
-            _ => {}
         }
         if !wanted && r.status == Status::Disconnected {
             self.relays.remove(url);
@@ -186,6 +170,33 @@ impl SyncCore {
 }
 
 impl RelayState {
+    fn run_status_timer(&mut self, ctx: &mut Ctx<'_>, wanted: bool) {
+        let now = ctx.now.mono;
+        match self.status {
+            Status::Disconnected if wanted && self.health.next_attempt_at <= now => {
+                ctx.stats.connect_attempts += 1;
+                ctx.out.push(Command::Connect {
+                    relay: self.url.clone(),
+                });
+                self.status = Status::Connecting;
+                self.status_deadline = Some(now.plus_ms(ctx.cfg.connect_timeout_ms));
+            }
+            Status::Connecting if self.status_deadline.is_some_and(|d| d <= now) => {
+                ctx.out.push(Command::Disconnect {
+                    relay: self.url.clone(),
+                });
+                self.connect_failed(ctx, ErrorClass::Other);
+            }
+            Status::Disconnecting if self.status_deadline.is_some_and(|d| d <= now) => {
+                self.status = Status::Disconnected;
+                self.status_deadline = None;
+                self.disconnected_at = Some(now);
+            }
+            s if s.is_live() => self.run_live_timers(ctx),
+            _ => {}
+        }
+    }
+
     fn schedule_daily(&mut self, ctx: &mut Ctx<'_>) {
         let wait = self
             .rng
@@ -333,6 +344,7 @@ impl RelayState {
             if is_too_many(message) {
                 ctx.stats.too_many_answers += 1;
                 self.budget.shrink(self.subs.len());
+                self.enforce_budget(ctx);
             }
             self.start_cooldown(ctx);
         }
