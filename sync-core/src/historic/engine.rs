@@ -100,46 +100,48 @@ impl RelayState {
             return;
         };
         let relay = self.url.clone();
-        let (sub, role, filters) = match &request {
+        let (sub, filter) = match &request {
             Request::Diff(f) => {
                 let sub = SubId(format!("neg{batch_id}.{}.{seq}", f.layer.short()));
-                let filter = historic(&f.filter, batch.since, None, None);
-                ctx.out.push(Command::NegentropyDiff {
-                    relay,
-                    sub: sub.clone(),
-                    filter: filter.clone(),
-                });
-                (sub, SubRole::Negentropy { batch: batch_id }, vec![filter])
+                (sub, historic(&f.filter, batch.since, None, None))
             }
             Request::Ids(ids) => {
-                let sub = SubId(format!("b{batch_id}.ids.{seq}"));
-                let filter = nostr::Filter::new().ids(ids.iter().copied());
                 ctx.stats.ids_fetched += ids.len() as u64;
-                ctx.out.push(Command::Subscribe {
-                    relay,
-                    sub: sub.clone(),
-                    kind: SubKind::Historic,
-                    filters: vec![filter.clone()],
-                });
-                (sub, SubRole::Historic { batch: batch_id }, vec![filter])
+                (
+                    SubId(format!("b{batch_id}.ids.{seq}")),
+                    nostr::Filter::new().ids(ids.iter().copied()),
+                )
             }
             Request::Page(c) => {
-                let sub = SubId(format!("b{batch_id}.{}.{seq}", c.layer.short()));
+                ctx.stats.pages_requested += 1;
                 let limit = self
                     .budget
                     .max_limit
                     .map_or(ctx.cfg.page_limit, |m| m.min(ctx.cfg.page_limit));
-                let filter = c.request(limit);
-                ctx.stats.pages_requested += 1;
-                ctx.out.push(Command::Subscribe {
-                    relay,
-                    sub: sub.clone(),
-                    kind: SubKind::Historic,
-                    filters: vec![filter.clone()],
-                });
-                (sub, SubRole::Historic { batch: batch_id }, vec![filter])
+                (
+                    SubId(format!("b{batch_id}.{}.{seq}", c.layer.short())),
+                    c.request(limit),
+                )
             }
         };
+        let role = if matches!(request, Request::Diff(_)) {
+            ctx.out.push(Command::NegentropyDiff {
+                relay,
+                sub: sub.clone(),
+                filter: filter.clone(),
+            });
+            SubRole::Negentropy { batch: batch_id }
+        } else {
+            let filters = vec![filter.clone()];
+            ctx.out.push(Command::Subscribe {
+                relay,
+                sub: sub.clone(),
+                kind: SubKind::Historic,
+                filters,
+            });
+            SubRole::Historic { batch: batch_id }
+        };
+        let filters = vec![filter];
         batch.open.insert(
             sub.clone(),
             OpenRequest {
