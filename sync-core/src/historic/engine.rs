@@ -368,7 +368,8 @@ impl RelayState {
         batch.queued = cursors(&batch.filters, batch.since);
     }
 
-    fn close_batch_requests(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+    /// Closes every open request of a batch and drops its queue.
+    pub(crate) fn close_batch_requests(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };

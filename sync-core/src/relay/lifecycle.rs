@@ -243,7 +243,7 @@ impl RelayState {
         }
         let ids: Vec<u64> = self.pending.batches.keys().copied().collect();
         for id in ids {
-            self.fallback_close(ctx, id);
+            self.close_batch_requests(ctx, id);
         }
         self.pending.clear();
         self.confirmed.clear();
@@ -253,23 +253,6 @@ impl RelayState {
         self.status = Status::Syncing;
         let candidates = all_candidates(self, ctx);
         self.plan(ctx, &candidates, origin);
-    }
-
-    fn fallback_close(&mut self, ctx: &mut Ctx<'_>, batch: u64) {
-        let subs: Vec<_> = self
-            .pending
-            .sub_batch
-            .iter()
-            .filter(|(_, b)| **b == batch)
-            .map(|(s, _)| s.clone())
-            .collect();
-        for sub in subs {
-            self.subs.remove(&sub);
-            ctx.out.push(Command::Unsubscribe {
-                relay: self.url.clone(),
-                sub,
-            });
-        }
     }
 
     fn run_live_timers(&mut self, ctx: &mut Ctx<'_>) {
