@@ -87,6 +87,7 @@
 //! | pagination | `historic/pagination.rs` |
 //! | rejected-events memory | `rejected.rs` |
 //! | seeded randomness | `rng.rs` |
+//! | traces (record, parse, replay) | `trace.rs` |
 //! | inputs, commands, stats, views | `input.rs`, `command.rs`, `stats.rs`, `view.rs` |
 
 mod budget;
@@ -108,6 +109,7 @@ pub mod relay;
 mod rng;
 mod stats;
 mod time;
+pub mod trace;
 mod url;
 mod view;
 
