@@ -1,0 +1,1 @@
+//! The default GRASP write policy (see the README). Work in progress.

@@ -1,0 +1,58 @@
+//! The host's write policy: the one question the runtime asks the host about every event that
+//! arrives from a remote relay (after signature verification and the subscription-filter check)
+//! and about every event the core asks to re-offer.
+//!
+//! The runtime stores what the policy accepts in the host's `NostrDatabase` and tells the core
+//! the [`sync_core::Outcome`] (`Saved` / `Duplicate` from the store's answer, `Deferred`,
+//! `Rejected`). A GRASP relay uses the default GRASP policy of this crate; a host with its own
+//! rules implements [`WritePolicy`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use nostr::Event;
+
+/// A boxed, sendable future (the trait stays object safe without `async-trait`).
+pub type PolicyFuture<'a> = Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
+
+/// What a [`WritePolicy`] decided about one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Store it.
+    Accept,
+    /// Hold it provisionally (e.g. until git data arrives); the runtime does not store it and
+    /// reports `Outcome::Deferred` to the core.
+    Defer,
+    /// Refuse it; `reason` is logged and counted, never sent anywhere.
+    Reject {
+        /// Why, for logs (`blocked: announcement does not list this relay`, …).
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// A rejection with `reason`.
+    #[must_use]
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Self::Reject {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The host's write policy. Implementations must be cheap to call concurrently; the runtime
+/// may check several events at once.
+pub trait WritePolicy: Send + Sync + 'static {
+    /// Decides about `event` (already verified). Must not store it: the runtime does.
+    fn check<'a>(&'a self, event: &'a Event) -> PolicyFuture<'a>;
+}
+
+/// Accepts everything (archive hosts and tests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcceptAll;
+
+impl WritePolicy for AcceptAll {
+    fn check<'a>(&'a self, _event: &'a Event) -> PolicyFuture<'a> {
+        Box::pin(async { Verdict::Accept })
+    }
+}
