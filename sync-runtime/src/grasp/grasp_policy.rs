@@ -1,0 +1,177 @@
+//! [`GraspPolicy`]: the default write policy of a GRASP relay, one rule per event kind.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use nostr::{Event, Kind};
+use nostr_database::{DatabaseError, NostrDatabase};
+use sync_core::{EventMeta, RelayUrl, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+
+use crate::grasp::deletion::check_deletion;
+use crate::grasp::lookup;
+use crate::grasp::maintainers::{authorised_for_state, maintainer_of_other_owner};
+use crate::grasp::references::References;
+use crate::policy::{PolicyFuture, Verdict, WritePolicy};
+
+/// A service URL given to [`GraspPolicy::try_new`] that is not a usable relay URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a ws:// or wss:// relay URL: {0:?}")]
+pub struct InvalidServiceUrl(pub String);
+
+/// The default GRASP write policy (see the [module docs](crate::grasp) for the rules).
+///
+/// Stateless apart from configuration: every decision is a few bounded queries against the
+/// host's store, which holds exactly the accepted events.
+#[derive(Clone)]
+pub struct GraspPolicy {
+    /// The host's store; invariant: it holds exactly the events this policy (or the host)
+    /// accepted, so "accepted" is answered by querying it.
+    db: Arc<dyn NostrDatabase>,
+    /// Our own relay URLs, canonicalised; an announcement listing one of them is ours.
+    service_urls: BTreeSet<RelayUrl>,
+    /// Archive mode: accept every well-formed announcement, listed or not.
+    archive_all: bool,
+}
+
+impl fmt::Debug for GraspPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraspPolicy")
+            .field("service_urls", &self.service_urls)
+            .field("archive_all", &self.archive_all)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraspPolicy {
+    /// A policy over `db` for a relay reachable at `service_urls`. URLs that are not relay URLs
+    /// are ignored with a warning; use [`GraspPolicy::try_new`] to refuse them instead.
+    #[must_use]
+    pub fn new(db: Arc<dyn NostrDatabase>, service_urls: Vec<String>, archive_all: bool) -> Self {
+        let mut canonical = BTreeSet::new();
+        for raw in &service_urls {
+            match RelayUrl::parse(raw) {
+                Some(url) => {
+                    canonical.insert(url);
+                }
+                None => tracing::warn!(url = %raw, "GRASP policy: ignoring invalid service URL"),
+            }
+        }
+        Self {
+            db,
+            service_urls: canonical,
+            archive_all,
+        }
+    }
+
+    /// Like [`GraspPolicy::new`], but the first invalid service URL is an error.
+    ///
+    /// # Errors
+    /// [`InvalidServiceUrl`] for a URL that is not a `ws://`/`wss://` relay URL.
+    pub fn try_new(
+        db: Arc<dyn NostrDatabase>,
+        service_urls: Vec<String>,
+        archive_all: bool,
+    ) -> Result<Self, InvalidServiceUrl> {
+        if let Some(bad) = service_urls.iter().find(|u| RelayUrl::parse(u).is_none()) {
+            return Err(InvalidServiceUrl(bad.clone()));
+        }
+        Ok(Self::new(db, service_urls, archive_all))
+    }
+
+    /// Our service URLs, canonical.
+    #[must_use]
+    pub fn service_urls(&self) -> &BTreeSet<RelayUrl> {
+        &self.service_urls
+    }
+
+    /// Decides about `event`; a store error rejects (fail-secure) with an `error:` reason.
+    pub async fn decide(&self, event: &Event) -> Verdict {
+        let db = self.db.as_ref();
+        let result = match event.kind.as_u16() {
+            KIND_ANNOUNCEMENT => self.check_announcement(event).await,
+            KIND_STATE => check_state(db, event).await,
+            KIND_GRASP_LIST => Ok(Verdict::Accept),
+            _ if event.kind == Kind::EventDeletion => check_deletion(db, event).await,
+            _ => check_related(db, event).await,
+        };
+        result.unwrap_or_else(|error| {
+            tracing::warn!(%error, id = %event.id, "GRASP policy: store query failed");
+            Verdict::reject(format!("error: store query failed: {error}"))
+        })
+    }
+
+    /// 30617: ours if it lists one of our service URLs (or archive mode), or if its author is a
+    /// maintainer of another owner's stored announcement with the same identifier.
+    async fn check_announcement(&self, event: &Event) -> Result<Verdict, DatabaseError> {
+        let Some(d) = repo_identifier(event) else {
+            return Ok(Verdict::reject(
+                "invalid: repository announcement without a `d` identifier",
+            ));
+        };
+        if self.archive_all || lists_service(&EventMeta::from_event(event).relays, self) {
+            return Ok(Verdict::Accept);
+        }
+        let lists = lookup::maintainer_lists(self.db.as_ref(), d).await?;
+        if maintainer_of_other_owner(&lists, &event.pubkey) {
+            return Ok(Verdict::Accept);
+        }
+        Ok(Verdict::reject(
+            "blocked: announcement does not list this relay",
+        ))
+    }
+}
+
+impl WritePolicy for GraspPolicy {
+    fn check<'a>(&'a self, event: &'a Event) -> PolicyFuture<'a> {
+        Box::pin(self.decide(event))
+    }
+}
+
+/// Whether any of the raw `relays` values names one of the policy's service URLs.
+fn lists_service(relays: &[String], policy: &GraspPolicy) -> bool {
+    relays
+        .iter()
+        .filter_map(|raw| RelayUrl::parse(raw))
+        .any(|url| policy.service_urls.contains(&url))
+}
+
+/// The non-empty `d` identifier of a repository event.
+fn repo_identifier(event: &Event) -> Option<&str> {
+    event.tags.identifier().filter(|d| !d.is_empty())
+}
+
+/// 30618: from the recursive maintainer closure of an owner with a stored announcement.
+async fn check_state(db: &dyn NostrDatabase, event: &Event) -> Result<Verdict, DatabaseError> {
+    let Some(d) = repo_identifier(event) else {
+        return Ok(Verdict::reject(
+            "invalid: repository state without a `d` identifier",
+        ));
+    };
+    let lists = lookup::maintainer_lists(db, d).await?;
+    if lists.is_empty() {
+        return Ok(Verdict::reject(
+            "blocked: no announcement of this repository is stored",
+        ));
+    }
+    if authorised_for_state(&lists, &event.pubkey) {
+        return Ok(Verdict::Accept);
+    }
+    Ok(Verdict::reject(
+        "blocked: author is not a maintainer of this repository",
+    ))
+}
+
+/// Every other kind: accepted when it references a stored repository or event, or a stored
+/// event references it.
+async fn check_related(db: &dyn NostrDatabase, event: &Event) -> Result<Verdict, DatabaseError> {
+    let references = References::of(event);
+    if lookup::references_held(db, &references).await?
+        || lookup::referenced_by_stored(db, event).await?
+    {
+        return Ok(Verdict::Accept);
+    }
+    Ok(Verdict::reject(
+        "blocked: event references no repository or event held here",
+    ))
+}
