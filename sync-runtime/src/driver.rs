@@ -1,0 +1,153 @@
+//! The driver: the one task that owns the [`SyncCore`]. It waits for a message (relay traffic,
+//! executor results, host notifications) or the core's next deadline, turns it into one
+//! `Input`, calls `step`, records the step, hands the commands to the executor without waiting
+//! for them, and refreshes metrics and the status snapshot.
+
+use std::time::{Duration, Instant};
+
+use nostr_sdk::Client;
+use sync_core::{Command, Input, SyncCore};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use crate::clock::Clock;
+use crate::error::RuntimeError;
+use crate::metrics::{Exported, Metrics};
+use crate::recorder::Recorder;
+use crate::rejected_store::RejectedStore;
+use crate::status::RuntimeStatus;
+
+/// A message to the driver.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "inputs are nearly every message; boxing them would allocate per relay message"
+)]
+pub(crate) enum DriverMsg {
+    /// Something happened: feed it to the core.
+    Input(Input),
+    /// Stop: persist, flush, close connections, then answer.
+    Shutdown(oneshot::Sender<Result<(), RuntimeError>>),
+}
+
+/// How often the status snapshot and gauges are refreshed while inputs keep arriving (they are
+/// always refreshed when the inbox is empty).
+const REFRESH_EVERY: Duration = Duration::from_millis(100);
+
+/// How often the rejected memory is saved while running (it is always saved at shutdown).
+const PERSIST_EVERY: Duration = Duration::from_secs(600);
+
+/// The driver's state. Invariant: `core` is only touched by this task.
+pub(crate) struct Driver {
+    pub(crate) core: SyncCore,
+    pub(crate) clock: Clock,
+    pub(crate) recorder: Option<Recorder>,
+    pub(crate) metrics: Metrics,
+    pub(crate) exported: Exported,
+    pub(crate) status: watch::Sender<RuntimeStatus>,
+    /// The executor's queue; dropped at shutdown to stop it.
+    pub(crate) commands: Option<mpsc::UnboundedSender<Command>>,
+    pub(crate) rejected_store: Option<RejectedStore>,
+    /// The SDK client, shut down at the end.
+    pub(crate) client: Client,
+    /// The stream-reading tasks, aborted at the end.
+    pub(crate) readers: Vec<AbortHandle>,
+}
+
+impl Driver {
+    /// Feeds one input to the core and dispatches its commands.
+    pub(crate) fn step(&mut self, input: Input) {
+        let now = self.clock.now();
+        let commands = self.core.step(now, input.clone());
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.record(now, &input, &commands);
+        }
+        if let Some(queue) = &self.commands {
+            for command in commands {
+                // The executor only stops at shutdown, after the driver.
+                let _stopped = queue.send(command);
+            }
+        }
+    }
+
+    /// Refreshes gauges, counters and the status snapshot.
+    pub(crate) fn refresh(&mut self) {
+        self.metrics.observe(&self.core, &mut self.exported);
+        let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
+        self.status
+            .send_replace(RuntimeStatus::of(&self.core, steps));
+    }
+
+    fn persist_rejected(&self) -> Result<(), RuntimeError> {
+        match &self.rejected_store {
+            Some(store) => store.save(&self.core.rejected_snapshot()),
+            None => Ok(()),
+        }
+    }
+
+    /// The loop; returns when shut down or when every sender is gone.
+    pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<DriverMsg>) {
+        let mut last_refresh = Instant::now();
+        let mut last_persist = Instant::now();
+        self.refresh();
+        let reply = loop {
+            let wake = self
+                .core
+                .next_deadline()
+                .map(|d| self.clock.instant_of(d.at));
+            let msg = tokio::select! {
+                msg = inbox.recv() => msg,
+                () = sleep_until(wake) => Some(DriverMsg::Input(Input::Tick)),
+            };
+            match msg {
+                Some(DriverMsg::Input(input)) => self.step(input),
+                Some(DriverMsg::Shutdown(reply)) => break Some(reply),
+                None => break None,
+            }
+            let idle = inbox.is_empty();
+            if idle || last_refresh.elapsed() >= REFRESH_EVERY {
+                self.refresh();
+                last_refresh = Instant::now();
+            }
+            if idle {
+                if let Some(recorder) = self.recorder.as_mut() {
+                    recorder.flush();
+                }
+            }
+            if last_persist.elapsed() >= PERSIST_EVERY {
+                if let Err(e) = self.persist_rejected() {
+                    tracing::warn!(error = %e, "saving the rejected memory failed");
+                }
+                last_persist = Instant::now();
+            }
+        };
+        let result = self.finish().await;
+        if let Some(reply) = reply {
+            let _caller_gone = reply.send(result);
+        }
+    }
+
+    /// Stops the executor and readers, closes connections, persists and flushes.
+    async fn finish(&mut self) -> Result<(), RuntimeError> {
+        self.commands = None;
+        for reader in &self.readers {
+            reader.abort();
+        }
+        self.client.shutdown().await;
+        self.refresh();
+        let mut status = self.status.borrow().clone();
+        status.running = false;
+        self.status.send_replace(status);
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.flush();
+        }
+        self.persist_rejected()
+    }
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,274 @@
+//! Executes the core's commands with nostr-sdk, used as a dumb pipe: no auto-reconnect, no
+//! library-side resubscription (raw `REQ`/`CLOSE` through `send_msg`), one connection attempt
+//! per `Connect`. Commands are taken in order from an unbounded queue (the core emits a bounded
+//! number per input); anything that waits on the network (connect, NIP-11, negentropy, re-offer)
+//! runs in its own task and reports back to the driver as an input, so neither the driver nor
+//! this queue ever blocks on a relay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nostr::{ClientMessage, SubscriptionId};
+use nostr_sdk::{Client, Relay, RelayOptions};
+use sync_core::{Command, Input, RelayUrl, SubId};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::driver::DriverMsg;
+use crate::ingest::Ingest;
+use crate::routing::Routing;
+
+/// Timing knobs of the executor, derived from the core's config.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExecTimings {
+    /// Upper bound for one connection attempt (below the core's connect timeout).
+    pub(crate) connect: Duration,
+    /// How long a relay may take to answer NEG-OPEN.
+    pub(crate) negentropy_initial: Duration,
+    /// Upper bound for a NIP-11 fetch.
+    pub(crate) nip11: Duration,
+}
+
+/// The executor task's state.
+pub(crate) struct Executor {
+    client: Client,
+    routing: Arc<Routing>,
+    ingest: Ingest,
+    tx: mpsc::Sender<DriverMsg>,
+    timings: ExecTimings,
+    /// Negentropy reconciliations in flight, by relay and id, so `Unsubscribe` can stop them.
+    /// Invariant: finished handles are pruned before every insert.
+    negentropy: BTreeMap<(RelayUrl, SubId), JoinHandle<()>>,
+}
+
+/// The nostr-sdk text of a core URL (the key of every routing table).
+fn sdk_url(relay: &RelayUrl) -> Option<nostr::RelayUrl> {
+    nostr::RelayUrl::parse(relay.as_str()).ok()
+}
+
+impl Executor {
+    /// An executor over `client`.
+    pub(crate) fn new(
+        client: Client,
+        routing: Arc<Routing>,
+        ingest: Ingest,
+        tx: mpsc::Sender<DriverMsg>,
+        timings: ExecTimings,
+    ) -> Self {
+        Self {
+            client,
+            routing,
+            ingest,
+            tx,
+            timings,
+            negentropy: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until the command queue closes (shutdown).
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        while let Some(command) = commands.recv().await {
+            let span =
+                tracing::debug_span!("relay", url = command.relay().map_or("-", |r| r.as_str()));
+            self.execute(command).instrument(span).await;
+        }
+        for task in std::mem::take(&mut self.negentropy).into_values() {
+            task.abort();
+        }
+    }
+
+    async fn relay_handle(&self, url: &nostr::RelayUrl) -> Option<Relay> {
+        self.client.relay(url).await.ok()
+    }
+
+    async fn execute(&mut self, command: Command) {
+        match command {
+            Command::Connect { relay } => self.connect(relay).await,
+            Command::Disconnect { relay } => self.disconnect(relay),
+            Command::Subscribe {
+                relay,
+                sub,
+                filters,
+                ..
+            } => {
+                let Some(url) = sdk_url(&relay) else { return };
+                self.routing.subscribe(url.as_str(), &sub, filters.clone());
+                let sent = match self.relay_handle(&url).await {
+                    Some(handle) => handle
+                        .send_msg(ClientMessage::req(
+                            SubscriptionId::new(sub.0.clone()),
+                            filters,
+                        ))
+                        .map_err(|e| e.to_string()),
+                    None => Err("relay not in the pool".to_string()),
+                };
+                if let Err(error) = sent {
+                    tracing::debug!(%sub, %error, "REQ not sent");
+                    let message = format!("error: REQ not sent: {error}");
+                    self.report(Input::Closed {
+                        relay,
+                        sub,
+                        message,
+                    });
+                }
+            }
+            Command::Unsubscribe { relay, sub } => {
+                let Some(url) = sdk_url(&relay) else { return };
+                self.routing.unsubscribe(url.as_str(), &sub);
+                if let Some(task) = self.negentropy.remove(&(relay, sub.clone())) {
+                    task.abort();
+                } else if let Some(handle) = self.relay_handle(&url).await {
+                    // Best effort: a closed connection has no subscription left to close.
+                    let _ignored =
+                        handle.send_msg(ClientMessage::close(SubscriptionId::new(sub.0)));
+                }
+            }
+            Command::NegentropyDiff { relay, sub, filter } => {
+                self.negentropy(relay, sub, filter).await
+            }
+            Command::Reoffer { ids } => {
+                let ingest = self.ingest.clone();
+                tokio::spawn(async move { ingest.reoffer(ids).await });
+            }
+        }
+    }
+
+    /// Sends `input` from a task (never blocks the executor's queue).
+    fn report(&self, input: Input) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _driver_gone = tx.send(DriverMsg::Input(input)).await;
+        });
+    }
+
+    async fn connect(&mut self, relay: RelayUrl) {
+        let Some(url) = sdk_url(&relay) else {
+            let error = format!("invalid relay URL {relay}");
+            self.report(Input::ConnectFailed { relay, error });
+            return;
+        };
+        self.routing.add_relay(url.as_str(), &relay);
+        let opts = RelayOptions::new().reconnect(false);
+        if let Err(e) = self.client.pool().add_relay(url.clone(), opts).await {
+            self.report(Input::ConnectFailed {
+                relay,
+                error: e.to_string(),
+            });
+            return;
+        }
+        let (client, routing, tx, timings) = (
+            self.client.clone(),
+            self.routing.clone(),
+            self.tx.clone(),
+            self.timings,
+        );
+        let span = tracing::info_span!("connect", relay = %relay);
+        tokio::spawn(
+            async move {
+                let handle = match client.relay(&url).await {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        let error = e.to_string();
+                        let _driver_gone = tx
+                            .send(DriverMsg::Input(Input::ConnectFailed { relay, error }))
+                            .await;
+                        return;
+                    }
+                };
+                if let Err(e) = handle.try_connect(timings.connect).await {
+                    let error = e.to_string();
+                    tracing::info!(%error, "connection failed");
+                    let _driver_gone = tx
+                        .send(DriverMsg::Input(Input::ConnectFailed { relay, error }))
+                        .await;
+                    return;
+                }
+                tracing::info!("connected");
+                // `Connected` is queued before the connection counts as open, so the monitor's
+                // `Disconnected` for it can only come after; a drop in between is caught by the
+                // status re-check.
+                let connected = Input::Connected {
+                    relay: relay.clone(),
+                };
+                if tx.send(DriverMsg::Input(connected)).await.is_err() {
+                    return;
+                }
+                routing.opened(url.as_str());
+                if crate::monitor::is_down(handle.status()) && routing.closed(url.as_str()) {
+                    let _driver_gone = tx
+                        .send(DriverMsg::Input(Input::Disconnected { relay }))
+                        .await;
+                    return;
+                }
+                if let Some(limits) = crate::nip11::fetch_limits(url.as_str(), timings.nip11).await
+                {
+                    let _driver_gone = tx
+                        .send(DriverMsg::Input(Input::RelayInfo { relay, limits }))
+                        .await;
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn disconnect(&mut self, relay: RelayUrl) {
+        let (keep, stop): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.negentropy)
+            .into_iter()
+            .partition(|((r, _), _)| *r != relay);
+        self.negentropy = keep;
+        for task in stop.into_values() {
+            task.abort();
+        }
+        let Some(url) = sdk_url(&relay) else { return };
+        // Closed here, so the monitor does not report this intentional disconnect again.
+        let _was_open = self.routing.closed(url.as_str());
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = client.pool().remove_relay(&url).await {
+                tracing::debug!(relay = %relay, error = %e, "remove_relay");
+            }
+            let _driver_gone = tx
+                .send(DriverMsg::Input(Input::Disconnected { relay }))
+                .await;
+        });
+    }
+
+    async fn negentropy(&mut self, relay: RelayUrl, sub: SubId, filter: nostr::Filter) {
+        let handle = match sdk_url(&relay) {
+            Some(url) => self.relay_handle(&url).await,
+            None => None,
+        };
+        let Some(handle) = handle else {
+            let result = sync_core::NegentropyResult::Failed {
+                message: "relay not in the pool".into(),
+            };
+            self.report(Input::NegentropyDiff { relay, sub, result });
+            return;
+        };
+        self.negentropy.retain(|_, task| !task.is_finished());
+        let (db, tx, timeout) = (
+            self.ingest.db.clone(),
+            self.tx.clone(),
+            self.timings.negentropy_initial,
+        );
+        let key = (relay.clone(), sub.clone());
+        let span = tracing::debug_span!("negentropy", relay = %relay, %sub);
+        let task = tokio::spawn(
+            async move {
+                let result = crate::negentropy::diff(handle, db, filter, timeout).await;
+                tracing::debug!(?result, "negentropy diff");
+                let _driver_gone = tx
+                    .send(DriverMsg::Input(Input::NegentropyDiff {
+                        relay,
+                        sub,
+                        result,
+                    }))
+                    .await;
+            }
+            .instrument(span),
+        );
+        self.negentropy.insert(key, task);
+    }
+}

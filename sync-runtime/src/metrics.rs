@@ -1,0 +1,363 @@
+//! Prometheus metrics (SPEC §10), registered in the host's registry. Gauges are derived from
+//! the core's state after each step (never incremented and decremented); counters advance by
+//! the difference between the core's cumulative statistics and what was already exported.
+//! A few counters only the shell can see (events dropped before the host, policy rejections,
+//! stream lag) are written by the ingest path directly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use sync_core::{ErrorClass, Stats, SyncCore};
+
+/// Every metric the runtime exports. Invariant: all are registered in `registry`.
+#[derive(Clone, Debug)]
+pub(crate) struct Metrics {
+    /// The registry the metrics live in (the host's, or a private one).
+    pub(crate) registry: Registry,
+    relay_connected: IntGaugeVec,
+    relay_status: IntGaugeVec,
+    relay_failures: IntGaugeVec,
+    relay_open_subscriptions: IntGaugeVec,
+    relay_pending_batches: IntGaugeVec,
+    relay_confirmed_items: IntGaugeVec,
+    connection_attempts: IntCounterVec,
+    gap_events: IntCounterVec,
+    relay_events_delivered: IntCounterVec,
+    events_synced: IntCounter,
+    events_by_source: IntCounterVec,
+    relays_tracked: IntGauge,
+    relays_connected: IntGauge,
+    relays_dead: IntGauge,
+    naughty_relays: IntGaugeVec,
+    rejected_entries: IntGaugeVec,
+    rejected_activity: IntCounterVec,
+    repos: IntGauge,
+    root_events: IntGauge,
+    batches: IntCounterVec,
+    engine_activity: IntCounterVec,
+    /// Events dropped by the shell before the host saw them, by reason.
+    pub(crate) events_dropped: IntCounterVec,
+    /// Events the host's policy rejected, by event type.
+    pub(crate) policy_rejected: IntCounterVec,
+    /// Events the host's store could not save.
+    pub(crate) store_errors: IntCounter,
+    /// Notification-stream lags (each one triggers a catch-up).
+    pub(crate) stream_lagged: IntCounter,
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let m = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let m = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let m = IntGauge::new(name, help)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let m = IntCounter::new(name, help)?;
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+impl Metrics {
+    /// Registers every metric in `registry`.
+    pub(crate) fn register(registry: Registry) -> prometheus::Result<Self> {
+        let r = &registry;
+        let relay = &["relay"];
+        Ok(Self {
+            relay_connected: gauge_vec(r, "ngit_sync_relay_connected", "Relay lifecycle: 0 Disconnected, 1 Connecting, 2 Syncing, 3 Connected, 4 ConnectedHistoricSyncFailures, 5 Disconnecting", relay)?,
+            relay_status: gauge_vec(r, "ngit_sync_relay_status", "Relay health: 1 Healthy, 2 Disconnected, 3 Degraded, 4 Dead, 5 RateLimited", relay)?,
+            relay_failures: gauge_vec(r, "ngit_sync_relay_failures", "Consecutive connection failures", relay)?,
+            relay_open_subscriptions: gauge_vec(r, "ngit_sync_relay_open_subscriptions", "Open subscriptions (live, historic, negentropy)", relay)?,
+            relay_pending_batches: gauge_vec(r, "ngit_sync_relay_pending_batches", "Historic batches in flight", relay)?,
+            relay_confirmed_items: gauge_vec(r, "ngit_sync_relay_confirmed_items", "Repositories and root events confirmed complete", relay)?,
+            connection_attempts: counter_vec(r, "ngit_sync_connection_attempts_total", "Connection attempts by result", &["relay", "result"])?,
+            gap_events: counter_vec(r, "ngit_sync_gap_events_total", "Events first found by catch-up or daily resync although live sync was on", relay)?,
+            relay_events_delivered: counter_vec(r, "ngit_sync_relay_events_delivered_total", "Events delivered by a relay on our subscriptions (any outcome)", relay)?,
+            events_synced: counter(r, "ngit_sync_events_synced_total", "Events the host newly saved from sync")?,
+            events_by_source: counter_vec(r, "ngit_sync_events_total", "Events newly saved, by the path that found them", &["source"])?,
+            relays_tracked: gauge(r, "ngit_sync_relays_tracked_total", "Relays tracked")?,
+            relays_connected: gauge(r, "ngit_sync_relays_connected_total", "Relays connected")?,
+            relays_dead: gauge(r, "ngit_sync_relays_dead_total", "Relays failing for the dead-after period")?,
+            naughty_relays: gauge_vec(r, "ngit_sync_naughty_relays_total", "Relays on the naughty list by error class", &["category"])?,
+            rejected_entries: gauge_vec(r, "ngit_sync_rejected_entries", "Rejected-memory entries (hot: re-offerable; cold: excluded from fetches)", &["tier"])?,
+            rejected_activity: counter_vec(r, "ngit_sync_rejected_activity_total", "Rejected-memory activity (hits, expiries, invalidations, reoffered)", &["kind"])?,
+            repos: gauge(r, "ngit_sync_repos", "Repositories wanted")?,
+            root_events: gauge(r, "ngit_sync_root_events", "Root events wanted")?,
+            batches: counter_vec(r, "ngit_sync_batches_total", "Historic batches by method or result", &["kind"])?,
+            engine_activity: counter_vec(r, "ngit_sync_engine_activity_total", "Engine activity counters (pages, ids fetched, consolidations, rate limits, late messages, out-of-filter)", &["kind"])?,
+            events_dropped: counter_vec(r, "ngit_sync_events_dropped_total", "Events dropped by the runtime before the host's policy", &["reason"])?,
+            policy_rejected: counter_vec(r, "ngit_sync_rejected_events_total", "Events the host's policy rejected, by event type", &["event_type"])?,
+            store_errors: counter(r, "ngit_sync_store_errors_total", "Events the host's store failed to save")?,
+            stream_lagged: counter(r, "ngit_sync_stream_lagged_total", "Times the relay message stream lagged (each triggers a catch-up)")?,
+            registry,
+        })
+    }
+
+    /// The text exposition of the whole registry.
+    pub(crate) fn text(&self) -> String {
+        let families = self.registry.gather();
+        prometheus::TextEncoder::new()
+            .encode_to_string(&families)
+            .unwrap_or_else(|e| format!("# metrics encoding failed: {e}\n"))
+    }
+}
+
+/// Advances `counter` to `total` (the core's cumulative value). A total below what was exported
+/// (a relay removed and re-added restarts its counters) only moves the baseline.
+fn advance(counter: &IntCounter, exported: &mut u64, total: u64) {
+    if total > *exported {
+        counter.inc_by(total - *exported);
+    }
+    *exported = total;
+}
+
+/// What has been exported so far, so counters advance by differences.
+#[derive(Debug, Default)]
+pub(crate) struct Exported {
+    /// Per counter name (engine-wide) or `name\0relay` (per relay): the last total seen.
+    totals: BTreeMap<String, u64>,
+    /// Relays that have per-relay gauge series, to remove series of relays no longer tracked.
+    relays: BTreeSet<String>,
+}
+
+impl Exported {
+    fn advance(&mut self, key: String, counter: &IntCounter, total: u64) {
+        advance(counter, self.totals.entry(key).or_default(), total);
+    }
+}
+
+impl Metrics {
+    /// Derives every gauge from the core's state and advances every counter.
+    pub(crate) fn observe(&self, core: &SyncCore, exported: &mut Exported) {
+        let mut seen = BTreeSet::new();
+        let mut naughty: BTreeMap<&'static str, i64> = [
+            ErrorClass::Dns,
+            ErrorClass::Tls,
+            ErrorClass::Protocol,
+            ErrorClass::Other,
+        ]
+        .into_iter()
+        .map(|c| (c.label(), 0))
+        .collect();
+        for view in core.relay_status() {
+            let url = view.url().as_str();
+            let l = &[url];
+            self.relay_connected
+                .with_label_values(l)
+                .set(i64::from(view.status().code()));
+            self.relay_status
+                .with_label_values(l)
+                .set(i64::from(view.health().code()));
+            self.relay_failures
+                .with_label_values(l)
+                .set(i64::from(view.failures()));
+            self.relay_open_subscriptions
+                .with_label_values(l)
+                .set(view.open_subscriptions() as i64);
+            self.relay_pending_batches
+                .with_label_values(l)
+                .set(view.pending_batches() as i64);
+            self.relay_confirmed_items
+                .with_label_values(l)
+                .set(view.confirmed_items() as i64);
+            if let Some(class) = view.naughty() {
+                *naughty.entry(class.label()).or_default() += 1;
+            }
+            let c = view.counters();
+            let per = [
+                (
+                    self.connection_attempts
+                        .with_label_values(&[url, "success"]),
+                    "ok",
+                    c.connects_ok,
+                ),
+                (
+                    self.connection_attempts
+                        .with_label_values(&[url, "failure"]),
+                    "failed",
+                    c.connects_failed,
+                ),
+                (self.gap_events.with_label_values(l), "gap", c.gap_events),
+                (
+                    self.relay_events_delivered.with_label_values(l),
+                    "delivered",
+                    c.events_delivered,
+                ),
+            ];
+            for (counter, name, total) in per {
+                exported.advance(format!("{name}\0{url}"), &counter, total);
+            }
+            seen.insert(url.to_string());
+        }
+        for gone in exported.relays.difference(&seen) {
+            for g in [
+                &self.relay_connected,
+                &self.relay_status,
+                &self.relay_failures,
+                &self.relay_open_subscriptions,
+                &self.relay_pending_batches,
+                &self.relay_confirmed_items,
+            ] {
+                let _removed = g.remove_label_values(&[gone]);
+            }
+        }
+        exported.relays = seen;
+        for (category, count) in naughty {
+            self.naughty_relays
+                .with_label_values(&[category])
+                .set(count);
+        }
+        self.observe_stats(core.stats(), exported);
+    }
+
+    fn observe_stats(&self, s: &Stats, exported: &mut Exported) {
+        self.relays_tracked.set(s.relays_tracked as i64);
+        self.relays_connected.set(s.relays_connected as i64);
+        self.relays_dead.set(s.relays_dead as i64);
+        self.repos.set(s.repos as i64);
+        self.root_events.set(s.root_events as i64);
+        self.rejected_entries
+            .with_label_values(&["hot"])
+            .set(s.rejected_hot as i64);
+        self.rejected_entries
+            .with_label_values(&["cold"])
+            .set(s.rejected_cold as i64);
+        exported.advance("synced".into(), &self.events_synced, s.events_saved);
+        let by_source = [
+            ("live", s.saved_by_source.live),
+            ("startup", s.saved_by_source.startup),
+            ("reconnect", s.saved_by_source.reconnect),
+            ("daily", s.saved_by_source.daily),
+        ];
+        for (source, total) in by_source {
+            exported.advance(
+                format!("source\0{source}"),
+                &self.events_by_source.with_label_values(&[source]),
+                total,
+            );
+        }
+        let rejected = [
+            ("hits", s.rejected.hits),
+            ("expiries", s.rejected.expiries),
+            ("invalidations", s.rejected.invalidations),
+            ("reoffered", s.rejected.reoffered),
+        ];
+        for (kind, total) in rejected {
+            exported.advance(
+                format!("rejected\0{kind}"),
+                &self.rejected_activity.with_label_values(&[kind]),
+                total,
+            );
+        }
+        let batches = [
+            ("negentropy", s.negentropy_batches),
+            ("req", s.req_batches),
+            ("negentropy_fallback", s.negentropy_fallbacks),
+            ("confirmed", s.batches_confirmed),
+            ("failed", s.batches_failed),
+        ];
+        for (kind, total) in batches {
+            exported.advance(
+                format!("batches\0{kind}"),
+                &self.batches.with_label_values(&[kind]),
+                total,
+            );
+        }
+        let activity = [
+            ("pages_requested", s.pages_requested),
+            ("ids_fetched", s.ids_fetched),
+            ("same_second_overflows", s.same_second_overflows),
+            ("page_caps_hit", s.page_caps_hit),
+            ("consolidations", s.consolidations),
+            ("rate_limits", s.rate_limits),
+            ("too_many_answers", s.too_many_answers),
+            ("late_messages", s.late_messages),
+            ("out_of_filter", s.events_out_of_filter),
+            ("invalid_relay_urls", s.invalid_relay_urls),
+            ("ignored_inputs", s.ignored_inputs),
+        ];
+        for (kind, total) in activity {
+            exported.advance(
+                format!("activity\0{kind}"),
+                &self.engine_activity.with_label_values(&[kind]),
+                total,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_core::{Config, Input, Now};
+
+    #[test]
+    fn gauges_follow_state_and_counters_advance_by_differences() {
+        let metrics = Metrics::register(Registry::new()).unwrap();
+        let config = Config {
+            own_relay_urls: vec!["wss://our.relay".into()],
+            bootstrap_relays: vec!["wss://other.relay".into()],
+            startup_jitter_ms: 0,
+            ..Config::default()
+        };
+        let now = Now::at(0, 1_700_000_000);
+        let mut core = SyncCore::new(config, 1, now);
+        let mut exported = Exported::default();
+        let relay = sync_core::RelayUrl::parse("wss://other.relay").unwrap();
+        let _ = core.step(now, Input::Tick);
+        metrics.observe(&core, &mut exported);
+        let text = metrics.text();
+        assert!(
+            text.contains("ngit_sync_relay_connected{relay=\"wss://other.relay\"} 1"),
+            "{text}"
+        );
+        let _ = core.step(
+            now.plus_ms(5),
+            Input::ConnectFailed {
+                relay: relay.clone(),
+                error: "connection refused".into(),
+            },
+        );
+        metrics.observe(&core, &mut exported);
+        metrics.observe(&core, &mut exported);
+        let text = metrics.text();
+        assert!(text.contains("ngit_sync_connection_attempts_total{relay=\"wss://other.relay\",result=\"failure\"} 1"), "observing twice must not double-count: {text}");
+        assert!(
+            text.contains("ngit_sync_relay_connected{relay=\"wss://other.relay\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ngit_sync_relay_failures{relay=\"wss://other.relay\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ngit_sync_relays_tracked_total 1"), "{text}");
+    }
+
+    #[test]
+    fn a_second_registration_in_the_same_registry_is_an_error() {
+        let registry = Registry::new();
+        let _first = Metrics::register(registry.clone()).unwrap();
+        assert!(Metrics::register(registry).is_err());
+    }
+}

@@ -1,0 +1,360 @@
+//! The entry point: [`SyncRuntime::builder`] → [`SyncRuntimeBuilder::spawn`] → [`SyncHandle`].
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nostr::Event;
+use nostr_database::{MemoryDatabase, NostrDatabase};
+use nostr_sdk::pool::monitor::Monitor;
+use nostr_sdk::{Client, ClientOptions};
+use sync_core::{Config, EventMeta, Input, RepoCoord, SyncCore, SyncLevel};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::driver::{Driver, DriverMsg};
+use crate::error::RuntimeError;
+use crate::executor::{ExecTimings, Executor};
+use crate::ingest::{Ingest, OnStored};
+use crate::metrics::{Exported, Metrics};
+use crate::policy::{AcceptAll, WritePolicy};
+use crate::recorder::Recorder;
+use crate::rejected_store::RejectedStore;
+use crate::reoffer::ReofferCache;
+use crate::routing::Routing;
+use crate::status::RuntimeStatus;
+use crate::transport::NoDelayTransport;
+
+/// Capacity of the driver's inbox: relay traffic waits (back-pressure) when it is full.
+pub const DRIVER_INBOX_CAPACITY: usize = 4_096;
+
+/// Capacity of nostr-sdk's broadcast channels (pool notifications and monitor).
+const SDK_CHANNEL_CAPACITY: usize = 8_192;
+
+/// Upper bound on rejected event bodies kept for re-offering.
+const REOFFER_MAX_ENTRIES: usize = 10_000;
+
+/// The sync runtime (see the crate docs for embedding it).
+#[derive(Debug)]
+pub struct SyncRuntime;
+
+impl SyncRuntime {
+    /// Starts building a runtime with the core's `config`.
+    #[must_use]
+    pub fn builder(config: Config) -> SyncRuntimeBuilder {
+        SyncRuntimeBuilder {
+            config,
+            database: None,
+            policy: None,
+            registry: None,
+            trace_path: None,
+            state_dir: None,
+            seed: None,
+            on_stored: None,
+        }
+    }
+}
+
+/// Configures and spawns a runtime. Only [`SyncRuntimeBuilder::database`] is required.
+pub struct SyncRuntimeBuilder {
+    config: Config,
+    database: Option<Arc<dyn NostrDatabase>>,
+    policy: Option<Arc<dyn WritePolicy>>,
+    registry: Option<prometheus::Registry>,
+    trace_path: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    seed: Option<u64>,
+    on_stored: Option<OnStored>,
+}
+
+impl std::fmt::Debug for SyncRuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncRuntimeBuilder")
+            .field("config", &self.config)
+            .field("trace_path", &self.trace_path)
+            .field("state_dir", &self.state_dir)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncRuntimeBuilder {
+    /// The host's store (required): synced events the policy accepts are saved here, and
+    /// negentropy reconciles against it.
+    #[must_use]
+    pub fn database(mut self, db: Arc<dyn NostrDatabase>) -> Self {
+        self.database = Some(db);
+        self
+    }
+
+    /// The host's write policy. Default: [`AcceptAll`].
+    // TODO(integrator): default to `crate::grasp::GraspPolicy::new(db, config.own_relay_urls,
+    // false)` once the GRASP policy lands on this branch.
+    #[must_use]
+    pub fn policy(mut self, policy: Arc<dyn WritePolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The prometheus registry to register the metrics in. Default: a private registry
+    /// (still readable through [`SyncHandle::metrics_text`]).
+    #[must_use]
+    pub fn registry(mut self, registry: prometheus::Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Records every core step to `path` as a JSONL trace (`sync_core::trace` format).
+    #[must_use]
+    pub fn trace_path(mut self, path: PathBuf) -> Self {
+        self.trace_path = Some(path);
+        self
+    }
+
+    /// Persists the rejected-events memory in `dir` (restored at the next start).
+    #[must_use]
+    pub fn state_dir(mut self, dir: PathBuf) -> Self {
+        self.state_dir = Some(dir);
+        self
+    }
+
+    /// The core's random seed. Default: derived from the clock; logged and recorded.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Called after every synced event the runtime newly stored (e.g. to push it to the host
+    /// relay's live subscribers).
+    #[must_use]
+    pub fn on_stored(mut self, f: Arc<dyn Fn(&Event) + Send + Sync>) -> Self {
+        self.on_stored = Some(f);
+        self
+    }
+
+    /// Validates the configuration, replays the store into the core, restores the rejected
+    /// memory and starts the driver, executor and stream readers. Must be called inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// A missing database, an invalid configuration (the error names the field), a store that
+    /// cannot be read, a trace or state file that cannot be created, a metrics name clash.
+    pub async fn spawn(self) -> Result<SyncHandle, RuntimeError> {
+        self.config.validate()?;
+        let db = self.database.clone().ok_or(RuntimeError::MissingDatabase)?;
+        let seed = self.seed.unwrap_or_else(seed_from_clock);
+        let metrics = Metrics::register(self.registry.clone().unwrap_or_default())?;
+        let clock = Clock::start();
+        let start = clock.now();
+        tracing::info!(seed, "grasp sync starting");
+        let recorder = match &self.trace_path {
+            Some(path) => Some(Recorder::create(path, seed, &self.config, start)?),
+            None => None,
+        };
+        let rejected_store = match &self.state_dir {
+            Some(dir) => Some(RejectedStore::open(dir)?),
+            None => None,
+        };
+        let mut startup = Vec::new();
+        if let Some(store) = &rejected_store {
+            startup.extend(crate::startup::restore_rejected(store.load()));
+        }
+        startup.extend(crate::startup::replay_store(db.as_ref()).await?);
+        Ok(self.start(db, seed, metrics, clock, recorder, rejected_store, startup))
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private assembly step of spawn()"
+    )]
+    fn start(
+        self,
+        db: Arc<dyn NostrDatabase>,
+        seed: u64,
+        metrics: Metrics,
+        clock: Clock,
+        recorder: Option<Recorder>,
+        rejected_store: Option<RejectedStore>,
+        startup: Vec<Input>,
+    ) -> SyncHandle {
+        let monitor = Monitor::new(SDK_CHANNEL_CAPACITY);
+        let statuses = monitor.subscribe();
+        // The client's own database only tracks seen ids (bounded LRU); events go through the
+        // host's policy and store, never the client's automatic save.
+        let client = Client::builder()
+            .database(MemoryDatabase::new())
+            .monitor(monitor)
+            .websocket_transport(NoDelayTransport)
+            .opts(ClientOptions::new().automatic_authentication(false))
+            .build();
+        let notifications = client.notifications();
+        let (tx, inbox) = mpsc::channel(DRIVER_INBOX_CAPACITY);
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let routing = Arc::new(Routing::default());
+        let config = self.config;
+        let ingest = Ingest {
+            db,
+            policy: self.policy.unwrap_or_else(|| Arc::new(AcceptAll)),
+            routing: routing.clone(),
+            reoffer: Arc::new(Mutex::new(ReofferCache::new(
+                Duration::from_millis(config.rejected_hot_ms),
+                REOFFER_MAX_ENTRIES,
+            ))),
+            on_stored: self.on_stored,
+            metrics: metrics.clone(),
+            tx: tx.clone(),
+        };
+        let timings = ExecTimings {
+            connect: Duration::from_millis(config.connect_timeout_ms * 9 / 10),
+            negentropy_initial: Duration::from_millis(config.batch_deadline_ms.min(10_000)),
+            nip11: Duration::from_secs(5),
+        };
+        let executor = Executor::new(
+            client.clone(),
+            routing.clone(),
+            ingest.clone(),
+            tx.clone(),
+            timings,
+        );
+        let readers = vec![
+            tokio::spawn(ingest.run(notifications)).abort_handle(),
+            tokio::spawn(crate::monitor::run(
+                client.clone(),
+                routing,
+                tx.clone(),
+                statuses,
+            ))
+            .abort_handle(),
+        ];
+        tokio::spawn(executor.run(commands_rx));
+        let core = SyncCore::new(config, seed, clock.now());
+        let (status_tx, status_rx) = watch::channel(RuntimeStatus::default());
+        let mut driver = Driver {
+            core,
+            clock,
+            recorder,
+            metrics: metrics.clone(),
+            exported: Exported::default(),
+            status: status_tx,
+            commands: Some(commands_tx),
+            rejected_store,
+            client,
+            readers,
+        };
+        for input in startup {
+            driver.step(input);
+        }
+        let task = tokio::spawn(driver.run(inbox));
+        SyncHandle {
+            tx,
+            status: status_rx,
+            metrics,
+            driver: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+}
+
+/// A seed from the wall clock and the process id (logged at start, recorded in the trace).
+fn seed_from_clock() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// A handle to a running runtime. Cheap to clone; every clone talks to the same driver.
+#[derive(Clone)]
+pub struct SyncHandle {
+    tx: mpsc::Sender<DriverMsg>,
+    status: watch::Receiver<RuntimeStatus>,
+    metrics: Metrics,
+    driver: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncHandle").finish_non_exhaustive()
+    }
+}
+
+impl SyncHandle {
+    async fn send(&self, input: Input) {
+        // After shutdown there is nobody to tell; the host's call is then a no-op.
+        let _stopped = self.tx.send(DriverMsg::Input(input)).await;
+    }
+
+    /// The host accepted `event` from its own clients: announcements and root events feed
+    /// discovery; accepted events free rejected ones that depended on them. Waits while the
+    /// driver's inbox is full.
+    pub async fn notify_accepted(&self, event: &Event) {
+        self.send(Input::Accepted {
+            event: EventMeta::from_event(event),
+        })
+        .await;
+    }
+
+    /// Registers a repository directly at a sync level (e.g. `StateOnly` while provisional).
+    pub async fn register_repo(&self, coord: RepoCoord, relays: Vec<String>, level: SyncLevel) {
+        self.send(Input::RegisterRepo {
+            coord,
+            relays,
+            level,
+        })
+        .await;
+    }
+
+    /// Withdraws a repository (announcement replaced without our relay, deleted, blacklisted).
+    pub async fn withdraw_repo(&self, coord: RepoCoord) {
+        self.send(Input::WithdrawRepo { coord }).await;
+    }
+
+    /// The latest status snapshot (updated by the driver after its steps).
+    #[must_use]
+    pub fn status(&self) -> RuntimeStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the status satisfies `pred` or `timeout` passes; returns the last status
+    /// and whether `pred` held.
+    pub async fn wait_for_status(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&RuntimeStatus) -> bool,
+    ) -> (RuntimeStatus, bool) {
+        let mut rx = self.status.clone();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|s| pred(s))).await;
+        let held = matches!(waited, Ok(Ok(_)));
+        (self.status(), held)
+    }
+
+    /// The Prometheus text exposition of the registry the metrics are in.
+    #[must_use]
+    pub fn metrics_text(&self) -> String {
+        self.metrics.text()
+    }
+
+    /// Stops syncing: closes every connection, persists the rejected memory, flushes the trace.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Stopped`] if the driver was already gone; an IO error if the rejected
+    /// memory could not be saved.
+    pub async fn shutdown(self) -> Result<(), RuntimeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(DriverMsg::Shutdown(reply))
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        let result = answer.await.map_err(|_| RuntimeError::Stopped)?;
+        let task = self
+            .driver
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.await.map_err(|_| RuntimeError::Stopped)?;
+        }
+        result
+    }
+}
