@@ -162,7 +162,15 @@ impl SyncRuntimeBuilder {
             startup.extend(crate::startup::restore_rejected(store.load()));
         }
         startup.extend(crate::startup::replay_store(db.as_ref()).await?);
-        Ok(self.start(db, seed, metrics, clock, recorder, rejected_store, startup))
+        Ok(self.start(
+            db,
+            seed,
+            metrics,
+            (clock, start),
+            recorder,
+            rejected_store,
+            startup,
+        ))
     }
 
     #[allow(
@@ -174,7 +182,7 @@ impl SyncRuntimeBuilder {
         db: Arc<dyn NostrDatabase>,
         seed: u64,
         metrics: Metrics,
-        clock: Clock,
+        (clock, start): (Clock, sync_core::Now),
         recorder: Option<Recorder>,
         rejected_store: Option<RejectedStore>,
         startup: Vec<Input>,
@@ -229,7 +237,8 @@ impl SyncRuntimeBuilder {
             .abort_handle(),
         ];
         tokio::spawn(executor.run(commands_rx));
-        let core = SyncCore::new(config, seed, clock.now());
+        // The same `start` as the trace header, so a replay builds the same core.
+        let core = SyncCore::new(config, seed, start);
         let (status_tx, status_rx) = watch::channel(RuntimeStatus::default());
         let mut driver = Driver {
             core,
