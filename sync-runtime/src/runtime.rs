@@ -16,9 +16,10 @@ use crate::clock::Clock;
 use crate::driver::{Driver, DriverMsg};
 use crate::error::RuntimeError;
 use crate::executor::{ExecTimings, Executor};
+use crate::grasp::GraspPolicy;
 use crate::ingest::{Ingest, OnStored};
 use crate::metrics::{Exported, Metrics};
-use crate::policy::{AcceptAll, WritePolicy};
+use crate::policy::WritePolicy;
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
 use crate::reoffer::ReofferCache;
@@ -88,9 +89,10 @@ impl SyncRuntimeBuilder {
         self
     }
 
-    /// The host's write policy. Default: [`AcceptAll`].
-    // TODO(integrator): default to `crate::grasp::GraspPolicy::new(db, config.own_relay_urls,
-    // false)` once the GRASP policy lands on this branch.
+    /// The host's write policy. Default: the GRASP policy of this crate
+    /// ([`GraspPolicy`](crate::grasp::GraspPolicy) over the same database, with the config's
+    /// `own_relay_urls` as service URLs, archive mode off). Use
+    /// [`AcceptAll`](crate::AcceptAll) for an archive of everything synced.
     #[must_use]
     pub fn policy(mut self, policy: Arc<dyn WritePolicy>) -> Self {
         self.policy = Some(policy);
@@ -202,9 +204,16 @@ impl SyncRuntimeBuilder {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let routing = Arc::new(Routing::default());
         let config = self.config;
+        let policy = self.policy.unwrap_or_else(|| {
+            Arc::new(GraspPolicy::new(
+                db.clone(),
+                config.own_relay_urls.clone(),
+                false,
+            ))
+        });
         let ingest = Ingest {
             db,
-            policy: self.policy.unwrap_or_else(|| Arc::new(AcceptAll)),
+            policy,
             routing: routing.clone(),
             reoffer: Arc::new(Mutex::new(ReofferCache::new(
                 Duration::from_millis(config.rejected_hot_ms),
