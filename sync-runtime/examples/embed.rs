@@ -20,10 +20,12 @@ use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
 use sync_runtime::{AcceptAll, SyncRuntime};
 
 const OWN_URL: &str = "wss://relay.example.org";
+const PATCHES: usize = 3;
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // 1. The remote relay with a repository on it.
+/// Step 1: a "remote" relay in process holding a repository with `PATCHES` patches; returns
+/// the relay, its URL and the announcement (which the host accepts from its own client).
+async fn remote_relay_with_repo(
+) -> Result<(LocalRelay, String, nostr::Event), Box<dyn std::error::Error>> {
     let remote_db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
         events: true,
         max_events: None,
@@ -44,12 +46,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .tag(Tag::parse(["relays", remote_url.as_str(), OWN_URL])?)
         .sign_with_keys(&owner)?;
     let coord = format!("30617:{}:example", owner.public_key().to_hex());
-    for n in 0..3 {
+    for n in 0..PATCHES {
         let patch = EventBuilder::new(Kind::from(1617u16), format!("patch {n}"))
             .tag(Tag::parse(["a", coord.as_str()])?)
             .sign_with_keys(&owner)?;
         remote_db.save_event(&patch).await?;
     }
+    Ok((remote, remote_url, announcement))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (remote, remote_url, announcement) = remote_relay_with_repo().await?;
 
     // 2. The host: its store, its policy, its registry; then spawn.
     let dir = std::env::temp_dir().join(format!("grasp-sync-embed-{}", std::process::id()));
@@ -96,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     handle.shutdown().await?;
     remote.shutdown();
     std::fs::remove_dir_all(&dir)?;
-    if !synced || patches != 3 {
+    if !synced || patches != PATCHES {
         return Err("the example did not sync".into());
     }
     Ok(())

@@ -39,14 +39,21 @@ const PERSIST_EVERY: Duration = Duration::from_secs(600);
 
 /// The driver's state. Invariant: `core` is only touched by this task.
 pub(crate) struct Driver {
+    /// The decision engine.
     pub(crate) core: SyncCore,
+    /// Where `now` comes from.
     pub(crate) clock: Clock,
+    /// Records every step, if a trace was asked for.
     pub(crate) recorder: Option<Recorder>,
+    /// Metrics derived from the core after steps.
     pub(crate) metrics: Metrics,
+    /// Counter totals already exported.
     pub(crate) exported: Exported,
+    /// The latest status snapshot, for `SyncHandle::status`.
     pub(crate) status: watch::Sender<RuntimeStatus>,
-    /// The executor's queue; dropped at shutdown to stop it.
+    /// The executor's queue; `None` after shutdown (dropping it stops the executor).
     pub(crate) commands: Option<mpsc::UnboundedSender<Command>>,
+    /// Where the rejected memory is saved (periodically and at shutdown), if anywhere.
     pub(crate) rejected_store: Option<RejectedStore>,
     /// The SDK client, shut down at the end.
     pub(crate) client: Client,
