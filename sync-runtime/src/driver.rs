@@ -3,6 +3,7 @@
 //! `Input`, calls `step`, records the step, hands the commands to the executor without waiting
 //! for them, and refreshes metrics and the status snapshot.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nostr_sdk::Client;
@@ -16,6 +17,7 @@ use crate::metrics::{Exported, Metrics};
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
 use crate::status::RuntimeStatus;
+use crate::transport::FrameCounts;
 
 /// A message to the driver.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub(crate) struct Driver {
     pub(crate) metrics: Metrics,
     /// Counter totals already exported.
     pub(crate) exported: Exported,
+    /// `EVENT` frames per relay, counted by the transport.
+    pub(crate) frames: Arc<FrameCounts>,
     /// The latest status snapshot, for `SyncHandle::status`.
     pub(crate) status: watch::Sender<RuntimeStatus>,
     /// The executor's queue; `None` after shutdown (dropping it stops the executor).
@@ -80,6 +84,8 @@ impl Driver {
     /// Refreshes gauges, counters and the status snapshot.
     pub(crate) fn refresh(&mut self) {
         self.metrics.observe(&self.core, &mut self.exported);
+        self.metrics
+            .observe_frames(&self.frames.snapshot(), &mut self.exported);
         let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
         self.status
             .send_replace(RuntimeStatus::of(&self.core, steps));

@@ -56,7 +56,9 @@
 //! from the clock) is logged and written into the trace header.
 //!
 //! **What happens to a synced event.** nostr-sdk verifies id and signature (invalid events are
-//! dropped inside the SDK and never reach the host); the runtime routes the event to the
+//! dropped inside the SDK and never reach the host; the transport counts every `EVENT` frame,
+//! so `ngit_sync_relay_event_frames_total` minus `ngit_sync_relay_events_delivered_total` is
+//! what the SDK dropped, per relay); the runtime routes the event to the
 //! subscription it arrived on and drops it if it matches none of that subscription's filters
 //! (counted in `ngit_sync_events_dropped_total{reason}`); an event already in the store is a
 //! duplicate without asking the policy; otherwise the policy decides, accepted events are saved

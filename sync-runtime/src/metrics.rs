@@ -32,6 +32,8 @@ pub(crate) struct Metrics {
     gap_events: IntCounterVec,
     /// Deliveries per relay, any outcome.
     relay_events_delivered: IntCounterVec,
+    /// `EVENT` frames per relay on the wire (minus deliveries: dropped by the SDK's checks).
+    relay_event_frames: IntCounterVec,
     /// `ngit_sync_events_synced_total`.
     events_synced: IntCounter,
     /// `ngit_sync_events_total{source}`.
@@ -115,6 +117,12 @@ impl Metrics {
             connection_attempts: counter_vec(r, "ngit_sync_connection_attempts_total", "Connection attempts by result", &["relay", "result"])?,
             gap_events: counter_vec(r, "ngit_sync_gap_events_total", "Events first found by catch-up or daily resync although live sync was on", relay)?,
             relay_events_delivered: counter_vec(r, "ngit_sync_relay_events_delivered_total", "Events delivered by a relay on our subscriptions (any outcome)", relay)?,
+            relay_event_frames: counter_vec(
+                r,
+                "ngit_sync_relay_event_frames_total",
+                "EVENT frames received from a relay; minus ngit_sync_relay_events_delivered_total: events nostr-sdk dropped (invalid id or signature, oversized)",
+                relay,
+            )?,
             events_synced: counter(r, "ngit_sync_events_synced_total", "Events the host newly saved from sync")?,
             events_by_source: counter_vec(r, "ngit_sync_events_total", "Events newly saved, by the path that found them", &["source"])?,
             relays_tracked: gauge(r, "ngit_sync_relays_tracked_total", "Relays tracked")?,
@@ -249,6 +257,14 @@ impl Metrics {
         ];
         for (counter, name, total) in counters {
             exported.advance(format!("{name}\0{url}"), &counter, total);
+        }
+    }
+
+    /// Advances the per-relay frame counters (cumulative for the process).
+    pub(crate) fn observe_frames(&self, frames: &[(String, u64)], exported: &mut Exported) {
+        for (url, total) in frames {
+            let series = self.relay_event_frames.with_label_values(&[url]);
+            exported.advance(format!("frames\0{url}"), &series, *total);
         }
     }
 

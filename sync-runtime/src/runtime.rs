@@ -25,7 +25,7 @@ use crate::rejected_store::RejectedStore;
 use crate::reoffer::ReofferCache;
 use crate::routing::Routing;
 use crate::status::RuntimeStatus;
-use crate::transport::NoDelayTransport;
+use crate::transport::{FrameCounts, NoDelayTransport};
 
 /// Capacity of the driver's inbox: relay traffic waits (back-pressure) when it is full.
 pub const DRIVER_INBOX_CAPACITY: usize = 4_096;
@@ -179,7 +179,8 @@ impl SyncRuntimeBuilder {
 
     /// Wires the tasks together and starts them (nothing here can fail).
     fn start(self, p: Prepared) -> SyncHandle {
-        let (client, statuses) = sdk_client();
+        let frames = Arc::new(FrameCounts::default());
+        let (client, statuses) = sdk_client(frames.clone());
         let notifications = client.notifications();
         let (tx, inbox) = mpsc::channel(DRIVER_INBOX_CAPACITY);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
@@ -225,6 +226,7 @@ impl SyncRuntimeBuilder {
             recorder: p.recorder,
             metrics: p.metrics.clone(),
             exported: Exported::default(),
+            frames,
             status: status_tx,
             commands: Some(commands_tx),
             rejected_store: p.rejected_store,
@@ -265,7 +267,7 @@ struct Prepared {
 }
 
 /// The nostr-sdk client as a dumb pipe, and its status stream.
-fn sdk_client() -> (Client, broadcast::Receiver<MonitorNotification>) {
+fn sdk_client(frames: Arc<FrameCounts>) -> (Client, broadcast::Receiver<MonitorNotification>) {
     let monitor = Monitor::new(SDK_CHANNEL_CAPACITY);
     let statuses = monitor.subscribe();
     // The client's own database only tracks seen ids (bounded LRU); events go through the
@@ -273,7 +275,7 @@ fn sdk_client() -> (Client, broadcast::Receiver<MonitorNotification>) {
     let client = Client::builder()
         .database(MemoryDatabase::new())
         .monitor(monitor)
-        .websocket_transport(NoDelayTransport)
+        .websocket_transport(NoDelayTransport::counting(frames))
         .opts(ClientOptions::new().automatic_authentication(false))
         .build();
     (client, statuses)

@@ -168,3 +168,64 @@ async fn a_recorded_trace_replays_identically() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+/// `event` with the signature of `other`: a valid id, an invalid signature.
+fn forged(event: &Event, other: &Event) -> Event {
+    Event::new(
+        event.id,
+        event.pubkey,
+        event.created_at,
+        event.kind,
+        event.tags.clone(),
+        event.content.clone(),
+        other.sig,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_an_invalid_signature_never_reaches_the_store_and_is_counted() {
+    let (a, ann, patches) = relay_with_repo("forged", 3).await;
+    // Tagged like the real patches, so the relay serves it on the same filter; carries another
+    // event's signature.
+    let twin = nostr::EventBuilder::new(nostr::Kind::from(1617u16), "forged")
+        .tags(patches[0].tags.clone().to_vec())
+        .sign_with_keys(&Keys::generate())
+        .unwrap();
+    let bad = forged(&twin, &patches[0]);
+    assert!(bad.verify().is_err(), "the fixture really is invalid");
+    a.store(std::slice::from_ref(&bad)).await; // the relay's db does not verify
+
+    let host = host_db();
+    let handle = SyncRuntime::builder(fast_config(&[]))
+        .database(host.clone())
+        .seed(11)
+        .spawn()
+        .await
+        .unwrap();
+    host.save_event(&ann).await.unwrap();
+    handle.notify_accepted(&ann).await;
+    status_codes_until_connected(&handle, &a.url).await;
+    assert!(
+        holds_all(host.as_ref(), &patches).await,
+        "the valid patches synced"
+    );
+    assert!(
+        host.event_by_id(&bad.id).await.unwrap().is_none(),
+        "the forged one did not"
+    );
+
+    let text = handle.metrics_text();
+    let label = format!("{{relay=\"{}\"}}", a.url);
+    let frames = value(&text, &format!("ngit_sync_relay_event_frames_total{label}"));
+    let delivered = value(
+        &text,
+        &format!("ngit_sync_relay_events_delivered_total{label}"),
+    );
+    // The forged event is sent once per request that asks for it (id fetch and its retries),
+    // and dropped by nostr-sdk every time.
+    assert!(
+        frames - delivered >= 1.0,
+        "frames {frames}, delivered {delivered}:\n{text}"
+    );
+    handle.shutdown().await.unwrap();
+}
