@@ -410,3 +410,74 @@ async fn a_rejected_state_event_is_reoffered_when_its_maintainer_is_announced() 
     );
     handle.shutdown().await.unwrap();
 }
+
+/// Accepts everything, slowly (a host whose store or policy cannot keep up).
+struct SlowAcceptAll;
+
+impl WritePolicy for SlowAcceptAll {
+    fn check<'a>(&'a self, _event: &'a Event) -> PolicyFuture<'a> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Verdict::Accept
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_stream_means_catch_up_never_disconnected() {
+    let a = TestRelay::start(None).await;
+    let owner = Keys::generate();
+    let t = now_secs() - 3_600;
+    let ann = announcement(&owner, "flood", &[&a.url, OWN_URL], t);
+    let c = coord(&owner, "flood");
+    let patches: Vec<Event> = (0..60)
+        .map(|n| root(&owner, 1617, &c, n, t + 1 + n))
+        .collect();
+    a.store(&patches).await;
+
+    let host = host_db();
+    let handle = SyncRuntime::builder(fast_config(&[]))
+        .database(host.clone())
+        .policy(Arc::new(SlowAcceptAll))
+        // Tiny channels: the relay's burst overflows the SDK's broadcast at once.
+        .channel_capacities(4, 16)
+        .seed(12)
+        .spawn()
+        .await
+        .unwrap();
+    host_accepts(&handle, host.as_ref(), &ann).await;
+    let mut codes: Vec<u8> = Vec::new();
+    let (status, synced) = handle
+        .wait_for_status(Duration::from_secs(60), |s| {
+            if let Some(code) = s.relay(&a.url).map(|r| r.status_code) {
+                if codes.last() != Some(&code) {
+                    codes.push(code);
+                }
+            }
+            s.relay(&a.url)
+                .is_some_and(|r| r.status_code == 3 && r.counters.events_saved >= 60)
+        })
+        .await;
+    assert!(
+        synced,
+        "every patch arrived despite the lag: {:?}",
+        status.relay(&a.url)
+    );
+    assert!(holds_all(host.as_ref(), &patches).await);
+    let text = handle.metrics_text();
+    assert!(
+        metric(&text, "ngit_sync_stream_lagged_total").unwrap_or(0.0) >= 1.0,
+        "the stream lagged:\n{text}"
+    );
+    let after_connect = codes.iter().skip_while(|c| **c < 2);
+    assert!(
+        !after_connect.clone().any(|c| *c == 0),
+        "never reported Disconnected: {codes:?}"
+    );
+    assert_eq!(
+        status.relay(&a.url).unwrap().counters.connects_ok,
+        1,
+        "no reconnect"
+    );
+    handle.shutdown().await.unwrap();
+}
