@@ -481,3 +481,41 @@ async fn a_lagging_stream_means_catch_up_never_disconnected() {
     );
     handle.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nip11_limits_are_fetched_and_bound_the_subscription_budget() {
+    let backend = TestRelay::start(None).await;
+    let url = nip11_front(
+        backend.port,
+        r#"{"name":"front","limitation":{"max_subscriptions":6,"max_filters":4}}"#,
+    )
+    .await;
+    let owner = Keys::generate();
+    let t = now_secs() - 3_600;
+    let ann = announcement(&owner, "limited", &[&url, OWN_URL], t);
+    let c = coord(&owner, "limited");
+    let patches: Vec<Event> = (0..30)
+        .map(|n| root(&owner, 1617, &c, n, t + 1 + n))
+        .collect();
+    backend.store(&patches).await;
+
+    let host = host_db();
+    let handle = SyncRuntime::builder(fast_config(&[]))
+        .database(host.clone())
+        .seed(13)
+        .spawn()
+        .await
+        .unwrap();
+    host_accepts(&handle, host.as_ref(), &ann).await;
+    let (status, limited) = handle
+        .wait_for_status(WAIT, |s| s.relay(&url).is_some_and(|r| r.budget == 6))
+        .await;
+    assert!(limited, "budget from NIP-11: {:?}", status.relay(&url));
+    assert!(
+        eventually(WAIT, || holds_all(host.as_ref(), &patches)).await,
+        "syncing works within the advertised limits"
+    );
+    let status = wait_connected(&handle, &[&url]).await;
+    assert!(status.relay(&url).unwrap().open_subscriptions <= 6);
+    handle.shutdown().await.unwrap();
+}
