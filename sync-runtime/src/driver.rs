@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nostr_sdk::Client;
-use sync_core::{Command, Input, SyncCore};
+use sync_core::{Command, Input, Mono, SyncCore};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
@@ -35,6 +35,9 @@ pub(crate) enum DriverMsg {
 /// How often the status snapshot and gauges are refreshed while inputs keep arriving (they are
 /// always refreshed when the inbox is empty).
 const REFRESH_EVERY: Duration = Duration::from_millis(100);
+
+/// How long the loop waits before ticking again for a deadline the core did not advance.
+const STUCK_DEADLINE_PAUSE: Duration = Duration::from_millis(50);
 
 /// How often the rejected memory is saved while running (it is always saved at shutdown).
 const PERSIST_EVERY: Duration = Duration::from_secs(600);
@@ -98,19 +101,37 @@ impl Driver {
         }
     }
 
+    /// When to tick for `deadline`; a deadline equal to the one just ticked for is pushed
+    /// `STUCK_DEADLINE_PAUSE` into the future (and logged).
+    fn wake_at(&self, deadline: Option<Mono>, ticked_for: Option<Mono>) -> Option<Instant> {
+        let at = self.clock.instant_of(deadline?);
+        if deadline != ticked_for {
+            return Some(at);
+        }
+        tracing::warn!(
+            ?deadline,
+            "the core's deadline did not advance after a tick"
+        );
+        Some(at.max(Instant::now() + STUCK_DEADLINE_PAUSE))
+    }
+
     /// The loop; returns when shut down or when every sender is gone.
     pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<DriverMsg>) {
         let mut last_refresh = Instant::now();
         let mut last_persist = Instant::now();
         self.refresh();
+        // The deadline the last tick was for: if the core names it again, it did not advance
+        // (a core bug), and the loop pauses instead of spinning.
+        let mut ticked_for: Option<Mono> = None;
         let reply = loop {
-            let wake = self
-                .core
-                .next_deadline()
-                .map(|d| self.clock.instant_of(d.at));
+            let deadline = self.core.next_deadline().map(|d| d.at);
+            let wake = self.wake_at(deadline, ticked_for);
             let msg = tokio::select! {
                 msg = inbox.recv() => msg,
-                () = sleep_until(wake) => Some(DriverMsg::Input(Input::Tick)),
+                () = sleep_until(wake) => {
+                    ticked_for = deadline;
+                    Some(DriverMsg::Input(Input::Tick))
+                }
             };
             match msg {
                 Some(DriverMsg::Input(input)) => self.step(input),

@@ -251,6 +251,8 @@ impl SyncRuntimeBuilder {
         for input in p.startup {
             driver.step(input);
         }
+        // Published before `spawn` returns, so the first `status()` shows the replayed state.
+        driver.refresh();
         let task = tokio::spawn(driver.run(inbox));
         SyncHandle {
             tx,
