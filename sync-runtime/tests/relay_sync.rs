@@ -519,3 +519,39 @@ async fn nip11_limits_are_fetched_and_bound_the_subscription_budget() {
     assert!(status.relay(&url).unwrap().open_subscriptions <= 6);
     handle.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_runtime_rebuilds_its_targets_from_the_store() {
+    let a = TestRelay::start(None).await;
+    let owner = Keys::generate();
+    let t = now_secs() - 3_600;
+    let ann = announcement(&owner, "restart", &[&a.url, OWN_URL], t);
+    let c = coord(&owner, "restart");
+    let first = root(&owner, 1617, &c, 0, t + 1);
+    a.store(&[ann.clone(), first.clone()]).await;
+    let host = host_db();
+    let spawn = |seed| {
+        SyncRuntime::builder(fast_config(&[]))
+            .database(host.clone())
+            .seed(seed)
+            .spawn()
+    };
+    let handle = spawn(14).await.unwrap();
+    host_accepts(&handle, host.as_ref(), &ann).await;
+    wait_connected(&handle, &[&a.url]).await;
+    handle.shutdown().await.unwrap();
+
+    // While no runtime runs, the repository gets a new patch and a reply to the old one.
+    let later = [
+        root(&owner, 1617, &c, 1, t + 2),
+        reply(&owner, "e", &first, t + 3),
+    ];
+    a.store(&later).await;
+    // No announcement is re-notified and no relay is configured: only the store knows `a`.
+    let handle = spawn(15).await.unwrap();
+    assert!(
+        eventually(WAIT, || holds_all(host.as_ref(), &later)).await,
+        "the repository and its root event were rebuilt from the store"
+    );
+    handle.shutdown().await.unwrap();
+}
