@@ -314,6 +314,10 @@ fn seed_from_clock() -> u64 {
 }
 
 /// A handle to a running runtime. Cheap to clone; every clone talks to the same driver.
+///
+/// Dropping every handle does not stop the runtime (its tasks keep running until the tokio
+/// runtime ends); call [`SyncHandle::shutdown`] to close connections, persist the rejected
+/// memory and flush the trace.
 #[derive(Clone)]
 pub struct SyncHandle {
     tx: mpsc::Sender<DriverMsg>,
@@ -366,7 +370,8 @@ impl SyncHandle {
     }
 
     /// Waits until the status satisfies `pred` or `timeout` passes; returns the last status
-    /// and whether `pred` held.
+    /// and whether `pred` held. `pred` sees the current status and then every update the
+    /// driver publishes (updates that replace each other quickly may be skipped).
     pub async fn wait_for_status(
         &self,
         timeout: Duration,
