@@ -133,7 +133,8 @@ impl SyncRuntimeBuilder {
     }
 
     /// Called after every synced event the runtime newly stored (e.g. to push it to the host
-    /// relay's live subscribers).
+    /// relay's live subscribers). Runs on the ingest task: it must return quickly (spawn for
+    /// anything slow), or it holds up every relay's traffic.
     #[must_use]
     pub fn on_stored(mut self, f: Arc<dyn Fn(&Event) + Send + Sync>) -> Self {
         self.on_stored = Some(f);
