@@ -87,6 +87,7 @@ impl Driver {
     /// Refreshes gauges, counters and the status snapshot.
     pub(crate) fn refresh(&mut self) {
         self.metrics.observe(&self.core, &mut self.exported);
+        self.frames.retain(self.exported.tracked_relays());
         self.metrics
             .observe_frames(&self.frames.snapshot(), &mut self.exported);
         let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
