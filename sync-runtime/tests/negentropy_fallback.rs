@@ -40,7 +40,7 @@ async fn initial_sync_without_nip77(mode: NegMode, seed: u64) {
     let host = host_db();
     // The proxy is the only relay we know: the announcement itself is synced from it (L1).
     let config = sync_core::Config {
-        batch_deadline_ms: 3_000,
+        batch_deadline_ms: 2_000,
         ..fast_config(&[&url])
     };
     let handle = SyncRuntime::builder(config)
