@@ -3,16 +3,18 @@
 //! `Input`, calls `step`, records the step, hands the commands to the executor without waiting
 //! for them, and refreshes metrics and the status snapshot.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nostr_sdk::Client;
-use sync_core::{Command, Input, Mono, SyncCore};
+use sync_core::{Command, Input, Mono, RelayUrl, SyncCore};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::clock::Clock;
 use crate::error::RuntimeError;
+use crate::executor::ExecMsg;
 use crate::metrics::{Exported, Metrics};
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
@@ -59,7 +61,10 @@ pub(crate) struct Driver {
     /// The latest status snapshot, for `SyncHandle::status`.
     pub(crate) status: watch::Sender<RuntimeStatus>,
     /// The executor's queue; `None` after shutdown (dropping it stops the executor).
-    pub(crate) commands: Option<mpsc::UnboundedSender<Command>>,
+    pub(crate) commands: Option<mpsc::UnboundedSender<ExecMsg>>,
+    /// Relays a `Connect` was sent for and that the core still tracked at the last refresh;
+    /// the executor is told to forget the others.
+    pub(crate) dialled: BTreeSet<RelayUrl>,
     /// Where the rejected memory is saved (periodically and at shutdown), if anywhere.
     pub(crate) rejected_store: Option<RejectedStore>,
     /// The SDK client, shut down at the end.
@@ -78,8 +83,11 @@ impl Driver {
         }
         if let Some(queue) = &self.commands {
             for command in commands {
+                if let Command::Connect { relay } = &command {
+                    self.dialled.insert(relay.clone());
+                }
                 // The executor only stops at shutdown, after the driver.
-                let _stopped = queue.send(command);
+                let _stopped = queue.send(ExecMsg::Command(command));
             }
         }
     }
@@ -88,11 +96,26 @@ impl Driver {
     pub(crate) fn refresh(&mut self) {
         self.metrics.observe(&self.core, &mut self.exported);
         self.frames.retain(self.exported.tracked_relays());
+        self.forget_untracked();
         self.metrics
             .observe_frames(&self.frames.snapshot(), &mut self.exported);
         let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
         self.status
             .send_replace(RuntimeStatus::of(&self.core, steps));
+    }
+
+    /// Tells the executor to drop relays the core no longer tracks.
+    fn forget_untracked(&mut self) {
+        let tracked = self.exported.tracked_relays();
+        let (keep, gone): (BTreeSet<_>, BTreeSet<_>) = std::mem::take(&mut self.dialled)
+            .into_iter()
+            .partition(|r| tracked.contains(r.as_str()));
+        self.dialled = keep;
+        if let Some(queue) = &self.commands {
+            for relay in gone {
+                let _stopped = queue.send(ExecMsg::Forget(relay));
+            }
+        }
     }
 
     fn persist_rejected(&self) -> Result<(), RuntimeError> {

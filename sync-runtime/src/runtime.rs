@@ -1,5 +1,6 @@
 //! The entry point: [`SyncRuntime::builder`] → [`SyncRuntimeBuilder::spawn`] → [`SyncHandle`].
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -245,6 +246,7 @@ impl SyncRuntimeBuilder {
             frames,
             status: status_tx,
             commands: Some(commands_tx),
+            dialled: BTreeSet::new(),
             rejected_store: p.rejected_store,
             client,
             readers,

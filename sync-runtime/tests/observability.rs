@@ -3,14 +3,10 @@
 
 mod rt_support;
 
-use std::time::Duration;
-
 use nostr::{Event, Keys};
 use nostr_database::NostrDatabase;
 use rt_support::*;
 use sync_runtime::{SyncHandle, SyncRuntime};
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// A `ws://` URL on which nothing listens (connection refused at once).
 fn closed_port_url() -> String {

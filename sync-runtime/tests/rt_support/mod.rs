@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag, Timestamp};
 use nostr_database::{MemoryDatabase, MemoryDatabaseOptions, NostrDatabase};
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
-use sync_core::Config;
+use sync_core::{Config, Status};
+use sync_runtime::{RuntimeStatus, SyncHandle};
 
 /// A relay under test with its database (shared with the test, so fixtures can be written
 /// directly while it is down).
@@ -293,4 +294,34 @@ pub async fn nip11_front(upstream_port: u16, document: &'static str) -> String {
         }
     });
     format!("ws://127.0.0.1:{port}")
+}
+
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The lifecycle status of `url` in a snapshot.
+pub fn status_of(s: &RuntimeStatus, url: &str) -> Option<Status> {
+    s.relay(url).map(|r| r.status)
+}
+
+/// Waits until every relay of `urls` is `Connected`; panics with the snapshot if not.
+pub async fn wait_connected(handle: &SyncHandle, urls: &[&str]) -> RuntimeStatus {
+    let (status, ok) = handle
+        .wait_for_status(WAIT, |s| {
+            urls.iter()
+                .all(|u| status_of(s, u) == Some(Status::Connected))
+        })
+        .await;
+    assert!(
+        ok,
+        "relays {urls:?} did not reach Connected: {:#?}",
+        status.relays
+    );
+    status
+}
+
+/// Stores the announcement as the host would (from its own client) and tells the runtime.
+pub async fn host_accepts(handle: &SyncHandle, host: &dyn NostrDatabase, event: &Event) {
+    host.save_event(event).await.unwrap();
+    handle.notify_accepted(event).await;
 }
