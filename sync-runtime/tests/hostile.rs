@@ -4,11 +4,12 @@
 
 mod rt_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nostr::filter::MatchEventOptions;
 use nostr::{Event, Filter, Keys, Kind};
-use nostr_database::NostrDatabase;
+use nostr_database::{MemoryDatabase, NostrDatabase};
 use rt_support::*;
 use sync_core::{Config, Status};
 use sync_runtime::grasp::GraspPolicy;
@@ -138,86 +139,11 @@ async fn forged_and_endless_answers_are_dropped_or_bounded() {
         eventually(WAIT, || holds_all(host.as_ref(), &good)).await,
         "the healthy relay's events all arrive"
     );
-    let status = wait_settled(&handle, &healthy.url, &hostile).await;
-
-    let (f, p) = (h_forger.stats(), h_pager.stats());
-    assert!(
-        f.invalid_sent > 0 && f.outside_sent > 0 && f.garbage_sent > 0,
-        "{f:?}"
-    );
-    assert!(p.reqs_with_until > 0 && p.endless_sent > 0, "{p:?}");
+    wait_settled(&handle, &healthy.url, &hostile).await;
 
     let stored = stored(host.as_ref()).await;
-    let forged = h_forger.forged();
-    assert!(
-        stored
-            .iter()
-            .all(|e| forged.iter().all(|f| f.event().id != e.id)),
-        "an invalid or out-of-filter event was stored"
-    );
-    // The policy alone would have let some of each kind in: signature verification and the
-    // filter check are what kept them out.
-    let policy = GraspPolicy::new(host.clone(), vec![OWN_URL.to_string()], false);
-    for wanted in ["invalid", "outside"] {
-        let mut accepted = 0;
-        for f in &forged {
-            let kind = match f {
-                Forged::Invalid(_) => "invalid",
-                Forged::Outside(_) => "outside",
-            };
-            if kind == wanted && policy.check(f.event()).await == Verdict::Accept {
-                accepted += 1;
-            }
-        }
-        assert!(
-            accepted > 0,
-            "no {wanted} event the policy would accept was sent"
-        );
-    }
-    assert!(stored.iter().all(|e| e.verify().is_ok()));
-    assert!(
-        status.totals.events_out_of_filter > 0,
-        "{:?}",
-        status.totals
-    );
-    let out_of_filter = r#"ngit_sync_events_dropped_total{reason="out_of_filter"}"#;
-    let text = handle.metrics_text();
-    assert!(metric(&text, out_of_filter).unwrap_or(0.0) >= 1.0, "{text}");
-
-    // The pager's fresh events are valid and match the filters they answer, so the policy takes
-    // those that tag the repository or its events; pagination stops at the cap.
-    assert!(status.totals.page_caps_hit > 0, "{:?}", status.totals);
-    let extra: Vec<&Event> = stored.iter().filter(|e| !good.contains(e)).collect();
-    assert!(
-        extra.iter().all(|e| e.content.starts_with("forged")),
-        "only the pager's events are extra"
-    );
-    // Every capped filter got exactly its MAX_PAGES pages (the first without `until`), and once
-    // settled the pager is asked nothing more: pagination terminated.
-    let caps = status.totals.page_caps_hit as usize;
-    assert_eq!(p.reqs_with_until, caps * (MAX_PAGES as usize - 1), "{p:?}");
-    assert!(extra.len() <= p.endless_sent);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        h_pager.stats().reqs_with_until,
-        p.reqs_with_until,
-        "no page after the cap"
-    );
-    let c = coord(&owner, "repo");
-    let l1 = Filter::new().kinds([Kind::from(30617), Kind::from(10317)]);
-    let refers_to_repo = |e: &Event| {
-        e.tags.iter().any(|t| {
-            t.as_slice()
-                .get(1)
-                .is_some_and(|v| *v == c || good.iter().any(|g| g.id.to_hex() == *v))
-        })
-    };
-    assert!(
-        extra
-            .iter()
-            .all(|e| l1.match_event(e, MatchEventOptions::new()) || refers_to_repo(e)),
-        "every extra event matched a filter the engine asked for"
-    );
+    assert_forged_kept_out(&h_forger, &host, &stored, &handle).await;
+    assert_pagination_bounded(&h_pager, &handle, &stored, &good, &coord(&owner, "repo")).await;
     handle.shutdown().await.expect("shutdown");
 }
 
@@ -260,4 +186,103 @@ async fn a_relay_without_eose_and_with_oversize_frames_does_not_block_the_others
     // that does not list us.
     assert_eq!(stored(host.as_ref()).await.len(), good.len());
     handle.shutdown().await.expect("shutdown");
+}
+
+/// Nothing the forger sent is stored, although the policy alone would have taken some of each
+/// kind: signature verification and the filter check kept them out (and were counted).
+async fn assert_forged_kept_out(
+    h_forger: &HostileRelay,
+    host: &Arc<MemoryDatabase>,
+    stored: &[Event],
+    handle: &SyncHandle,
+) {
+    let f = h_forger.stats();
+    assert!(
+        f.invalid_sent > 0 && f.outside_sent > 0 && f.garbage_sent > 0,
+        "{f:?}"
+    );
+    let status = handle.status();
+    let forged = h_forger.forged();
+    assert!(
+        stored
+            .iter()
+            .all(|e| forged.iter().all(|f| f.event().id != e.id)),
+        "an invalid or out-of-filter event was stored"
+    );
+    // The policy alone would have let some of each kind in: signature verification and the
+    // filter check are what kept them out.
+    let policy = GraspPolicy::new(host.clone(), vec![OWN_URL.to_string()], false);
+    for wanted in ["invalid", "outside"] {
+        let mut accepted = 0;
+        for f in &forged {
+            let kind = match f {
+                Forged::Invalid(_) => "invalid",
+                Forged::Outside(_) => "outside",
+            };
+            if kind == wanted && policy.check(f.event()).await == Verdict::Accept {
+                accepted += 1;
+            }
+        }
+        assert!(
+            accepted > 0,
+            "no {wanted} event the policy would accept was sent"
+        );
+    }
+    assert!(stored.iter().all(|e| e.verify().is_ok()));
+    assert!(
+        status.totals.events_out_of_filter > 0,
+        "{:?}",
+        status.totals
+    );
+    let out_of_filter = r#"ngit_sync_events_dropped_total{reason="out_of_filter"}"#;
+    let text = handle.metrics_text();
+    assert!(metric(&text, out_of_filter).unwrap_or(0.0) >= 1.0, "{text}");
+}
+
+/// The pager's fresh events are valid and match the filters they answer, so the policy takes
+/// those that tag the repository or its events; but every capped filter got exactly its
+/// `MAX_PAGES` pages and the pager is asked nothing more once settled.
+async fn assert_pagination_bounded(
+    h_pager: &HostileRelay,
+    handle: &SyncHandle,
+    stored: &[Event],
+    good: &[Event],
+    coord: &str,
+) {
+    let p = h_pager.stats();
+    assert!(p.reqs_with_until > 0 && p.endless_sent > 0, "{p:?}");
+    let status = handle.status();
+    // The pager's fresh events are valid and match the filters they answer, so the policy takes
+    // those that tag the repository or its events; pagination stops at the cap.
+    assert!(status.totals.page_caps_hit > 0, "{:?}", status.totals);
+    let extra: Vec<&Event> = stored.iter().filter(|e| !good.contains(e)).collect();
+    assert!(
+        extra.iter().all(|e| e.content.starts_with("forged")),
+        "only the pager's events are extra"
+    );
+    // Every capped filter got exactly its MAX_PAGES pages (the first without `until`), and once
+    // settled the pager is asked nothing more: pagination terminated.
+    let caps = status.totals.page_caps_hit as usize;
+    assert_eq!(p.reqs_with_until, caps * (MAX_PAGES as usize - 1), "{p:?}");
+    assert!(extra.len() <= p.endless_sent);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h_pager.stats().reqs_with_until,
+        p.reqs_with_until,
+        "no page after the cap"
+    );
+    let l1 = Filter::new().kinds([Kind::from(30617), Kind::from(10317)]);
+    let refers_to_repo = |e: &Event| {
+        e.tags.iter().any(|t| {
+            t.as_slice()
+                .get(1)
+                .is_some_and(|v| *v == coord || good.iter().any(|g| g.id.to_hex() == *v))
+        })
+    };
+    assert!(
+        extra
+            .iter()
+            .all(|e| l1.match_event(e, MatchEventOptions::new()) || refers_to_repo(e)),
+        "every extra event matched a filter the engine asked for"
+    );
 }
