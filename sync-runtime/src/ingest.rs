@@ -134,6 +134,12 @@ impl Ingest {
                 (relay, Outcome::Deferred)
             }
             Route::Matched(relay) => (relay, self.decide(event).await),
+            // Asked-for data that queued behind other traffic past its batch's deadline: still
+            // offered to the host (the core counts it as late and still learns what was saved).
+            Route::LateMatched(relay) => {
+                tracing::debug!(relay = %relay, %sub, id = %event.id, "late event on a closed subscription");
+                (relay, self.decide(event).await)
+            }
         };
         let sub = sync_core::SubId(sub.to_string());
         self.send(Input::Delivered {

@@ -5,8 +5,9 @@
 //! Shared by the executor (writes: connect, subscribe, close) and the ingest and monitor tasks
 //! (reads). Lookups only: nothing here is iterated to decide output.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use nostr::Filter;
 use sync_core::{EventMeta, RelayUrl, SubId};
@@ -22,6 +23,29 @@ pub(crate) enum Route {
     OutOfFilter(RelayUrl),
     /// The event matches the subscription.
     Matched(RelayUrl),
+    /// The subscription was closed a moment ago (its batch deadline passed while the event was
+    /// queued behind other traffic) and the event matches its filters: it is data we asked for,
+    /// so it is still offered to the host.
+    LateMatched(RelayUrl),
+}
+
+/// How long a closed subscription's filters are kept for late traffic.
+pub(crate) const LATE_WINDOW: Duration = Duration::from_secs(120);
+/// At most this many closed subscriptions are remembered (oldest forgotten first).
+pub(crate) const LATE_MAX_SUBS: usize = 256;
+/// At most this many late events per closed subscription are offered to the host; the rest
+/// are dropped (a relay cannot stream unbounded data on a subscription we closed).
+pub(crate) const LATE_MAX_EVENTS_PER_SUB: u32 = 1_000;
+
+/// A closed subscription whose late events are still accepted.
+#[derive(Debug)]
+struct ClosedSub {
+    /// Its filters.
+    filters: Vec<Filter>,
+    /// When it was closed.
+    closed_at: Instant,
+    /// Late events offered so far. Invariant: <= [`LATE_MAX_EVENTS_PER_SUB`].
+    offered: u32,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +56,29 @@ struct Tables {
     open: HashSet<String>,
     /// `(nostr-sdk URL text, subscription id)` → filters, for every REQ sent and not closed.
     subs: HashMap<(String, String), Vec<Filter>>,
+    /// Subscriptions closed by `unsubscribe` less than [`LATE_WINDOW`] ago. Invariant: at most
+    /// [`LATE_MAX_SUBS`] entries, each also in `closed_order`.
+    recently_closed: HashMap<(String, String), ClosedSub>,
+    /// Keys of `recently_closed`, oldest first (expiry order).
+    closed_order: VecDeque<(String, String)>,
+}
+
+impl Tables {
+    /// Drops closed subscriptions older than the window or beyond the cap.
+    fn expire_closed(&mut self, now: Instant) {
+        while let Some(key) = self.closed_order.front() {
+            let expired = self
+                .recently_closed
+                .get(key)
+                .is_none_or(|c| now.duration_since(c.closed_at) > LATE_WINDOW);
+            if !expired && self.closed_order.len() <= LATE_MAX_SUBS {
+                break;
+            }
+            if let Some(key) = self.closed_order.pop_front() {
+                self.recently_closed.remove(&key);
+            }
+        }
+    }
 }
 
 /// The shared routing tables (see the module docs).
@@ -58,6 +105,8 @@ impl Routing {
     pub(crate) fn forget(&self, sdk_url: &str) {
         let mut t = self.lock();
         t.subs.retain(|(url, _), _| url != sdk_url);
+        t.recently_closed.retain(|(url, _), _| url != sdk_url);
+        t.closed_order.retain(|(url, _)| url != sdk_url);
         t.open.remove(sdk_url);
         t.urls.remove(sdk_url);
     }
@@ -94,25 +143,57 @@ impl Routing {
             .insert((sdk_url.to_string(), sub.0.clone()), filters);
     }
 
-    /// Forgets a subscription.
+    /// Forgets a subscription; its filters stay for late traffic for [`LATE_WINDOW`].
     pub(crate) fn unsubscribe(&self, sdk_url: &str, sub: &SubId) {
-        self.lock()
-            .subs
-            .remove(&(sdk_url.to_string(), sub.0.clone()));
+        let now = Instant::now();
+        let mut t = self.lock();
+        let key = (sdk_url.to_string(), sub.0.clone());
+        if let Some(filters) = t.subs.remove(&key) {
+            let closed = ClosedSub {
+                filters,
+                closed_at: now,
+                offered: 0,
+            };
+            if t.recently_closed.insert(key.clone(), closed).is_none() {
+                t.closed_order.push_back(key);
+            }
+        }
+        t.expire_closed(now);
     }
 
     /// Where an event that arrived on `sub` of `sdk_url` belongs.
     pub(crate) fn route(&self, sdk_url: &str, sub: &str, meta: &EventMeta) -> Route {
-        let t = self.lock();
+        let mut t = self.lock();
         let Some(relay) = t.urls.get(sdk_url).cloned() else {
             return Route::UnknownRelay;
         };
-        match t.subs.get(&(sdk_url.to_string(), sub.to_string())) {
-            None => Route::UnknownSub(relay),
+        let key = (sdk_url.to_string(), sub.to_string());
+        match t.subs.get(&key) {
+            None => Self::route_late(&mut t, &key, meta, relay),
             Some(filters) if filters.iter().any(|f| sync_core::matches(f, meta)) => {
                 Route::Matched(relay)
             }
             Some(_) => Route::OutOfFilter(relay),
+        }
+    }
+
+    /// Routes an event on a subscription that is not open.
+    fn route_late(
+        t: &mut Tables,
+        key: &(String, String),
+        meta: &EventMeta,
+        relay: RelayUrl,
+    ) -> Route {
+        t.expire_closed(Instant::now());
+        match t.recently_closed.get_mut(key) {
+            Some(c)
+                if c.offered < LATE_MAX_EVENTS_PER_SUB
+                    && c.filters.iter().any(|f| sync_core::matches(f, meta)) =>
+            {
+                c.offered += 1;
+                Route::LateMatched(relay)
+            }
+            _ => Route::UnknownSub(relay),
         }
     }
 }
@@ -161,10 +242,66 @@ mod tests {
             "first close reports the disconnect"
         );
         assert!(!routing.closed("ws://x"), "a second close does not");
+        routing.subscribe(
+            "ws://x",
+            &SubId::from("h"),
+            vec![Filter::new().kind(Kind::GitPatch)],
+        );
+        routing.unsubscribe("ws://x", &SubId::from("h"));
+        assert_eq!(
+            routing.route("ws://x", "h", &meta),
+            Route::LateMatched(relay.clone()),
+            "late traffic matching a just-closed subscription is still ours"
+        );
         assert_eq!(
             routing.route("ws://x", "s", &meta),
             Route::UnknownSub(relay),
             "closing drops subscriptions"
         );
+    }
+
+    #[test]
+    fn late_traffic_is_bounded_and_must_match() {
+        let routing = Routing::default();
+        let relay = RelayUrl::parse("ws://127.0.0.1:7001").unwrap();
+        let keys = Keys::generate();
+        let patch = EventBuilder::new(Kind::GitPatch, "p")
+            .sign_with_keys(&keys)
+            .unwrap();
+        let issue = EventBuilder::new(Kind::GitIssue, "i")
+            .sign_with_keys(&keys)
+            .unwrap();
+        let (patch, issue) = (EventMeta::from_event(&patch), EventMeta::from_event(&issue));
+        routing.add_relay("ws://y", &relay);
+        routing.subscribe(
+            "ws://y",
+            &SubId::from("h"),
+            vec![Filter::new().kind(Kind::GitPatch)],
+        );
+        routing.unsubscribe("ws://y", &SubId::from("h"));
+        assert_eq!(
+            routing.route("ws://y", "h", &issue),
+            Route::UnknownSub(relay.clone()),
+            "late traffic outside the closed filters is not ours"
+        );
+        for _ in 0..LATE_MAX_EVENTS_PER_SUB {
+            assert_eq!(
+                routing.route("ws://y", "h", &patch),
+                Route::LateMatched(relay.clone())
+            );
+        }
+        assert_eq!(
+            routing.route("ws://y", "h", &patch),
+            Route::UnknownSub(relay.clone()),
+            "a closed subscription offers a bounded number of late events"
+        );
+        for i in 0..(LATE_MAX_SUBS + 10) {
+            let sub = SubId(format!("s{i}"));
+            routing.subscribe("ws://y", &sub, vec![Filter::new().kind(Kind::GitPatch)]);
+            routing.unsubscribe("ws://y", &sub);
+        }
+        let t = routing.lock();
+        assert_eq!(t.recently_closed.len(), LATE_MAX_SUBS);
+        assert_eq!(t.closed_order.len(), LATE_MAX_SUBS);
     }
 }
