@@ -7,7 +7,8 @@ use nostr::{Alphabet, EventId, Filter, Kind, SingleLetterTag, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::event_meta::{KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
-use crate::item::Item;
+use crate::index::want::WantIndex;
+use crate::item::{Item, Key, KeyKind};
 
 /// Which layer a filter belongs to (used in subscription ids and snapshots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,59 +79,101 @@ fn tag(c: char) -> SingleLetterTag {
 /// three L2 filters per chunk of repo coordinates, three L3 filters per chunk of root ids.
 #[must_use]
 pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -> Vec<LayerFilter> {
-    let mut l1 = false;
-    let mut identifiers = BTreeSet::new();
-    let mut coords = BTreeSet::new();
-    let mut roots: BTreeSet<EventId> = BTreeSet::new();
+    let mut values = Values::default();
     for item in items {
         match item {
-            Item::Announcements => l1 = true,
+            Item::Announcements => values.l1 = true,
             Item::State(c) => {
-                identifiers.insert(c.identifier.clone());
+                values.identifiers.insert(&c.identifier);
             }
             Item::RepoEvents(c) => {
-                coords.insert(c.to_string());
+                values.coords.insert(c.to_string());
             }
             Item::Root(id) => {
-                roots.insert(*id);
+                values.roots.insert(*id);
             }
         }
     }
-    let mut out = Vec::new();
-    if l1 {
-        let kinds = [KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from);
-        out.push(LayerFilter {
-            layer: Layer::L1,
-            filter: Filter::new().kinds(kinds),
-        });
-    }
-    for ids in chunk(identifiers, chunk_size) {
-        let filter = Filter::new()
-            .kind(Kind::from(KIND_STATE))
-            .custom_tags(tag('d'), ids);
-        out.push(LayerFilter {
-            layer: Layer::State,
-            filter,
-        });
-    }
-    for values in chunk(coords, chunk_size) {
-        for letter in ['a', 'A', 'q'] {
-            out.push(LayerFilter {
-                layer: Layer::L2,
-                filter: Filter::new().custom_tags(tag(letter), values.iter()),
-            });
+    values.into_filters(chunk_size)
+}
+
+/// [`build`] over interned keys (keys the want index does not know are skipped).
+pub(crate) fn build_keys<'a>(
+    keys: impl IntoIterator<Item = &'a Key>,
+    want: &WantIndex,
+    chunk_size: usize,
+) -> Vec<LayerFilter> {
+    let mut values = Values::default();
+    for key in keys {
+        match key.kind() {
+            KeyKind::Announcements => values.l1 = true,
+            KeyKind::State(n) => {
+                if let Some(c) = want.coord(n) {
+                    values.identifiers.insert(&c.identifier);
+                }
+            }
+            KeyKind::RepoEvents(n) => {
+                if let Some(c) = want.coord(n) {
+                    values.coords.insert(c.to_string());
+                }
+            }
+            KeyKind::Root(x) => {
+                if let Some(id) = want.root_id(x) {
+                    values.roots.insert(id);
+                }
+            }
         }
     }
-    for ids in chunk(roots, chunk_size) {
-        let hex: Vec<String> = ids.iter().map(EventId::to_hex).collect();
-        for letter in ['e', 'E', 'q'] {
+    values.into_filters(chunk_size)
+}
+
+/// The distinct values of each layer, sorted.
+#[derive(Default)]
+struct Values<'a> {
+    l1: bool,
+    identifiers: BTreeSet<&'a String>,
+    coords: BTreeSet<String>,
+    roots: BTreeSet<EventId>,
+}
+
+impl Values<'_> {
+    fn into_filters(self, chunk_size: usize) -> Vec<LayerFilter> {
+        let mut out = Vec::new();
+        if self.l1 {
+            let kinds = [KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from);
             out.push(LayerFilter {
-                layer: Layer::L3,
-                filter: Filter::new().custom_tags(tag(letter), hex.iter()),
+                layer: Layer::L1,
+                filter: Filter::new().kinds(kinds),
             });
         }
+        for ids in chunk(self.identifiers, chunk_size) {
+            let filter = Filter::new()
+                .kind(Kind::from(KIND_STATE))
+                .custom_tags(tag('d'), ids);
+            out.push(LayerFilter {
+                layer: Layer::State,
+                filter,
+            });
+        }
+        for values in chunk(self.coords, chunk_size) {
+            for letter in ['a', 'A', 'q'] {
+                out.push(LayerFilter {
+                    layer: Layer::L2,
+                    filter: Filter::new().custom_tags(tag(letter), values.iter()),
+                });
+            }
+        }
+        for ids in chunk(self.roots, chunk_size) {
+            let hex: Vec<String> = ids.iter().map(EventId::to_hex).collect();
+            for letter in ['e', 'E', 'q'] {
+                out.push(LayerFilter {
+                    layer: Layer::L3,
+                    filter: Filter::new().custom_tags(tag(letter), hex.iter()),
+                });
+            }
+        }
+        out
     }
-    out
 }
 
 /// `ids` filters of at most `chunk_size` ids each.

@@ -8,14 +8,14 @@ use std::collections::BTreeSet;
 
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
-use crate::filters::{build, live};
-use crate::item::Item;
+use crate::filters::{build_keys, live};
+use crate::item::Key;
 use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
 
 impl RelayState {
     /// Makes live coverage of `candidates` match the target: opens what is missing, closes
     /// what is no longer wanted. Deferred (and replayed later) during a rate-limit cooldown.
-    pub(crate) fn reconcile_live(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Item>) {
+    pub(crate) fn reconcile_live(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Key>) {
         if !self.status.is_live() {
             return;
         }
@@ -25,7 +25,7 @@ impl RelayState {
             let wanted = ctx.want.wants(&self.url, item);
             match (wanted, self.live.get(item)) {
                 (true, None) => {
-                    add.insert(item.clone());
+                    add.insert(*item);
                 }
                 (false, Some(group)) => {
                     stale_groups.insert(*group);
@@ -48,11 +48,11 @@ impl RelayState {
     }
 
     /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
-    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Item>) {
+    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
         let needed = self
             .budget
             .pack(
-                build(&items, ctx.cfg.chunk_size)
+                build_keys(&items, ctx.want, ctx.cfg.chunk_size)
                     .iter()
                     .map(|f| live(&f.filter))
                     .collect(),
@@ -66,7 +66,7 @@ impl RelayState {
                 items.extend(self.close_group(ctx, g));
             }
         }
-        let filters: Vec<_> = build(&items, ctx.cfg.chunk_size)
+        let filters: Vec<_> = build_keys(&items, ctx.want, ctx.cfg.chunk_size)
             .iter()
             .map(|f| live(&f.filter))
             .collect();
@@ -102,7 +102,7 @@ impl RelayState {
             subs.push(sub);
         }
         for item in &items {
-            self.live.insert(item.clone(), group);
+            self.live.insert(*item, group);
         }
         self.live_groups.insert(group, LiveGroup { subs, items });
     }
@@ -123,7 +123,7 @@ impl RelayState {
     }
 
     /// Closes every subscription of a live group; returns the items it covered.
-    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Item> {
+    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Key> {
         let Some(g) = self.live_groups.remove(&group) else {
             return BTreeSet::new();
         };

@@ -8,7 +8,7 @@
 //! cargo bench -p sync-core --bench planner -- --tiny    # every case once, small scale
 //! cargo test  -p sync-core --bench planner -- --tiny    # the same in the debug profile (CI)
 //! ```
-//! `PLANNER_TINY=1` does the same as `--tiny`. Not a test: it prints figures and never fails on
+//! `PLANNER_TINY=1` does the same as `--tiny`; `PLANNER_RUNS=0,2` runs only those runs of the list. Not a test: it prints figures and never fails on
 //! a slow machine; it exits non-zero only if the engine did not reach steady state.
 
 mod anchor;
@@ -187,8 +187,15 @@ fn main() {
         if tiny { " (tiny)" } else { "" }
     );
     println!("seed {seed:#x}; CPU = thread CPU time; allocs = allocator calls; medians of repeated cases");
+    // `PLANNER_RUNS=2,3` runs only those runs (0-based) of the full list.
+    let only: Option<Vec<usize>> = std::env::var("PLANNER_RUNS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
     let mut steady = true;
-    for r in runs(tiny) {
+    for (i, r) in runs(tiny).into_iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !o.contains(&i)) {
+            continue;
+        }
         let rep = run(&r, seed);
         steady &= rep.connected == rep.relays;
         print_report(&r, &rep);

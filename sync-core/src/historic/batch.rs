@@ -9,7 +9,7 @@ use crate::command::SubId;
 use crate::filters::LayerFilter;
 use crate::historic::negentropy::IdFetch;
 use crate::historic::pagination::Cursor;
-use crate::item::Item;
+use crate::item::Key;
 use crate::time::Mono;
 
 /// Why a batch was started (decides the `source` label of what it finds).
@@ -66,7 +66,7 @@ pub(crate) struct Batch {
     /// Unique per relay.
     pub(crate) id: u64,
     /// Items confirmed when the batch completes (items leaving the target are removed).
-    pub(crate) items: BTreeSet<Item>,
+    pub(crate) items: BTreeSet<Key>,
     /// Why it runs.
     pub(crate) origin: Origin,
     /// Lower bound of what it fetches (catch-up), `None` for a full pass.

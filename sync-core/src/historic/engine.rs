@@ -8,12 +8,12 @@ use nostr::{EventId, Timestamp};
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
 use crate::event_meta::EventMeta;
-use crate::filters::{build, historic, ids as id_filters};
+use crate::filters::{build_keys, historic, ids as id_filters};
 use crate::historic::batch::{Batch, OpenRequest, Origin, Request, Stage};
 use crate::historic::negentropy::{FetchNext, IdFetch};
 use crate::historic::pagination::{Cursor, Next};
 use crate::input::NegentropyResult;
-use crate::item::Item;
+use crate::item::Key;
 use crate::relay::health::{is_rate_limited, is_too_many};
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 
@@ -25,11 +25,11 @@ impl RelayState {
     pub(crate) fn start_batch(
         &mut self,
         ctx: &mut Ctx<'_>,
-        items: BTreeSet<Item>,
+        items: BTreeSet<Key>,
         origin: Origin,
         since: Option<Timestamp>,
     ) {
-        let filters = build(&items, ctx.cfg.chunk_size);
+        let filters = build_keys(&items, ctx.want, ctx.cfg.chunk_size);
         let id = self.next_seq();
         let use_neg = !ctx.cfg.disable_negentropy && self.neg != NegSupport::Unsupported;
         let (stage, queued): (Stage, VecDeque<(Request, u32)>) = if use_neg {

@@ -14,7 +14,7 @@ use crate::command::SubId;
 use crate::config::Config;
 use crate::index::confirmed::Confirmed;
 use crate::index::pending::Pending;
-use crate::item::Item;
+use crate::item::Key;
 use crate::rng::RelayRng;
 use crate::time::Mono;
 use crate::url::RelayUrl;
@@ -94,7 +94,7 @@ pub(crate) struct OpenSub {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LiveGroup {
     pub(crate) subs: Vec<SubId>,
-    pub(crate) items: BTreeSet<Item>,
+    pub(crate) items: BTreeSet<Key>,
 }
 
 /// Per-relay counters (exported per relay).
@@ -158,7 +158,7 @@ pub(crate) struct RelayState {
     /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
     pub(crate) subs: BTreeMap<SubId, OpenSub>,
     /// Live coverage: item → group; every group's items map back to it.
-    pub(crate) live: BTreeMap<Item, u64>,
+    pub(crate) live: BTreeMap<Key, u64>,
     /// Live groups by id.
     pub(crate) live_groups: BTreeMap<u64, LiveGroup>,
     /// Batches in flight.
