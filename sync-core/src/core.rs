@@ -216,10 +216,11 @@ impl SyncCore {
         };
         r.counters.events_delivered += 1;
         let role = r.subs.get(sub).map(|s| {
-            (
-                s.role.clone(),
-                s.filters.iter().any(|f| crate::matches::matches(f, &event)),
-            )
+            let matched = match s.role {
+                SubRole::Live { group } => r.live_matches(group, &event, ctx.want),
+                _ => s.filters.iter().any(|f| crate::matches::matches(f, &event)),
+            };
+            (s.role.clone(), matched)
         });
         let origin = match &role {
             Some((SubRole::Historic { batch }, true)) => {

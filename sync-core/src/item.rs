@@ -82,11 +82,6 @@ impl Key {
             _ => KeyKind::Root(n),
         }
     }
-
-    /// 0 Announcements, 1 State, 2 RepoEvents, 3 Root (for per-kind counters).
-    pub(crate) const fn kind_index(self) -> usize {
-        (self.0 & 3) as usize
-    }
 }
 
 #[cfg(test)]
@@ -101,6 +96,5 @@ mod tests {
         assert_eq!(Key::root(0).kind(), KeyKind::Root(0));
         assert_eq!(Key::ANNOUNCEMENTS.kind(), KeyKind::Announcements);
         assert_ne!(Key::state(0), Key::ANNOUNCEMENTS);
-        assert_eq!(Key::root(5).kind_index(), 3);
     }
 }

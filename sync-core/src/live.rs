@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
 use crate::filters::{build_keys, live};
-use crate::item::Key;
+use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use crate::index::want::WantIndex;
+use crate::item::{Key, KeyKind};
 use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
 
 impl RelayState {
@@ -90,13 +92,13 @@ impl RelayState {
                 relay: self.url.clone(),
                 sub: sub.clone(),
                 kind: SubKind::Live,
-                filters: filters.clone(),
+                filters,
             });
             self.subs.insert(
                 sub.clone(),
                 OpenSub {
                     role: SubRole::Live { group },
-                    filters,
+                    filters: Vec::new(),
                 },
             );
             subs.push(sub);
@@ -120,6 +122,36 @@ impl RelayState {
             }
             self.reconcile_live(ctx, &items);
         }
+    }
+
+    /// Whether `event` matches the live filters of `group`, decided from the group's items (the
+    /// filters themselves are not kept). Exact for each filter shape the group's items produce
+    /// (L1 kinds, `#d` of kind 30618, `#a/#A/#q` coordinates, `#e/#E/#q` root ids), at the
+    /// level of the group: a delivery on one REQ of the group that matches another of its REQs
+    /// (or items left out over budget) counts as matching.
+    pub(crate) fn live_matches(&self, group: u64, event: &EventMeta, want: &WantIndex) -> bool {
+        let Some(g) = self.live_groups.get(&group) else {
+            return false;
+        };
+        let kind = event.kind_u16();
+        if (kind == KIND_ANNOUNCEMENT || kind == KIND_GRASP_LIST)
+            && g.items.contains(&Key::ANNOUNCEMENTS)
+        {
+            return true;
+        }
+        event.tags.iter().any(|(letter, value)| match letter {
+            'a' | 'A' | 'q' if value.starts_with("30617:") => want
+                .repo_index(value)
+                .is_some_and(|n| g.items.contains(&Key::repo_events(n))),
+            'e' | 'E' | 'q' => want
+                .root_index(value)
+                .is_some_and(|x| g.items.contains(&Key::root(x))),
+            'd' if kind == KIND_STATE => g.items.iter().any(|k| match k.kind() {
+                KeyKind::State(n) => want.coord(n).is_some_and(|c| c.identifier == *value),
+                _ => false,
+            }),
+            _ => false,
+        })
     }
 
     /// Closes every subscription of a live group; returns the items it covered.

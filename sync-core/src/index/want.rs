@@ -8,7 +8,9 @@ use indexmap::IndexMap;
 use nostr::{EventId, Timestamp};
 
 use crate::event_meta::RepoCoord;
-use crate::item::{Item, Key, KeyKind, SyncLevel, MAX_INTERNED};
+#[cfg(test)]
+use crate::item::Item;
+use crate::item::{Key, KeyKind, SyncLevel, MAX_INTERNED};
 use crate::url::RelayUrl;
 
 /// What we want for one repository.
@@ -230,6 +232,20 @@ impl WantIndex {
     /// The repository coordinate of table index `n`.
     pub(crate) fn coord(&self, n: u32) -> Option<&RepoCoord> {
         self.repos.get_index(n as usize).map(|(c, _)| c)
+    }
+
+    /// The table index of the repository whose coordinate string is exactly `value`.
+    pub(crate) fn repo_index(&self, value: &str) -> Option<u32> {
+        let coord = RepoCoord::parse(value)?;
+        let n = self.repos.get_index_of(&coord)?;
+        (coord.to_string() == value).then_some(n as u32)
+    }
+
+    /// The table index of the root whose lower-case hex id is exactly `value`.
+    pub(crate) fn root_index(&self, value: &str) -> Option<u32> {
+        let id = EventId::from_hex(value).ok()?;
+        let x = self.roots.get_index_of(&id)?;
+        (id.to_hex() == value).then_some(x as u32)
     }
 
     /// The root id of table index `x`.

@@ -87,6 +87,9 @@ pub(crate) enum SubRole {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OpenSub {
     pub(crate) role: SubRole,
+    /// The filters of a historic REQ. Empty for live and negentropy subscriptions: live
+    /// deliveries are matched against their group's items (`RelayState::live_matches`), so
+    /// live coverage of a (relay, item) pair costs a key, not three strings.
     pub(crate) filters: Vec<Filter>,
 }
 
