@@ -28,7 +28,6 @@ pub enum Item {
     Root(EventId),
 }
 
-
 /// An interned [`Item`]: a 4-byte handle valid for the life of the core. Per-relay indexes
 /// (pending, confirmed, live coverage) hold keys, so a (relay, item) pair costs a few bytes
 /// instead of a cloned coordinate with its heap string. The want index owns the tables a key

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
-use crate::filters::{build_keys, live};
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use crate::filters::{build_keys, live};
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
 use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
@@ -60,7 +60,9 @@ impl RelayState {
                     .collect(),
             )
             .len();
-        if self.live_sub_count() > 0 && self.live_sub_count() + needed > self.budget.live_soft_cap()
+        if self.live_sub_count() > 0
+            && self.live_sub_count() + needed > self.budget.live_soft_cap()
+            && self.consolidation_can_fit(ctx, &items)
         {
             ctx.stats.consolidations += 1;
             let groups: Vec<u64> = self.live_groups.keys().copied().collect();
@@ -81,6 +83,17 @@ impl RelayState {
             let dropped: usize = reqs[room..].iter().map(Vec::len).sum();
             self.counters.live_filters_over_budget += dropped as u64;
             reqs.truncate(room);
+        }
+        if reqs.is_empty() {
+            // Nothing fits (over budget): record the items with the newest group rather than
+            // growing a group with no subscription per discovery batch.
+            if let Some((&id, g)) = self.live_groups.iter_mut().next_back() {
+                for item in &items {
+                    self.live.insert(*item, id);
+                }
+                g.items.extend(items);
+                return;
+            }
         }
         // Make room: historic requests wait for slots, live coverage does not.
         self.evict_historic_for(ctx, reqs.len());
@@ -107,6 +120,28 @@ impl RelayState {
             self.live.insert(*item, group);
         }
         self.live_groups.insert(group, LiveGroup { subs, items });
+    }
+
+    /// Whether re-packing every live item plus `new` could fit under the live hard cap: a lower
+    /// bound on the REQs needed, from item counts (no filter is built). When it cannot, a
+    /// consolidation would close and re-open the same number of REQs (every filter of the relay
+    /// rebuilt, and a moment without live coverage) for nothing, so it is skipped.
+    fn consolidation_can_fit(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>) -> bool {
+        let (mut l1, mut state, mut repos, mut roots) = (false, false, 0usize, 0usize);
+        for key in self.live.keys().chain(new) {
+            match key.kind() {
+                KeyKind::Announcements => l1 = true,
+                KeyKind::State(_) => state = true,
+                KeyKind::RepoEvents(_) => repos += 1,
+                KeyKind::Root(_) => roots += 1,
+            }
+        }
+        let chunk = ctx.cfg.chunk_size.max(1);
+        let filters = usize::from(l1)
+            + usize::from(state)
+            + 3 * repos.div_ceil(chunk)
+            + 3 * roots.div_ceil(chunk);
+        filters.div_ceil(self.budget.max_filters.max(1)) <= self.budget.live_hard_cap()
     }
 
     /// Brings open subscriptions back within a budget that just shrank: historic requests are
