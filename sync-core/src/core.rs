@@ -237,6 +237,7 @@ impl SyncCore {
         let role = r.subs.get(sub).map(|s| {
             let matched = match s.role {
                 SubRole::Live { group } => r.live_matches(group, &event, ctx.want),
+                SubRole::Negentropy { batch } => r.negentropy_matches(batch, sub, &event),
                 _ => s.filters.iter().any(|f| crate::matches::matches(f, &event)),
             };
             (s.role.clone(), matched)

@@ -94,7 +94,7 @@ pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -
             }
         }
     }
-    values.into_filters(chunk_size)
+    values.filters(chunk_size).collect()
 }
 
 /// [`build`] over interned keys (keys the want index does not know are skipped).
@@ -103,6 +103,14 @@ pub(crate) fn build_keys<'a>(
     want: &WantIndex,
     chunk_size: usize,
 ) -> Vec<LayerFilter> {
+    key_values(keys, want).filters(chunk_size).collect()
+}
+
+/// The distinct values the filters of `keys` carry (no filter is built yet).
+pub(crate) fn key_values<'a, 'w>(
+    keys: impl IntoIterator<Item = &'a Key>,
+    want: &'w WantIndex,
+) -> Values<'w> {
     let mut values = Values::default();
     for key in keys {
         match key.kind() {
@@ -124,55 +132,87 @@ pub(crate) fn build_keys<'a>(
             }
         }
     }
-    values.into_filters(chunk_size)
+    values
 }
 
 /// The distinct values of each layer, sorted.
 #[derive(Default)]
-struct Values<'a> {
+pub(crate) struct Values<'a> {
     l1: bool,
     identifiers: BTreeSet<&'a String>,
     coords: BTreeSet<String>,
     roots: BTreeSet<EventId>,
 }
 
-impl Values<'_> {
-    fn into_filters(self, chunk_size: usize) -> Vec<LayerFilter> {
-        let mut out = Vec::new();
-        if self.l1 {
-            let kinds = [KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from);
-            out.push(LayerFilter {
-                layer: Layer::L1,
-                filter: Filter::new().kinds(kinds),
-            });
-        }
-        for ids in chunk(self.identifiers, chunk_size) {
-            let filter = Filter::new()
-                .kind(Kind::from(KIND_STATE))
-                .custom_tags(tag('d'), ids);
-            out.push(LayerFilter {
+/// A filter with one tag letter and `values` (already sorted and distinct).
+fn tag_filter(letter: char, values: BTreeSet<String>) -> Filter {
+    let mut filter = Filter::new();
+    filter.generic_tags.insert(tag(letter), values);
+    filter
+}
+
+/// The three filters of one L2 or L3 chunk (letters in order), sharing one value set.
+fn three(layer: Layer, letters: [char; 3], values: BTreeSet<String>) -> [LayerFilter; 3] {
+    let [a, b, c] = letters;
+    [
+        LayerFilter {
+            layer,
+            filter: tag_filter(a, values.clone()),
+        },
+        LayerFilter {
+            layer,
+            filter: tag_filter(b, values.clone()),
+        },
+        LayerFilter {
+            layer,
+            filter: tag_filter(c, values),
+        },
+    ]
+}
+
+impl<'a> Values<'a> {
+    /// How many filters [`Values::filters`] yields.
+    pub(crate) fn filter_count(&self, chunk_size: usize) -> usize {
+        let size = chunk_size.max(1);
+        usize::from(self.l1)
+            + self.identifiers.len().div_ceil(size)
+            + 3 * self.coords.len().div_ceil(size)
+            + 3 * self.roots.len().div_ceil(size)
+    }
+
+    /// The filters, in layer order, built one chunk at a time (a caller that stops early does
+    /// not pay for the rest).
+    pub(crate) fn filters(self, chunk_size: usize) -> impl Iterator<Item = LayerFilter> + 'a {
+        let size = chunk_size.max(1);
+        let l1 = self.l1.then(|| LayerFilter {
+            layer: Layer::L1,
+            filter: Filter::new().kinds([KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from)),
+        });
+        let identifiers: Vec<&String> = self.identifiers.into_iter().collect();
+        let state = (0..identifiers.len().div_ceil(size)).map(move |i| {
+            let chunk = &identifiers[i * size..((i + 1) * size).min(identifiers.len())];
+            let mut filter = tag_filter('d', chunk.iter().map(|v| (*v).clone()).collect());
+            filter.kinds = Some(BTreeSet::from([Kind::from(KIND_STATE)]));
+            LayerFilter {
                 layer: Layer::State,
                 filter,
-            });
-        }
-        for values in chunk(self.coords, chunk_size) {
-            for letter in ['a', 'A', 'q'] {
-                out.push(LayerFilter {
-                    layer: Layer::L2,
-                    filter: Filter::new().custom_tags(tag(letter), values.iter()),
-                });
             }
-        }
-        for ids in chunk(self.roots, chunk_size) {
-            let hex: Vec<String> = ids.iter().map(EventId::to_hex).collect();
-            for letter in ['e', 'E', 'q'] {
-                out.push(LayerFilter {
-                    layer: Layer::L3,
-                    filter: Filter::new().custom_tags(tag(letter), hex.iter()),
-                });
-            }
-        }
-        out
+        });
+        let coords: Vec<String> = self.coords.into_iter().collect();
+        let l2 = (0..coords.len().div_ceil(size)).flat_map(move |i| {
+            let chunk = &coords[i * size..((i + 1) * size).min(coords.len())];
+            three(Layer::L2, ['a', 'A', 'q'], chunk.iter().cloned().collect())
+        });
+        let roots: Vec<EventId> = self.roots.into_iter().collect();
+        let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
+            let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
+            three(
+                Layer::L3,
+                ['e', 'E', 'q'],
+                chunk.iter().map(EventId::to_hex).collect(),
+            )
+        });
+        l1.into_iter().chain(state).chain(l2).chain(l3)
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
-use crate::filters::{build_keys, live};
+use crate::filters::{build_keys, key_values};
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
 use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
@@ -51,38 +51,35 @@ impl RelayState {
 
     /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
     fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
-        let needed = self
-            .budget
-            .pack(
-                build_keys(&items, ctx.want, ctx.cfg.chunk_size)
-                    .iter()
-                    .map(|f| live(&f.filter))
-                    .collect(),
-            )
-            .len();
-        if self.live_sub_count() > 0
-            && self.live_sub_count() + needed > self.budget.live_soft_cap()
-            && self.consolidation_can_fit(ctx, &items)
-        {
-            ctx.stats.consolidations += 1;
-            let groups: Vec<u64> = self.live_groups.keys().copied().collect();
-            for g in groups {
-                items.extend(self.close_group(ctx, g));
+        let chunk = ctx.cfg.chunk_size;
+        if self.live_sub_count() > 0 {
+            let new_filters = build_keys(&items, ctx.want, chunk);
+            let needed = self
+                .budget
+                .pack(new_filters.into_iter().map(|f| f.filter.limit(0)).collect())
+                .len();
+            if self.live_sub_count() + needed > self.budget.live_soft_cap()
+                && self.consolidation_can_fit(ctx, &items)
+            {
+                ctx.stats.consolidations += 1;
+                let groups: Vec<u64> = self.live_groups.keys().copied().collect();
+                for g in groups {
+                    items.extend(self.close_group(ctx, g));
+                }
             }
         }
-        let filters: Vec<_> = build_keys(&items, ctx.want, ctx.cfg.chunk_size)
-            .iter()
-            .map(|f| live(&f.filter))
-            .collect();
-        let mut reqs = self.budget.pack(filters);
         let room = self
             .budget
             .live_hard_cap()
             .saturating_sub(self.live_sub_count());
-        if reqs.len() > room {
-            let dropped: usize = reqs[room..].iter().map(Vec::len).sum();
-            self.counters.live_filters_over_budget += dropped as u64;
-            reqs.truncate(room);
+        // Only the filters that fit are built; the rest are counted.
+        let want = ctx.want;
+        let values = key_values(&items, want);
+        let total = values.filter_count(chunk);
+        let live_filters = values.filters(chunk).map(|f| f.filter.limit(0));
+        let (reqs, packed) = self.budget.pack_within(live_filters, room);
+        if packed < total {
+            self.counters.live_filters_over_budget += (total - packed) as u64;
         }
         if reqs.is_empty() {
             // Nothing fits (over budget): record the items with the newest group rather than

@@ -41,8 +41,8 @@ pub(crate) enum Stage {
 /// One request of a batch: sent when the relay has a free subscription slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
-    /// A negentropy reconciliation of one semantic filter.
-    Diff(LayerFilter),
+    /// A negentropy reconciliation of one semantic filter: its index in `Batch::filters`.
+    Diff(usize),
     /// An `ids` fetch.
     Ids(Vec<EventId>),
     /// One page of a paginated semantic filter.

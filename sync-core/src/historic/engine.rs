@@ -38,11 +38,7 @@ impl RelayState {
                 Stage::Diff {
                     missing: BTreeSet::new(),
                 },
-                filters
-                    .iter()
-                    .cloned()
-                    .map(|f| (Request::Diff(f), 0))
-                    .collect(),
+                (0..filters.len()).map(|i| (Request::Diff(i), 0)).collect(),
             )
         } else {
             ctx.stats.req_batches += 1;
@@ -101,7 +97,10 @@ impl RelayState {
         };
         let relay = self.url.clone();
         let (sub, filter) = match &request {
-            Request::Diff(f) => {
+            Request::Diff(i) => {
+                let Some(f) = batch.filters.get(*i) else {
+                    return;
+                };
                 let sub = SubId(format!("neg{batch_id}.{}.{seq}", f.layer.short()));
                 (sub, historic(&f.filter, batch.since, None, None))
             }
@@ -124,24 +123,23 @@ impl RelayState {
                 )
             }
         };
-        let role = if matches!(request, Request::Diff(_)) {
+        // A negentropy subscription keeps no copy of its filter: `batch.filters` has it.
+        let (role, filters) = if matches!(request, Request::Diff(_)) {
             ctx.out.push(Command::NegentropyDiff {
                 relay,
                 sub: sub.clone(),
-                filter: filter.clone(),
+                filter,
             });
-            SubRole::Negentropy { batch: batch_id }
+            (SubRole::Negentropy { batch: batch_id }, Vec::new())
         } else {
-            let filters = vec![filter.clone()];
             ctx.out.push(Command::Subscribe {
                 relay,
                 sub: sub.clone(),
                 kind: SubKind::Historic,
-                filters,
+                filters: vec![filter.clone()],
             });
-            SubRole::Historic { batch: batch_id }
+            (SubRole::Historic { batch: batch_id }, vec![filter])
         };
-        let filters = vec![filter];
         batch.open.insert(
             sub.clone(),
             OpenRequest {
@@ -153,6 +151,21 @@ impl RelayState {
         batch.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
         self.pending.sub_batch.insert(sub.clone(), batch_id);
         self.subs.insert(sub, OpenSub { role, filters });
+    }
+
+    /// Whether a delivery on negentropy subscription `sub` of `batch` matches the filter it
+    /// reconciles (with the batch's `since`), read from the batch.
+    pub(crate) fn negentropy_matches(&self, batch: u64, sub: &SubId, event: &EventMeta) -> bool {
+        let Some(b) = self.pending.batches.get(&batch) else {
+            return false;
+        };
+        let Some(Request::Diff(i)) = b.open.get(sub).map(|o| &o.request) else {
+            return false;
+        };
+        b.filters.get(*i).is_some_and(|f| {
+            crate::matches::matches(&f.filter, event)
+                && b.since.is_none_or(|s| event.created_at >= s)
+        })
     }
 
     /// Frees `n` slots for live subscriptions by closing the newest historic requests and
