@@ -40,6 +40,10 @@ pub(crate) enum Stage {
 
 /// One request of a batch: sent when the relay has a free subscription slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a batch holds at most one request per filter; boxing every page cursor would add an allocation per page"
+)]
 pub(crate) enum Request {
     /// A negentropy reconciliation of one semantic filter: its index in `Batch::filters`.
     Diff(usize),
