@@ -409,7 +409,6 @@ impl SyncCore {
 
     /// `next_deadline` by scanning every relay: what the timer index must agree with (checked
     /// in debug builds, so every test exercises it).
-    #[cfg(debug_assertions)]
     fn next_deadline_by_scan(&self) -> Option<Deadline> {
         let mut e = Earliest::default();
         e.offer(self.discovery.deadline(), TimerKind::DiscoveryWindow, None);
