@@ -25,12 +25,12 @@ impl RelayState {
         let mut stale_groups = BTreeSet::new();
         for item in candidates {
             let wanted = ctx.want.wants(&self.url, item);
-            match (wanted, self.live.get(item)) {
+            match (wanted, self.live_group_of(item)) {
                 (true, None) => {
                     add.insert(*item);
                 }
                 (false, Some(group)) => {
-                    stale_groups.insert(*group);
+                    stale_groups.insert(group);
                 }
                 _ => {}
             }
@@ -84,10 +84,7 @@ impl RelayState {
         if reqs.is_empty() {
             // Nothing fits (over budget): record the items with the newest group rather than
             // growing a group with no subscription per discovery batch.
-            if let Some((&id, g)) = self.live_groups.iter_mut().next_back() {
-                for item in &items {
-                    self.live.insert(*item, id);
-                }
+            if let Some(g) = self.live_groups.values_mut().next_back() {
                 g.items.extend(items);
                 return;
             }
@@ -113,9 +110,9 @@ impl RelayState {
             );
             subs.push(sub);
         }
-        for item in &items {
-            self.live.insert(*item, group);
-        }
+        // Rebuilt from its sorted iterator, the set's B-tree nodes are full (inserting one item
+        // at a time leaves them about half full).
+        let items = items.into_iter().collect();
         self.live_groups.insert(group, LiveGroup { subs, items });
     }
 
@@ -125,7 +122,7 @@ impl RelayState {
     /// rebuilt, and a moment without live coverage) for nothing, so it is skipped.
     fn consolidation_can_fit(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>) -> bool {
         let (mut l1, mut state, mut repos, mut roots) = (false, false, 0usize, 0usize);
-        for key in self.live.keys().chain(new) {
+        for key in self.live_items().chain(new) {
             match key.kind() {
                 KeyKind::Announcements => l1 = true,
                 KeyKind::State(_) => state = true,
@@ -198,9 +195,6 @@ impl RelayState {
                     sub,
                 });
             }
-        }
-        for item in &g.items {
-            self.live.remove(item);
         }
         g.items
     }

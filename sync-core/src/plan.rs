@@ -53,7 +53,7 @@ pub fn compute_actions<'a, T: Ord + Clone + 'a>(
 pub(crate) fn all_candidates(relay: &RelayState, ctx: &Ctx<'_>) -> BTreeSet<Key> {
     let mut c = ctx.want.target(&relay.url);
     c.extend(relay.confirmed.iter().copied());
-    c.extend(relay.live.keys().copied());
+    c.extend(relay.live_items().copied());
     c.extend(
         relay
             .pending

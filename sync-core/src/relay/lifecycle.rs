@@ -286,7 +286,7 @@ impl RelayState {
         let uncovered: std::collections::BTreeSet<_> = self
             .confirmed
             .iter()
-            .filter(|i| !self.live.contains_key(*i) && ctx.want.wants(&self.url, i))
+            .filter(|i| self.live_group_of(i).is_none() && ctx.want.wants(&self.url, i))
             .cloned()
             .collect();
         self.reconcile_live(ctx, &candidates);

@@ -160,9 +160,9 @@ pub(crate) struct RelayState {
     pub(crate) live_dirty: bool,
     /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
     pub(crate) subs: BTreeMap<SubId, OpenSub>,
-    /// Live coverage: item → group; every group's items map back to it.
-    pub(crate) live: BTreeMap<Key, u64>,
-    /// Live groups by id.
+    /// Live coverage: groups by id. Invariant: the groups' item sets are disjoint; an item is
+    /// covered iff some group holds it (there are few groups, so lookups scan them; one map
+    /// from item to group would cost more per (relay, item) pair than the sets themselves).
     pub(crate) live_groups: BTreeMap<u64, LiveGroup>,
     /// Batches in flight.
     pub(crate) pending: Pending,
@@ -200,7 +200,6 @@ impl RelayState {
             live_gap_since: None,
             live_dirty: false,
             subs: BTreeMap::new(),
-            live: BTreeMap::new(),
             live_groups: BTreeMap::new(),
             pending: Pending::default(),
             confirmed: Confirmed::default(),
@@ -216,6 +215,24 @@ impl RelayState {
         self.seq
     }
 
+    /// The live group covering `item`, if any.
+    pub(crate) fn live_group_of(&self, item: &Key) -> Option<u64> {
+        self.live_groups
+            .iter()
+            .find(|(_, g)| g.items.contains(item))
+            .map(|(id, _)| *id)
+    }
+
+    /// Every item covered by live subscriptions.
+    pub(crate) fn live_items(&self) -> impl Iterator<Item = &Key> {
+        self.live_groups.values().flat_map(|g| g.items.iter())
+    }
+
+    /// How many items live subscriptions cover.
+    pub(crate) fn live_item_count(&self) -> usize {
+        self.live_groups.values().map(|g| g.items.len()).sum()
+    }
+
     /// Live subscriptions open.
     pub(crate) fn live_sub_count(&self) -> usize {
         self.live_groups.values().map(|g| g.subs.len()).sum()
@@ -224,7 +241,6 @@ impl RelayState {
     /// Forgets everything tied to the connection (the socket is gone or going).
     pub(crate) fn drop_connection_state(&mut self) {
         self.subs.clear();
-        self.live.clear();
         self.live_groups.clear();
         self.pending.clear();
         self.status_deadline = None;
