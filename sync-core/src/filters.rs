@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use nostr::{Alphabet, EventId, Filter, Kind, SingleLetterTag, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::event_meta::{KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use crate::event_meta::{RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
 use crate::index::want::WantIndex;
 use crate::item::{Item, Key, KeyKind};
 
@@ -87,7 +87,7 @@ pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -
                 values.identifiers.insert(&c.identifier);
             }
             Item::RepoEvents(c) => {
-                values.coords.insert(c.to_string());
+                values.coords.insert(c);
             }
             Item::Root(id) => {
                 values.roots.insert(*id);
@@ -122,7 +122,7 @@ pub(crate) fn key_values<'a, 'w>(
             }
             KeyKind::RepoEvents(n) => {
                 if let Some(c) = want.coord(n) {
-                    values.coords.insert(c.to_string());
+                    values.coords.insert(c);
                 }
             }
             KeyKind::Root(x) => {
@@ -135,13 +135,36 @@ pub(crate) fn key_values<'a, 'w>(
     values
 }
 
-/// The distinct values of each layer, sorted.
+/// The distinct values of each layer, sorted. Coordinates are kept as `RepoCoord`s: their
+/// order is the order of their strings (`30617:` + fixed-length lower-case hex owner + `:` +
+/// identifier), and only the chunks actually built are formatted.
 #[derive(Default)]
 pub(crate) struct Values<'a> {
     l1: bool,
     identifiers: BTreeSet<&'a String>,
-    coords: BTreeSet<String>,
+    coords: BTreeSet<&'a RepoCoord>,
     roots: BTreeSet<EventId>,
+}
+
+/// Lower-case hex of 32 bytes, without going through a `char` iterator.
+pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(64);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `30617:<owner hex>:<identifier>`, as `RepoCoord`'s `Display` writes it.
+fn coord_string(c: &RepoCoord) -> String {
+    let mut out = String::with_capacity(72 + c.identifier.len());
+    out.push_str("30617:");
+    out.push_str(&hex32(c.owner.as_bytes()));
+    out.push(':');
+    out.push_str(&c.identifier);
+    out
 }
 
 /// A filter with one tag letter and `values` (already sorted and distinct).
@@ -198,10 +221,11 @@ impl<'a> Values<'a> {
                 filter,
             }
         });
-        let coords: Vec<String> = self.coords.into_iter().collect();
+        let coords: Vec<&RepoCoord> = self.coords.into_iter().collect();
         let l2 = (0..coords.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &coords[i * size..((i + 1) * size).min(coords.len())];
-            three(Layer::L2, ['a', 'A', 'q'], chunk.iter().cloned().collect())
+            let values = chunk.iter().map(|c| coord_string(c)).collect();
+            three(Layer::L2, ['a', 'A', 'q'], values)
         });
         let roots: Vec<EventId> = self.roots.into_iter().collect();
         let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
@@ -209,7 +233,7 @@ impl<'a> Values<'a> {
             three(
                 Layer::L3,
                 ['e', 'E', 'q'],
-                chunk.iter().map(EventId::to_hex).collect(),
+                chunk.iter().map(|id| hex32(id.as_bytes())).collect(),
             )
         });
         l1.into_iter().chain(state).chain(l2).chain(l3)
@@ -356,6 +380,18 @@ mod tests {
     }
 
     proptest! {
+        /// The fast encoders write exactly what `to_hex` and `Display` write, and coordinate
+        /// order is string order (the filters' value order depends on it).
+        #[test]
+        fn fast_hex_and_coord_strings_match_display(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), da in "[a-z:0-9-]{0,8}", db in "[a-z:0-9-]{0,8}") {
+            let id = EventId::from_byte_array(a);
+            prop_assert_eq!(hex32(id.as_bytes()), id.to_hex());
+            let ca = RepoCoord { owner: nostr::PublicKey::from_byte_array(a), identifier: da };
+            let cb = RepoCoord { owner: nostr::PublicKey::from_byte_array(b), identifier: db };
+            prop_assert_eq!(coord_string(&ca), ca.to_string());
+            prop_assert_eq!(ca.cmp(&cb), ca.to_string().cmp(&cb.to_string()));
+        }
+
         #[test]
         fn chunking_covers_every_value_once_in_any_order(mut values in prop::collection::vec(0u32..500, 0..400), size in 1usize..120) {
             let a = chunk(values.clone(), size);

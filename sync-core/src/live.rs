@@ -58,9 +58,8 @@ impl RelayState {
                 .budget
                 .pack(new_filters.into_iter().map(|f| f.filter.limit(0)).collect())
                 .len();
-            if self.live_sub_count() + needed > self.budget.live_soft_cap()
-                && self.consolidation_can_fit(ctx, &items)
-            {
+            let after = self.live_sub_count() + needed;
+            if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
                 ctx.stats.consolidations += 1;
                 let groups: Vec<u64> = self.live_groups.keys().copied().collect();
                 for g in groups {
@@ -116,11 +115,14 @@ impl RelayState {
         self.live_groups.insert(group, LiveGroup { subs, items });
     }
 
-    /// Whether re-packing every live item plus `new` could fit under the live hard cap: a lower
-    /// bound on the REQs needed, from item counts (no filter is built). When it cannot, a
-    /// consolidation would close and re-open the same number of REQs (every filter of the relay
-    /// rebuilt, and a moment without live coverage) for nothing, so it is skipped.
-    fn consolidation_can_fit(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>) -> bool {
+    /// Whether closing every live group and re-packing it with `new` is worth it, when adding
+    /// `new` as its own group would leave `after` live REQs (over the soft cap). A lower bound
+    /// on the re-packed REQs comes from item counts (no filter is built). Consolidate when the
+    /// result can get under the soft cap (what consolidation is for), or when `after` would
+    /// not fit under the hard cap and the result can. Otherwise re-packing would close and
+    /// re-open about as many REQs (every filter of the relay rebuilt, live coverage briefly
+    /// gone) for nothing: `new` gets its own group in the room left, or is over budget.
+    fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>, after: usize) -> bool {
         let (mut l1, mut state, mut repos, mut roots) = (false, false, 0usize, 0usize);
         for key in self.live_items().chain(new) {
             match key.kind() {
@@ -135,7 +137,9 @@ impl RelayState {
             + usize::from(state)
             + 3 * repos.div_ceil(chunk)
             + 3 * roots.div_ceil(chunk);
-        filters.div_ceil(self.budget.max_filters.max(1)) <= self.budget.live_hard_cap()
+        let reqs = filters.div_ceil(self.budget.max_filters.max(1));
+        let hard = self.budget.live_hard_cap();
+        reqs <= self.budget.live_soft_cap() || (after > hard && reqs <= hard)
     }
 
     /// Brings open subscriptions back within a budget that just shrank: historic requests are

@@ -73,7 +73,12 @@ pub(crate) fn setup(w: Workload, seed: u64, report: &mut Report) -> Setup {
     });
     let ours_bytes = live_bytes() - before;
     let before = live_bytes();
-    let mut a = Anchor::from_workload(&w);
+    // `PLANNER_NO_ANCHOR=1` leaves the anchor model empty (to profile our engine alone).
+    let mut a = if std::env::var("PLANNER_NO_ANCHOR").is_ok_and(|v| v == "1") {
+        Anchor::default()
+    } else {
+        Anchor::from_workload(&w)
+    };
     a.confirm_everything();
     let anchor_bytes = live_bytes() - before;
     report.pairs = w.pairs();

@@ -215,18 +215,28 @@ impl WantIndex {
     }
 
     /// The full target of `relay` (including `Announcements`).
+    #[cfg(test)]
     pub(crate) fn target(&self, relay: &RelayUrl) -> BTreeSet<Key> {
-        let mut out = BTreeSet::from([Key::ANNOUNCEMENTS]);
-        for n in self.relay_repos.get(relay).into_iter().flatten() {
+        self.target_keys(relay).collect()
+    }
+
+    /// The keys of `relay`'s target, unsorted and possibly repeated (a root tagging two of
+    /// its repositories): collect into a set (bulk-built) or extend one.
+    pub(crate) fn target_keys<'s>(&'s self, relay: &RelayUrl) -> impl Iterator<Item = Key> + 's {
+        let repos = self.relay_repos.get(relay).into_iter().flatten();
+        std::iter::once(Key::ANNOUNCEMENTS).chain(repos.flat_map(move |n| {
             let entry = &self.repos[*n as usize];
-            let Some(w) = &entry.want else { continue };
-            out.insert(Key::state(*n));
-            if w.level == SyncLevel::Full {
-                out.insert(Key::repo_events(*n));
-                out.extend(entry.roots.iter().map(|x| Key::root(*x)));
-            }
-        }
-        out
+            let level = entry.want.as_ref().map(|w| w.level);
+            let state = level.map(|_| Key::state(*n));
+            let full = level == Some(SyncLevel::Full);
+            let events = full.then(|| Key::repo_events(*n));
+            let roots = entry
+                .roots
+                .iter()
+                .filter(move |_| full)
+                .map(|x| Key::root(*x));
+            state.into_iter().chain(events).chain(roots)
+        }))
     }
 
     /// The repository coordinate of table index `n`.
