@@ -79,6 +79,7 @@ impl RelayState {
         let (reqs, packed) = self.budget.pack_within(live_filters, room);
         if packed < total {
             self.counters.live_filters_over_budget += (total - packed) as u64;
+            self.live_full = true;
         }
         if reqs.is_empty() {
             // Nothing fits (over budget): record the items with the newest group rather than
@@ -121,8 +122,12 @@ impl RelayState {
     /// result can get under the soft cap (what consolidation is for), or when `after` would
     /// not fit under the hard cap and the result can. Otherwise re-packing would close and
     /// re-open about as many REQs (every filter of the relay rebuilt, live coverage briefly
-    /// gone) for nothing: `new` gets its own group in the room left, or is over budget.
+    /// gone) for nothing: `new` gets its own group in the room left, or is over budget. The
+    /// same holds while `live_full` (the last packing already left filters out).
     fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>, after: usize) -> bool {
+        if self.live_full {
+            return false;
+        }
         let (mut l1, mut state, mut repos, mut roots) = (false, false, 0usize, 0usize);
         for key in self.live_items().chain(new) {
             match key.kind() {
@@ -192,6 +197,7 @@ impl RelayState {
         let Some(g) = self.live_groups.remove(&group) else {
             return BTreeSet::new();
         };
+        self.live_full = false;
         for sub in g.subs {
             if self.subs.remove(&sub).is_some() {
                 ctx.out.push(Command::Unsubscribe {

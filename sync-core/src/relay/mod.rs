@@ -160,6 +160,9 @@ pub(crate) struct RelayState {
     pub(crate) live_dirty: bool,
     /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
     pub(crate) subs: BTreeMap<SubId, OpenSub>,
+    /// The last live packing left filters over budget and no live group was closed since:
+    /// re-packing cannot cover more, so consolidation is skipped until coverage shrinks.
+    pub(crate) live_full: bool,
     /// Live coverage: groups by id. Invariant: the groups' item sets are disjoint; an item is
     /// covered iff some group holds it (there are few groups, so lookups scan them; one map
     /// from item to group would cost more per (relay, item) pair than the sets themselves).
@@ -200,6 +203,7 @@ impl RelayState {
             live_gap_since: None,
             live_dirty: false,
             subs: BTreeMap::new(),
+            live_full: false,
             live_groups: BTreeMap::new(),
             pending: Pending::default(),
             confirmed: Confirmed::default(),
@@ -242,6 +246,7 @@ impl RelayState {
     pub(crate) fn drop_connection_state(&mut self) {
         self.subs.clear();
         self.live_groups.clear();
+        self.live_full = false;
         self.pending.clear();
         self.status_deadline = None;
         self.daily_at = None;
