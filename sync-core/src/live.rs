@@ -61,8 +61,7 @@ impl RelayState {
             let after = self.live_sub_count() + needed;
             if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
                 ctx.stats.consolidations += 1;
-                let groups: Vec<u64> = self.live_groups.keys().copied().collect();
-                for g in groups {
+                for g in self.groups_to_merge(ctx, &items) {
                     items.extend(self.close_group(ctx, g));
                 }
             }
@@ -114,6 +113,35 @@ impl RelayState {
         // at a time leaves them about half full).
         let items = items.into_iter().collect();
         self.live_groups.insert(group, LiveGroup { subs, items });
+    }
+
+    /// The groups a consolidation re-packs with `new`: every group but the largest when that
+    /// alone gets under the soft cap (work and churn proportional to the small groups, like
+    /// merging the small runs of a log-structured tree), else every group.
+    fn groups_to_merge(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>) -> Vec<u64> {
+        let all: Vec<u64> = self.live_groups.keys().copied().collect();
+        let Some((&largest, big)) = self
+            .live_groups
+            .iter()
+            .max_by_key(|(id, g)| (g.subs.len(), g.items.len(), std::cmp::Reverse(**id)))
+        else {
+            return all;
+        };
+        let others: Vec<u64> = all.iter().copied().filter(|g| *g != largest).collect();
+        let mut merged = new.clone();
+        for g in &others {
+            merged.extend(self.live_groups[g].items.iter().copied());
+        }
+        let filters = build_keys(&merged, ctx.want, ctx.cfg.chunk_size);
+        let reqs = self
+            .budget
+            .pack(filters.into_iter().map(|f| f.filter.limit(0)).collect())
+            .len();
+        if big.subs.len() + reqs <= self.budget.live_soft_cap() {
+            others
+        } else {
+            all
+        }
     }
 
     /// Whether closing every live group and re-packing it with `new` is worth it, when adding

@@ -84,7 +84,12 @@ fn run(r: &Run, seed: u64) -> Report {
         w.busiest_relay_items()
     );
     let mut s = cases::setup(w, seed, &mut report);
-    let fig = cases::discovery_batch(&mut s, 10, 100, r.reps);
+    // `PLANNER_DISCOVERY_REPS=200` repeats the discovery case (to profile it).
+    let reps = std::env::var("PLANNER_DISCOVERY_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(r.reps);
+    let fig = cases::discovery_batch(&mut s, 10, 100, reps);
     report.figures.push(fig);
     report.figures.push(cases::one_root(&mut s, r.reps));
     report.figures.push(cases::one_delivery(&mut s, 1_000));
