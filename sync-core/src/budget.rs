@@ -86,6 +86,35 @@ impl Budget {
         self.total() - 1
     }
 
+    /// [`Budget::pack`] keeping only the first `max_reqs` REQs: stops pulling filters at the
+    /// first one that would open REQ `max_reqs + 1`. Returns the REQs and how many filters
+    /// they hold.
+    pub(crate) fn pack_within(
+        &self,
+        filters: impl Iterator<Item = Filter>,
+        max_reqs: usize,
+    ) -> (Vec<Vec<Filter>>, usize) {
+        let mut out: Vec<Vec<Filter>> = Vec::new();
+        let (mut bytes, mut packed) = (0, 0);
+        for f in filters {
+            let b = wire_bytes(&f);
+            let fits = out
+                .last()
+                .is_some_and(|last| last.len() < self.max_filters && bytes + b <= self.max_bytes);
+            if fits {
+                bytes += b;
+                out.last_mut().expect("checked").push(f);
+            } else if out.len() < max_reqs {
+                bytes = REQ_OVERHEAD_BYTES + b;
+                out.push(vec![f]);
+            } else {
+                break;
+            }
+            packed += 1;
+        }
+        (out, packed)
+    }
+
     /// Packs filters greedily into REQs of at most `max_filters` filters and `max_bytes` bytes.
     pub(crate) fn pack(&self, filters: Vec<Filter>) -> Vec<Vec<Filter>> {
         let mut out: Vec<Vec<Filter>> = Vec::new();
@@ -148,8 +177,14 @@ mod tests {
             let b = Budget::new(&cfg);
             let filters: Vec<Filter> = (0..n).map(|i| Filter::new().limit(i)).collect();
             let packed = b.pack(filters.clone());
-            prop_assert_eq!(packed.iter().flatten().cloned().collect::<Vec<_>>(), filters);
+            prop_assert_eq!(packed.iter().flatten().cloned().collect::<Vec<_>>(), filters.clone());
             prop_assert!(packed.iter().all(|r| !r.is_empty() && r.len() <= max_filters));
+            let keep = n % 7;
+            let (within, count) = b.pack_within(filters.into_iter(), keep);
+            let mut truncated = packed.clone();
+            truncated.truncate(keep);
+            prop_assert_eq!(count, truncated.iter().map(Vec::len).sum::<usize>());
+            prop_assert_eq!(within, truncated);
         }
     }
 }

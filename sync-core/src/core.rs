@@ -48,6 +48,17 @@ pub struct SyncCore {
     pub(crate) discovery: Discovery,
     pub(crate) rejected: RejectedMemory,
     pub(crate) stats: Stats,
+    /// Relay timer index: `(due, url)` of every tracked relay that has a timer. Invariant: as
+    /// of the end of each step it holds exactly one entry per relay with a deadline, equal to
+    /// what `RelayState::offer_deadlines` offers, and `timer_at` mirrors it by URL. A step runs
+    /// the timers of the relays due here plus those it touched, so its cost does not grow with
+    /// the number of idle relays.
+    pub(crate) timers: BTreeSet<(Mono, RelayUrl)>,
+    /// The entry each relay has in `timers`.
+    pub(crate) timer_at: BTreeMap<RelayUrl, Mono>,
+    /// Relays handed to a handler (or created or removed) during the current step; emptied at
+    /// the end of every step.
+    pub(crate) touched: BTreeSet<RelayUrl>,
 }
 
 impl SyncCore {
@@ -91,10 +102,14 @@ impl SyncCore {
             discovery: Discovery::default(),
             rejected,
             stats,
+            timers: BTreeSet::new(),
+            timer_at: BTreeMap::new(),
+            touched: BTreeSet::new(),
         };
         for url in bootstrap {
             core.ensure_relay(&url);
         }
+        core.reindex_touched();
         core.update_gauges();
         core
     }
@@ -175,9 +190,13 @@ impl SyncCore {
             rejected,
             discovery,
             now,
+            touched,
             ..
         } = self;
         let relay = relays.get_mut(url)?;
+        if !touched.contains(url) {
+            touched.insert(url.clone());
+        }
         Some((
             relay,
             Ctx {
@@ -216,10 +235,12 @@ impl SyncCore {
         };
         r.counters.events_delivered += 1;
         let role = r.subs.get(sub).map(|s| {
-            (
-                s.role.clone(),
-                s.filters.iter().any(|f| crate::matches::matches(f, &event)),
-            )
+            let matched = match s.role {
+                SubRole::Live { group } => r.live_matches(group, &event, ctx.want),
+                SubRole::Negentropy { batch } => r.negentropy_matches(batch, sub, &event),
+                _ => s.filters.iter().any(|f| crate::matches::matches(f, &event)),
+            };
+            (s.role.clone(), matched)
         });
         let origin = match &role {
             Some((SubRole::Historic { batch }, true)) => {
@@ -301,14 +322,53 @@ impl SyncCore {
     }
 
     /// Runs every timer that is due: discovery window, relay timers, rejected-memory expiry.
+    /// Relay timers run, in URL order, for every relay that is due or was touched this step
+    /// (a relay neither due nor touched has nothing to do), then their index entries are
+    /// refreshed.
     fn run_due(&mut self, out: &mut Vec<Command>) {
         self.rejected.expire(self.now);
         if self.discovery.is_due(self.now.mono) {
             self.flush_discovery(out);
         }
-        let urls: Vec<RelayUrl> = self.relays.keys().cloned().collect();
-        for url in urls {
-            self.run_relay_timers(&url, out);
+        let now = self.now.mono;
+        let mut urls = std::mem::take(&mut self.touched);
+        urls.extend(
+            self.timers
+                .iter()
+                .take_while(|(at, _)| *at <= now)
+                .map(|(_, u)| u.clone()),
+        );
+        for url in &urls {
+            self.run_relay_timers(url, out);
+        }
+        self.touched.extend(urls);
+        self.reindex_touched();
+    }
+
+    /// Refreshes the timer index entries of the relays touched this step.
+    pub(crate) fn reindex_touched(&mut self) {
+        for url in std::mem::take(&mut self.touched) {
+            let at = self.relays.get(&url).and_then(|r| {
+                let mut e = Earliest::default();
+                r.offer_deadlines(&mut e, self.want.has_target(&url) || r.bootstrap);
+                e.0.map(|d| d.at)
+            });
+            let old = self.timer_at.get(&url).copied();
+            if old == at {
+                continue;
+            }
+            if let Some(old) = old {
+                self.timers.remove(&(old, url.clone()));
+            }
+            match at {
+                Some(at) => {
+                    self.timers.insert((at, url.clone()));
+                    self.timer_at.insert(url, at);
+                }
+                None => {
+                    self.timer_at.remove(&url);
+                }
+            }
         }
     }
 
@@ -332,6 +392,24 @@ impl SyncCore {
     /// When the shell must next send `Input::Tick`, and why. Spurious ticks are no-ops.
     #[must_use]
     pub fn next_deadline(&self) -> Option<Deadline> {
+        let mut e = Earliest::default();
+        e.offer(self.discovery.deadline(), TimerKind::DiscoveryWindow, None);
+        e.offer(
+            self.rejected.next_deadline(),
+            TimerKind::RejectedExpiry,
+            None,
+        );
+        // The relay whose timer is first (ties: first URL, as a scan in URL order would pick).
+        if let Some(r) = self.timers.first().and_then(|(_, u)| self.relays.get(u)) {
+            r.offer_deadlines(&mut e, self.want.has_target(&r.url) || r.bootstrap);
+        }
+        debug_assert_eq!(e.0, self.next_deadline_by_scan(), "timer index out of date");
+        e.0
+    }
+
+    /// `next_deadline` by scanning every relay: what the timer index must agree with (checked
+    /// in debug builds, so every test exercises it).
+    fn next_deadline_by_scan(&self) -> Option<Deadline> {
         let mut e = Earliest::default();
         e.offer(self.discovery.deadline(), TimerKind::DiscoveryWindow, None);
         e.offer(

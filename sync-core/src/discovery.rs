@@ -141,7 +141,7 @@ impl SyncCore {
                 self.want.set_repo(
                     &coord,
                     RepoWant {
-                        relays,
+                        relays: relays.into_iter().collect(),
                         level: SyncLevel::Full,
                         announced_at: Some(meta.created_at),
                     },
@@ -158,7 +158,7 @@ impl SyncCore {
                 self.want.set_repo(
                     &coord,
                     RepoWant {
-                        relays,
+                        relays: relays.into_iter().collect(),
                         level,
                         announced_at,
                     },

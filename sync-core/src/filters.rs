@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use nostr::{Alphabet, EventId, Filter, Kind, SingleLetterTag, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::event_meta::{KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
-use crate::item::Item;
+use crate::event_meta::{RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use crate::index::want::WantIndex;
+use crate::item::{Item, Key, KeyKind};
 
 /// Which layer a filter belongs to (used in subscription ids and snapshots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,59 +79,165 @@ fn tag(c: char) -> SingleLetterTag {
 /// three L2 filters per chunk of repo coordinates, three L3 filters per chunk of root ids.
 #[must_use]
 pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -> Vec<LayerFilter> {
-    let mut l1 = false;
-    let mut identifiers = BTreeSet::new();
-    let mut coords = BTreeSet::new();
-    let mut roots: BTreeSet<EventId> = BTreeSet::new();
+    let mut values = Values::default();
     for item in items {
         match item {
-            Item::Announcements => l1 = true,
+            Item::Announcements => values.l1 = true,
             Item::State(c) => {
-                identifiers.insert(c.identifier.clone());
+                values.identifiers.insert(&c.identifier);
             }
             Item::RepoEvents(c) => {
-                coords.insert(c.to_string());
+                values.coords.insert(c);
             }
             Item::Root(id) => {
-                roots.insert(*id);
+                values.roots.insert(*id);
             }
         }
     }
-    let mut out = Vec::new();
-    if l1 {
-        let kinds = [KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from);
-        out.push(LayerFilter {
-            layer: Layer::L1,
-            filter: Filter::new().kinds(kinds),
-        });
-    }
-    for ids in chunk(identifiers, chunk_size) {
-        let filter = Filter::new()
-            .kind(Kind::from(KIND_STATE))
-            .custom_tags(tag('d'), ids);
-        out.push(LayerFilter {
-            layer: Layer::State,
-            filter,
-        });
-    }
-    for values in chunk(coords, chunk_size) {
-        for letter in ['a', 'A', 'q'] {
-            out.push(LayerFilter {
-                layer: Layer::L2,
-                filter: Filter::new().custom_tags(tag(letter), values.iter()),
-            });
+    values.filters(chunk_size).collect()
+}
+
+/// [`build`] over interned keys (keys the want index does not know are skipped).
+pub(crate) fn build_keys<'a>(
+    keys: impl IntoIterator<Item = &'a Key>,
+    want: &WantIndex,
+    chunk_size: usize,
+) -> Vec<LayerFilter> {
+    key_values(keys, want).filters(chunk_size).collect()
+}
+
+/// The distinct values the filters of `keys` carry (no filter is built yet).
+pub(crate) fn key_values<'a, 'w>(
+    keys: impl IntoIterator<Item = &'a Key>,
+    want: &'w WantIndex,
+) -> Values<'w> {
+    let mut values = Values::default();
+    for key in keys {
+        match key.kind() {
+            KeyKind::Announcements => values.l1 = true,
+            KeyKind::State(n) => {
+                if let Some(c) = want.coord(n) {
+                    values.identifiers.insert(&c.identifier);
+                }
+            }
+            KeyKind::RepoEvents(n) => {
+                if let Some(c) = want.coord(n) {
+                    values.coords.insert(c);
+                }
+            }
+            KeyKind::Root(x) => {
+                if let Some(id) = want.root_id(x) {
+                    values.roots.insert(id);
+                }
+            }
         }
     }
-    for ids in chunk(roots, chunk_size) {
-        let hex: Vec<String> = ids.iter().map(EventId::to_hex).collect();
-        for letter in ['e', 'E', 'q'] {
-            out.push(LayerFilter {
-                layer: Layer::L3,
-                filter: Filter::new().custom_tags(tag(letter), hex.iter()),
-            });
-        }
+    values
+}
+
+/// The distinct values of each layer, sorted. Coordinates are kept as `RepoCoord`s: their
+/// order is the order of their strings (`30617:` + fixed-length lower-case hex owner + `:` +
+/// identifier), and only the chunks actually built are formatted.
+#[derive(Default)]
+pub(crate) struct Values<'a> {
+    l1: bool,
+    identifiers: BTreeSet<&'a String>,
+    coords: BTreeSet<&'a RepoCoord>,
+    roots: BTreeSet<EventId>,
+}
+
+/// Lower-case hex of 32 bytes, without going through a `char` iterator.
+pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(64);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
     }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `30617:<owner hex>:<identifier>`, as `RepoCoord`'s `Display` writes it.
+fn coord_string(c: &RepoCoord) -> String {
+    let mut out = String::with_capacity(72 + c.identifier.len());
+    out.push_str("30617:");
+    out.push_str(&hex32(c.owner.as_bytes()));
+    out.push(':');
+    out.push_str(&c.identifier);
     out
+}
+
+/// A filter with one tag letter and `values` (already sorted and distinct).
+fn tag_filter(letter: char, values: BTreeSet<String>) -> Filter {
+    let mut filter = Filter::new();
+    filter.generic_tags.insert(tag(letter), values);
+    filter
+}
+
+/// The three filters of one L2 or L3 chunk (letters in order), sharing one value set.
+fn three(layer: Layer, letters: [char; 3], values: BTreeSet<String>) -> [LayerFilter; 3] {
+    let [a, b, c] = letters;
+    [
+        LayerFilter {
+            layer,
+            filter: tag_filter(a, values.clone()),
+        },
+        LayerFilter {
+            layer,
+            filter: tag_filter(b, values.clone()),
+        },
+        LayerFilter {
+            layer,
+            filter: tag_filter(c, values),
+        },
+    ]
+}
+
+impl<'a> Values<'a> {
+    /// How many filters [`Values::filters`] yields.
+    pub(crate) fn filter_count(&self, chunk_size: usize) -> usize {
+        let size = chunk_size.max(1);
+        usize::from(self.l1)
+            + self.identifiers.len().div_ceil(size)
+            + 3 * self.coords.len().div_ceil(size)
+            + 3 * self.roots.len().div_ceil(size)
+    }
+
+    /// The filters, in layer order, built one chunk at a time (a caller that stops early does
+    /// not pay for the rest).
+    pub(crate) fn filters(self, chunk_size: usize) -> impl Iterator<Item = LayerFilter> + 'a {
+        let size = chunk_size.max(1);
+        let l1 = self.l1.then(|| LayerFilter {
+            layer: Layer::L1,
+            filter: Filter::new().kinds([KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from)),
+        });
+        let identifiers: Vec<&String> = self.identifiers.into_iter().collect();
+        let state = (0..identifiers.len().div_ceil(size)).map(move |i| {
+            let chunk = &identifiers[i * size..((i + 1) * size).min(identifiers.len())];
+            let mut filter = tag_filter('d', chunk.iter().map(|v| (*v).clone()).collect());
+            filter.kinds = Some(BTreeSet::from([Kind::from(KIND_STATE)]));
+            LayerFilter {
+                layer: Layer::State,
+                filter,
+            }
+        });
+        let coords: Vec<&RepoCoord> = self.coords.into_iter().collect();
+        let l2 = (0..coords.len().div_ceil(size)).flat_map(move |i| {
+            let chunk = &coords[i * size..((i + 1) * size).min(coords.len())];
+            let values = chunk.iter().map(|c| coord_string(c)).collect();
+            three(Layer::L2, ['a', 'A', 'q'], values)
+        });
+        let roots: Vec<EventId> = self.roots.into_iter().collect();
+        let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
+            let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
+            three(
+                Layer::L3,
+                ['e', 'E', 'q'],
+                chunk.iter().map(|id| hex32(id.as_bytes())).collect(),
+            )
+        });
+        l1.into_iter().chain(state).chain(l2).chain(l3)
+    }
 }
 
 /// `ids` filters of at most `chunk_size` ids each.
@@ -273,6 +380,18 @@ mod tests {
     }
 
     proptest! {
+        /// The fast encoders write exactly what `to_hex` and `Display` write, and coordinate
+        /// order is string order (the filters' value order depends on it).
+        #[test]
+        fn fast_hex_and_coord_strings_match_display(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), da in "[a-z:0-9-]{0,8}", db in "[a-z:0-9-]{0,8}") {
+            let id = EventId::from_byte_array(a);
+            prop_assert_eq!(hex32(id.as_bytes()), id.to_hex());
+            let ca = RepoCoord { owner: nostr::PublicKey::from_byte_array(a), identifier: da };
+            let cb = RepoCoord { owner: nostr::PublicKey::from_byte_array(b), identifier: db };
+            prop_assert_eq!(coord_string(&ca), ca.to_string());
+            prop_assert_eq!(ca.cmp(&cb), ca.to_string().cmp(&cb.to_string()));
+        }
+
         #[test]
         fn chunking_covers_every_value_once_in_any_order(mut values in prop::collection::vec(0u32..500, 0..400), size in 1usize..120) {
             let a = chunk(values.clone(), size);

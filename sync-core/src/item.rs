@@ -28,11 +28,72 @@ pub enum Item {
     Root(EventId),
 }
 
-impl Item {
-    /// The items a repository at `level` wants (roots excluded).
-    pub(crate) fn for_repo(coord: &RepoCoord, level: SyncLevel) -> impl Iterator<Item = Self> {
-        let state = Self::State(coord.clone());
-        let events = (level == SyncLevel::Full).then(|| Self::RepoEvents(coord.clone()));
-        std::iter::once(state).chain(events)
+/// An interned [`Item`]: a 4-byte handle valid for the life of the core. Per-relay indexes
+/// (pending, confirmed, live coverage) hold keys, so a (relay, item) pair costs a few bytes
+/// instead of a cloned coordinate with its heap string. The want index owns the tables a key
+/// points into (`WantIndex::item`). Encoding: the low 2 bits are the kind, the rest an index
+/// into the repository or root table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Key(u32);
+
+/// What a [`Key`] stands for, with table indexes instead of values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    /// [`Item::Announcements`].
+    Announcements,
+    /// [`Item::State`] of repository `n`.
+    State(u32),
+    /// [`Item::RepoEvents`] of repository `n`.
+    RepoEvents(u32),
+    /// [`Item::Root`] of root `n`.
+    Root(u32),
+}
+
+/// Table indexes are below this (30 bits); the want index refuses to grow past it.
+pub(crate) const MAX_INTERNED: usize = 1 << 30;
+
+impl Key {
+    /// The key of [`Item::Announcements`].
+    pub(crate) const ANNOUNCEMENTS: Self = Self(0);
+
+    /// The key of the state of repository `n` (`n < MAX_INTERNED`).
+    pub(crate) const fn state(n: u32) -> Self {
+        Self((n << 2) | 1)
+    }
+
+    /// The key of the repo events of repository `n` (`n < MAX_INTERNED`).
+    pub(crate) const fn repo_events(n: u32) -> Self {
+        Self((n << 2) | 2)
+    }
+
+    /// The key of root `n` (`n < MAX_INTERNED`).
+    pub(crate) const fn root(n: u32) -> Self {
+        Self((n << 2) | 3)
+    }
+
+    /// Decodes the key.
+    pub(crate) const fn kind(self) -> KeyKind {
+        let n = self.0 >> 2;
+        match self.0 & 3 {
+            0 => KeyKind::Announcements,
+            1 => KeyKind::State(n),
+            2 => KeyKind::RepoEvents(n),
+            _ => KeyKind::Root(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_keep_kinds_apart() {
+        let n = (MAX_INTERNED - 1) as u32;
+        assert_eq!(Key::state(n).kind(), KeyKind::State(n));
+        assert_eq!(Key::repo_events(7).kind(), KeyKind::RepoEvents(7));
+        assert_eq!(Key::root(0).kind(), KeyKind::Root(0));
+        assert_eq!(Key::ANNOUNCEMENTS.kind(), KeyKind::Announcements);
+        assert_ne!(Key::state(0), Key::ANNOUNCEMENTS);
     }
 }

@@ -8,14 +8,16 @@ use std::collections::BTreeSet;
 
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
-use crate::filters::{build, live};
-use crate::item::Item;
+use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use crate::filters::{build_keys, key_values};
+use crate::index::want::WantIndex;
+use crate::item::{Key, KeyKind};
 use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
 
 impl RelayState {
     /// Makes live coverage of `candidates` match the target: opens what is missing, closes
     /// what is no longer wanted. Deferred (and replayed later) during a rate-limit cooldown.
-    pub(crate) fn reconcile_live(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Item>) {
+    pub(crate) fn reconcile_live(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Key>) {
         if !self.status.is_live() {
             return;
         }
@@ -23,12 +25,12 @@ impl RelayState {
         let mut stale_groups = BTreeSet::new();
         for item in candidates {
             let wanted = ctx.want.wants(&self.url, item);
-            match (wanted, self.live.get(item)) {
+            match (wanted, self.live_group_of(item)) {
                 (true, None) => {
-                    add.insert(item.clone());
+                    add.insert(*item);
                 }
                 (false, Some(group)) => {
-                    stale_groups.insert(*group);
+                    stale_groups.insert(group);
                 }
                 _ => {}
             }
@@ -48,37 +50,43 @@ impl RelayState {
     }
 
     /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
-    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Item>) {
-        let needed = self
-            .budget
-            .pack(
-                build(&items, ctx.cfg.chunk_size)
-                    .iter()
-                    .map(|f| live(&f.filter))
-                    .collect(),
-            )
-            .len();
-        if self.live_sub_count() > 0 && self.live_sub_count() + needed > self.budget.live_soft_cap()
-        {
-            ctx.stats.consolidations += 1;
-            let groups: Vec<u64> = self.live_groups.keys().copied().collect();
-            for g in groups {
-                items.extend(self.close_group(ctx, g));
+    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
+        let chunk = ctx.cfg.chunk_size;
+        if self.live_sub_count() > 0 {
+            let new_filters = build_keys(&items, ctx.want, chunk);
+            let needed = self
+                .budget
+                .pack(new_filters.into_iter().map(|f| f.filter.limit(0)).collect())
+                .len();
+            let after = self.live_sub_count() + needed;
+            if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
+                ctx.stats.consolidations += 1;
+                for g in self.groups_to_merge(ctx, &items) {
+                    items.extend(self.close_group(ctx, g));
+                }
             }
         }
-        let filters: Vec<_> = build(&items, ctx.cfg.chunk_size)
-            .iter()
-            .map(|f| live(&f.filter))
-            .collect();
-        let mut reqs = self.budget.pack(filters);
         let room = self
             .budget
             .live_hard_cap()
             .saturating_sub(self.live_sub_count());
-        if reqs.len() > room {
-            let dropped: usize = reqs[room..].iter().map(Vec::len).sum();
-            self.counters.live_filters_over_budget += dropped as u64;
-            reqs.truncate(room);
+        // Only the filters that fit are built; the rest are counted.
+        let want = ctx.want;
+        let values = key_values(&items, want);
+        let total = values.filter_count(chunk);
+        let live_filters = values.filters(chunk).map(|f| f.filter.limit(0));
+        let (reqs, packed) = self.budget.pack_within(live_filters, room);
+        if packed < total {
+            self.counters.live_filters_over_budget += (total - packed) as u64;
+            self.live_full = true;
+        }
+        if reqs.is_empty() {
+            // Nothing fits (over budget): record the items with the newest group rather than
+            // growing a group with no subscription per discovery batch.
+            if let Some(g) = self.live_groups.values_mut().next_back() {
+                g.items.extend(items);
+                return;
+            }
         }
         // Make room: historic requests wait for slots, live coverage does not.
         self.evict_historic_for(ctx, reqs.len());
@@ -90,21 +98,81 @@ impl RelayState {
                 relay: self.url.clone(),
                 sub: sub.clone(),
                 kind: SubKind::Live,
-                filters: filters.clone(),
+                filters,
             });
             self.subs.insert(
                 sub.clone(),
                 OpenSub {
                     role: SubRole::Live { group },
-                    filters,
+                    filters: Vec::new(),
                 },
             );
             subs.push(sub);
         }
-        for item in &items {
-            self.live.insert(item.clone(), group);
-        }
+        // Rebuilt from its sorted iterator, the set's B-tree nodes are full (inserting one item
+        // at a time leaves them about half full).
+        let items = items.into_iter().collect();
         self.live_groups.insert(group, LiveGroup { subs, items });
+    }
+
+    /// The groups a consolidation re-packs with `new`: every group but the largest when that
+    /// alone gets under the soft cap (work and churn proportional to the small groups, like
+    /// merging the small runs of a log-structured tree), else every group.
+    fn groups_to_merge(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>) -> Vec<u64> {
+        let all: Vec<u64> = self.live_groups.keys().copied().collect();
+        let Some((&largest, big)) = self
+            .live_groups
+            .iter()
+            .max_by_key(|(id, g)| (g.subs.len(), g.items.len(), std::cmp::Reverse(**id)))
+        else {
+            return all;
+        };
+        let others: Vec<u64> = all.iter().copied().filter(|g| *g != largest).collect();
+        let mut merged = new.clone();
+        for g in &others {
+            merged.extend(self.live_groups[g].items.iter().copied());
+        }
+        let filters = build_keys(&merged, ctx.want, ctx.cfg.chunk_size);
+        let reqs = self
+            .budget
+            .pack(filters.into_iter().map(|f| f.filter.limit(0)).collect())
+            .len();
+        if big.subs.len() + reqs <= self.budget.live_soft_cap() {
+            others
+        } else {
+            all
+        }
+    }
+
+    /// Whether closing every live group and re-packing it with `new` is worth it, when adding
+    /// `new` as its own group would leave `after` live REQs (over the soft cap). A lower bound
+    /// on the re-packed REQs comes from item counts (no filter is built). Consolidate when the
+    /// result can get under the soft cap (what consolidation is for), or when `after` would
+    /// not fit under the hard cap and the result can. Otherwise re-packing would close and
+    /// re-open about as many REQs (every filter of the relay rebuilt, live coverage briefly
+    /// gone) for nothing: `new` gets its own group in the room left, or is over budget. The
+    /// same holds while `live_full` (the last packing already left filters out).
+    fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>, after: usize) -> bool {
+        if self.live_full {
+            return false;
+        }
+        let (mut l1, mut state, mut repos, mut roots) = (false, false, 0usize, 0usize);
+        for key in self.live_items().chain(new) {
+            match key.kind() {
+                KeyKind::Announcements => l1 = true,
+                KeyKind::State(_) => state = true,
+                KeyKind::RepoEvents(_) => repos += 1,
+                KeyKind::Root(_) => roots += 1,
+            }
+        }
+        let chunk = ctx.cfg.chunk_size.max(1);
+        let filters = usize::from(l1)
+            + usize::from(state)
+            + 3 * repos.div_ceil(chunk)
+            + 3 * roots.div_ceil(chunk);
+        let reqs = filters.div_ceil(self.budget.max_filters.max(1));
+        let hard = self.budget.live_hard_cap();
+        reqs <= self.budget.live_soft_cap() || (after > hard && reqs <= hard)
     }
 
     /// Brings open subscriptions back within a budget that just shrank: historic requests are
@@ -122,11 +190,42 @@ impl RelayState {
         }
     }
 
+    /// Whether `event` matches the live filters of `group`, decided from the group's items (the
+    /// filters themselves are not kept). Exact for each filter shape the group's items produce
+    /// (L1 kinds, `#d` of kind 30618, `#a/#A/#q` coordinates, `#e/#E/#q` root ids), at the
+    /// level of the group: a delivery on one REQ of the group that matches another of its REQs
+    /// (or items left out over budget) counts as matching.
+    pub(crate) fn live_matches(&self, group: u64, event: &EventMeta, want: &WantIndex) -> bool {
+        let Some(g) = self.live_groups.get(&group) else {
+            return false;
+        };
+        let kind = event.kind_u16();
+        if (kind == KIND_ANNOUNCEMENT || kind == KIND_GRASP_LIST)
+            && g.items.contains(&Key::ANNOUNCEMENTS)
+        {
+            return true;
+        }
+        event.tags.iter().any(|(letter, value)| match letter {
+            'a' | 'A' | 'q' if value.starts_with("30617:") => want
+                .repo_index(value)
+                .is_some_and(|n| g.items.contains(&Key::repo_events(n))),
+            'e' | 'E' | 'q' => want
+                .root_index(value)
+                .is_some_and(|x| g.items.contains(&Key::root(x))),
+            'd' if kind == KIND_STATE => g.items.iter().any(|k| match k.kind() {
+                KeyKind::State(n) => want.coord(n).is_some_and(|c| c.identifier == *value),
+                _ => false,
+            }),
+            _ => false,
+        })
+    }
+
     /// Closes every subscription of a live group; returns the items it covered.
-    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Item> {
+    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Key> {
         let Some(g) = self.live_groups.remove(&group) else {
             return BTreeSet::new();
         };
+        self.live_full = false;
         for sub in g.subs {
             if self.subs.remove(&sub).is_some() {
                 ctx.out.push(Command::Unsubscribe {
@@ -134,9 +233,6 @@ impl RelayState {
                     sub,
                 });
             }
-        }
-        for item in &g.items {
-            self.live.remove(item);
         }
         g.items
     }

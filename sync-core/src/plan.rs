@@ -7,57 +7,68 @@ use std::collections::BTreeSet;
 
 use crate::core::Ctx;
 use crate::historic::batch::Origin;
-use crate::item::Item;
+use crate::item::{Item, Key};
 use crate::relay::RelayState;
 
-/// What the diff decided for one relay.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Actions {
+/// What the diff decided for one relay (the core diffs interned item keys; `T` defaults to
+/// [`Item`] for callers outside the core).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actions<T = Item> {
     /// Wanted, neither pending nor confirmed: start a historic batch for these.
-    pub historic_new: BTreeSet<Item>,
+    pub historic_new: BTreeSet<T>,
     /// No longer wanted: drop from pending and confirmed (live coverage shrinks too).
-    pub dropped: BTreeSet<Item>,
+    pub dropped: BTreeSet<T>,
+}
+
+impl<T> Default for Actions<T> {
+    fn default() -> Self {
+        Self {
+            historic_new: BTreeSet::new(),
+            dropped: BTreeSet::new(),
+        }
+    }
 }
 
 /// The diff over `candidates`, given membership tests for the three indexes.
-pub fn compute_actions<'a>(
-    candidates: impl IntoIterator<Item = &'a Item>,
-    wants: impl Fn(&Item) -> bool,
-    pending: impl Fn(&Item) -> bool,
-    confirmed: impl Fn(&Item) -> bool,
-) -> Actions {
-    let mut actions = Actions::default();
+pub fn compute_actions<'a, T: Ord + Clone + 'a>(
+    candidates: impl IntoIterator<Item = &'a T>,
+    wants: impl Fn(&T) -> bool,
+    pending: impl Fn(&T) -> bool,
+    confirmed: impl Fn(&T) -> bool,
+) -> Actions<T> {
+    let (mut historic_new, mut dropped) = (Vec::new(), Vec::new());
     for item in candidates {
         if !wants(item) {
             if pending(item) || confirmed(item) {
-                actions.dropped.insert(item.clone());
+                dropped.push(item.clone());
             }
         } else if !pending(item) && !confirmed(item) {
-            actions.historic_new.insert(item.clone());
+            historic_new.push(item.clone());
         }
     }
-    actions
+    Actions {
+        historic_new: historic_new.into_iter().collect(),
+        dropped: dropped.into_iter().collect(),
+    }
 }
 
 /// Every item the relay might need to act on: its target plus whatever it holds.
-pub(crate) fn all_candidates(relay: &RelayState, ctx: &Ctx<'_>) -> BTreeSet<Item> {
-    let mut c = ctx.want.target(&relay.url);
-    c.extend(relay.confirmed.iter().cloned());
-    c.extend(relay.live.keys().cloned());
-    c.extend(
-        relay
-            .pending
-            .batches
-            .values()
-            .flat_map(|b| b.items.iter().cloned()),
-    );
-    c
+pub(crate) fn all_candidates(relay: &RelayState, ctx: &Ctx<'_>) -> BTreeSet<Key> {
+    // Collected in one go: `BTreeSet::from_iter` sorts and bulk-builds, far cheaper than
+    // inserting tens of thousands of keys one at a time.
+    let pending = relay.pending.batches.values().flat_map(|b| b.items.iter());
+    ctx.want
+        .target_keys(&relay.url)
+        .chain(relay.confirmed.iter().copied())
+        .chain(relay.live_items().copied())
+        .chain(pending.copied())
+        .collect()
 }
 
 impl RelayState {
     /// Applies the diff for `candidates`: drops what is no longer wanted, adjusts live coverage,
     /// starts one historic batch for new items, and sends what the budget allows.
-    pub(crate) fn plan(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Item>, origin: Origin) {
+    pub(crate) fn plan(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Key>, origin: Origin) {
         if !self.status.is_live() {
             return;
         }

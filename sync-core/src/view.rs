@@ -106,7 +106,7 @@ impl<'a> RelayView<'a> {
     /// Items covered by live subscriptions.
     #[must_use]
     pub fn live_items(&self) -> usize {
-        self.state.live.len()
+        self.state.live_item_count()
     }
 
     /// NIP-77 support as known.

@@ -182,6 +182,49 @@ fn consolidation_under_a_budget_of_ten() {
     insta::assert_snapshot!(w.table());
 }
 
+/// Budget 10 (live soft cap 5, hard cap 9), 4 filters per REQ and one value per filter, so
+/// every repository costs 4 live filters. Once re-packing everything cannot get under the soft
+/// cap, a new repository gets its own REQ instead of a close-and-reopen of every live REQ;
+/// past the hard cap it is consolidated (or counted over budget), never over the budget.
+#[test]
+fn no_futile_consolidation_once_repacking_cannot_get_under_the_soft_cap() {
+    let c = Config {
+        max_subscriptions: 10,
+        max_filters_per_req: 4,
+        chunk_size: 1,
+        ..cfg()
+    };
+    let mut w = world_with_repo(c, &[R0], Remote::default());
+    w.run_until(60_000);
+    let add = |w: &mut World, i: u64| {
+        let ann = announcement(200 + i, &keys(1), &format!("x{i}"), &[OUR, R0], 2_000);
+        w.store.insert(ann.id);
+        w.feed(Input::Accepted { event: ann });
+        w.run_until(60_000 + (i + 1) * 10_000);
+    };
+    // 6 repositories: 1 + 6 × 4 = 25 live filters, at least 7 REQs > soft cap 5.
+    for i in 0..5 {
+        add(&mut w, i);
+    }
+    let live = |w: &World| w.core.relay(&url(R0)).unwrap().live_subscriptions();
+    let (before, consolidations) = (live(&w), w.core.stats().consolidations);
+    assert!((7..=8).contains(&before), "{before} live REQs");
+    add(&mut w, 5);
+    assert_eq!(w.core.stats().consolidations, consolidations, "no re-pack");
+    assert_eq!(live(&w), before + 1, "the new repository got its own REQ");
+    for i in 6..12 {
+        add(&mut w, i);
+        let v = w.core.relay(&url(R0)).unwrap();
+        assert!(v.live_subscriptions() <= 9 && v.open_subscriptions() <= 10);
+    }
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert!(
+        v.counters().live_filters_over_budget > 0,
+        "past the hard cap"
+    );
+    assert_eq!(w.status(R0), Some(Status::Connected));
+}
+
 #[test]
 fn negentropy_unsupported_falls_back_to_req() {
     let mut w = world_with_repo(

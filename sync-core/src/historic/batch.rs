@@ -9,7 +9,7 @@ use crate::command::SubId;
 use crate::filters::LayerFilter;
 use crate::historic::negentropy::IdFetch;
 use crate::historic::pagination::Cursor;
-use crate::item::Item;
+use crate::item::Key;
 use crate::time::Mono;
 
 /// Why a batch was started (decides the `source` label of what it finds).
@@ -40,9 +40,13 @@ pub(crate) enum Stage {
 
 /// One request of a batch: sent when the relay has a free subscription slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a batch holds at most one request per filter; boxing every page cursor would add an allocation per page"
+)]
 pub(crate) enum Request {
-    /// A negentropy reconciliation of one semantic filter.
-    Diff(LayerFilter),
+    /// A negentropy reconciliation of one semantic filter: its index in `Batch::filters`.
+    Diff(usize),
     /// An `ids` fetch.
     Ids(Vec<EventId>),
     /// One page of a paginated semantic filter.
@@ -66,7 +70,7 @@ pub(crate) struct Batch {
     /// Unique per relay.
     pub(crate) id: u64,
     /// Items confirmed when the batch completes (items leaving the target are removed).
-    pub(crate) items: BTreeSet<Item>,
+    pub(crate) items: BTreeSet<Key>,
     /// Why it runs.
     pub(crate) origin: Origin,
     /// Lower bound of what it fetches (catch-up), `None` for a full pass.

@@ -8,12 +8,12 @@ use nostr::{EventId, Timestamp};
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
 use crate::event_meta::EventMeta;
-use crate::filters::{build, historic, ids as id_filters};
+use crate::filters::{build_keys, historic, ids as id_filters};
 use crate::historic::batch::{Batch, OpenRequest, Origin, Request, Stage};
 use crate::historic::negentropy::{FetchNext, IdFetch};
 use crate::historic::pagination::{Cursor, Next};
 use crate::input::NegentropyResult;
-use crate::item::Item;
+use crate::item::Key;
 use crate::relay::health::{is_rate_limited, is_too_many};
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 
@@ -25,11 +25,11 @@ impl RelayState {
     pub(crate) fn start_batch(
         &mut self,
         ctx: &mut Ctx<'_>,
-        items: BTreeSet<Item>,
+        items: BTreeSet<Key>,
         origin: Origin,
         since: Option<Timestamp>,
     ) {
-        let filters = build(&items, ctx.cfg.chunk_size);
+        let filters = build_keys(&items, ctx.want, ctx.cfg.chunk_size);
         let id = self.next_seq();
         let use_neg = !ctx.cfg.disable_negentropy && self.neg != NegSupport::Unsupported;
         let (stage, queued): (Stage, VecDeque<(Request, u32)>) = if use_neg {
@@ -38,11 +38,7 @@ impl RelayState {
                 Stage::Diff {
                     missing: BTreeSet::new(),
                 },
-                filters
-                    .iter()
-                    .cloned()
-                    .map(|f| (Request::Diff(f), 0))
-                    .collect(),
+                (0..filters.len()).map(|i| (Request::Diff(i), 0)).collect(),
             )
         } else {
             ctx.stats.req_batches += 1;
@@ -101,7 +97,10 @@ impl RelayState {
         };
         let relay = self.url.clone();
         let (sub, filter) = match &request {
-            Request::Diff(f) => {
+            Request::Diff(i) => {
+                let Some(f) = batch.filters.get(*i) else {
+                    return;
+                };
                 let sub = SubId(format!("neg{batch_id}.{}.{seq}", f.layer.short()));
                 (sub, historic(&f.filter, batch.since, None, None))
             }
@@ -124,24 +123,23 @@ impl RelayState {
                 )
             }
         };
-        let role = if matches!(request, Request::Diff(_)) {
+        // A negentropy subscription keeps no copy of its filter: `batch.filters` has it.
+        let (role, filters) = if matches!(request, Request::Diff(_)) {
             ctx.out.push(Command::NegentropyDiff {
                 relay,
                 sub: sub.clone(),
-                filter: filter.clone(),
+                filter,
             });
-            SubRole::Negentropy { batch: batch_id }
+            (SubRole::Negentropy { batch: batch_id }, Vec::new())
         } else {
-            let filters = vec![filter.clone()];
             ctx.out.push(Command::Subscribe {
                 relay,
                 sub: sub.clone(),
                 kind: SubKind::Historic,
-                filters,
+                filters: vec![filter.clone()],
             });
-            SubRole::Historic { batch: batch_id }
+            (SubRole::Historic { batch: batch_id }, vec![filter])
         };
-        let filters = vec![filter];
         batch.open.insert(
             sub.clone(),
             OpenRequest {
@@ -153,6 +151,21 @@ impl RelayState {
         batch.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
         self.pending.sub_batch.insert(sub.clone(), batch_id);
         self.subs.insert(sub, OpenSub { role, filters });
+    }
+
+    /// Whether a delivery on negentropy subscription `sub` of `batch` matches the filter it
+    /// reconciles (with the batch's `since`), read from the batch.
+    pub(crate) fn negentropy_matches(&self, batch: u64, sub: &SubId, event: &EventMeta) -> bool {
+        let Some(b) = self.pending.batches.get(&batch) else {
+            return false;
+        };
+        let Some(Request::Diff(i)) = b.open.get(sub).map(|o| &o.request) else {
+            return false;
+        };
+        b.filters.get(*i).is_some_and(|f| {
+            crate::matches::matches(&f.filter, event)
+                && b.since.is_none_or(|s| event.created_at >= s)
+        })
     }
 
     /// Frees `n` slots for live subscriptions by closing the newest historic requests and

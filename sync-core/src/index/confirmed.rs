@@ -3,29 +3,29 @@
 
 use std::collections::BTreeSet;
 
-use crate::item::Item;
+use crate::item::Key;
 
 /// Items confirmed complete on one relay. Invariant: cleared on every fresh start; an item
 /// leaves it as soon as it leaves the relay's target.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Confirmed {
-    items: BTreeSet<Item>,
+    items: BTreeSet<Key>,
 }
 
 impl Confirmed {
-    pub(crate) fn contains(&self, item: &Item) -> bool {
+    pub(crate) fn contains(&self, item: &Key) -> bool {
         self.items.contains(item)
     }
-    pub(crate) fn insert(&mut self, item: Item) {
+    pub(crate) fn insert(&mut self, item: Key) {
         self.items.insert(item);
     }
-    pub(crate) fn remove(&mut self, item: &Item) -> bool {
+    pub(crate) fn remove(&mut self, item: &Key) -> bool {
         self.items.remove(item)
     }
     pub(crate) fn clear(&mut self) {
         self.items.clear();
     }
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Item> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Key> {
         self.items.iter()
     }
     pub(crate) fn len(&self) -> usize {

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 use crate::command::SubId;
 use crate::historic::batch::Batch;
-use crate::item::Item;
+use crate::item::Key;
 
 /// Batches in flight on one relay. Invariants: `item_batch[i] == b` iff `batches[b].items`
 /// contains `i`; `sub_batch[s] == b` iff batch `b` has request `s` open.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Pending {
     pub(crate) batches: BTreeMap<u64, Batch>,
-    item_batch: BTreeMap<Item, u64>,
+    item_batch: BTreeMap<Key, u64>,
     pub(crate) sub_batch: BTreeMap<SubId, u64>,
 }
 
@@ -20,17 +20,17 @@ impl Pending {
     pub(crate) fn insert(&mut self, mut batch: Batch) {
         batch.items.retain(|i| !self.item_batch.contains_key(i));
         for i in &batch.items {
-            self.item_batch.insert(i.clone(), batch.id);
+            self.item_batch.insert(*i, batch.id);
         }
         self.batches.insert(batch.id, batch);
     }
 
-    pub(crate) fn contains(&self, item: &Item) -> bool {
+    pub(crate) fn contains(&self, item: &Key) -> bool {
         self.item_batch.contains_key(item)
     }
 
     /// Drops an item from whatever batch holds it (its batch keeps running).
-    pub(crate) fn remove_item(&mut self, item: &Item) {
+    pub(crate) fn remove_item(&mut self, item: &Key) {
         if let Some(b) = self.item_batch.remove(item) {
             if let Some(batch) = self.batches.get_mut(&b) {
                 batch.items.remove(item);

@@ -1,132 +1,206 @@
 //! The want index: per repository its relays, sync level and root events, plus the reverse
-//! index relay → repositories that makes a relay's target cheap to compute.
+//! index relay → repositories that makes a relay's target cheap to compute. It also interns
+//! every repository and root it has seen: a [`Key`] is an index into its tables.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use indexmap::IndexMap;
 use nostr::{EventId, Timestamp};
 
 use crate::event_meta::RepoCoord;
-use crate::item::{Item, SyncLevel};
+#[cfg(test)]
+use crate::item::Item;
+use crate::item::{Key, KeyKind, SyncLevel, MAX_INTERNED};
 use crate::url::RelayUrl;
 
 /// What we want for one repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RepoWant {
-    /// Canonical relays listing it (own URLs already removed).
-    pub(crate) relays: BTreeSet<RelayUrl>,
+    /// Canonical relays listing it (own URLs already removed), sorted and distinct.
+    pub(crate) relays: Vec<RelayUrl>,
     /// How much to sync.
     pub(crate) level: SyncLevel,
     /// `created_at` of the announcement that set `relays`; older announcements are ignored.
     pub(crate) announced_at: Option<Timestamp>,
 }
 
-/// `(relay, item)` pairs whose wanted-ness may have changed.
-pub(crate) type Candidates = BTreeMap<RelayUrl, BTreeSet<Item>>;
+impl RepoWant {
+    fn lists(&self, relay: &RelayUrl) -> bool {
+        self.relays.binary_search(relay).is_ok()
+    }
+}
 
-/// The want index. Invariants: `relay_repos[r]` contains `c` iff `repos[c].relays` contains `r`
-/// (and holds no empty sets); `root_repos` and `repo_roots` are exact inverses.
+/// `(relay, item)` pairs whose wanted-ness may have changed.
+pub(crate) type Candidates = BTreeMap<RelayUrl, BTreeSet<Key>>;
+
+/// One interned repository.
+#[derive(Clone, Debug, Default)]
+struct RepoEntry {
+    /// `None` while the repository is unknown (only roots tag it) or after its withdrawal.
+    want: Option<RepoWant>,
+    /// Root indexes tagging it, in arrival order, distinct (kept while the repo is unknown).
+    roots: Vec<u32>,
+}
+
+/// One interned root event: the repositories it tags (usually one, kept inline).
+#[derive(Clone, Debug)]
+struct RootEntry {
+    first: u32,
+    rest: Vec<u32>,
+}
+
+impl RootEntry {
+    fn repos(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.first).chain(self.rest.iter().copied())
+    }
+}
+
+/// The want index. Invariants: `relay_repos[r]` contains `n` iff `repos[n].want` lists `r`
+/// (and holds no empty sets); `roots[x]` lists `n` iff `repos[n].roots` contains `x`. Entries
+/// of `repos` and `roots` are never removed (their index is their key), so the tables grow
+/// with every distinct repository and root ever seen, as the root lists did before interning;
+/// past [`MAX_INTERNED`] new ones are ignored.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct WantIndex {
-    repos: BTreeMap<RepoCoord, RepoWant>,
-    /// Root ids per repository, kept even while the repository is unknown (never dropped).
-    repo_roots: BTreeMap<RepoCoord, BTreeSet<EventId>>,
-    root_repos: BTreeMap<EventId, BTreeSet<RepoCoord>>,
-    relay_repos: BTreeMap<RelayUrl, BTreeSet<RepoCoord>>,
+    /// Interned repositories (hash lookups only; iteration order is insertion order).
+    repos: IndexMap<RepoCoord, RepoEntry>,
+    /// Interned roots (hash lookups only; iteration order is insertion order).
+    roots: IndexMap<EventId, RootEntry>,
+    /// Relay → repository indexes listing it.
+    relay_repos: BTreeMap<RelayUrl, BTreeSet<u32>>,
+    /// Repositories with a want (the `repos` gauge).
+    wanted: usize,
 }
 
 impl WantIndex {
+    /// The index of `coord`, interning it if new (`None` only when the table is full).
+    fn intern_repo(&mut self, coord: &RepoCoord) -> Option<u32> {
+        if let Some(n) = self.repos.get_index_of(coord) {
+            return Some(n as u32);
+        }
+        if self.repos.len() >= MAX_INTERNED {
+            return None;
+        }
+        let (n, _) = self.repos.insert_full(coord.clone(), RepoEntry::default());
+        Some(n as u32)
+    }
+
     /// Sets a repository's relays and level; returns the candidates that may have changed.
     pub(crate) fn set_repo(&mut self, coord: &RepoCoord, want: RepoWant) -> Candidates {
         let mut out = Candidates::new();
-        self.touch_repo(coord, &mut out);
-        if let Some(old) = self.repos.remove(coord) {
-            for r in &old.relays {
-                self.unlink(r, coord);
-            }
-        }
+        let Some(n) = self.intern_repo(coord) else {
+            return out;
+        };
+        self.touch_repo(n, &mut out);
+        self.unlink_all(n);
         for r in &want.relays {
-            self.relay_repos
-                .entry(r.clone())
-                .or_default()
-                .insert(coord.clone());
+            self.relay_repos.entry(r.clone()).or_default().insert(n);
         }
-        self.repos.insert(coord.clone(), want);
-        self.touch_repo(coord, &mut out);
+        self.wanted += 1;
+        self.repos[n as usize].want = Some(want);
+        self.touch_repo(n, &mut out);
         out
     }
 
     /// Removes a repository (its roots are kept for a later re-announcement).
     pub(crate) fn remove_repo(&mut self, coord: &RepoCoord) -> Candidates {
         let mut out = Candidates::new();
-        self.touch_repo(coord, &mut out);
-        if let Some(old) = self.repos.remove(coord) {
-            for r in &old.relays {
-                self.unlink(r, coord);
+        let Some(n) = self.repos.get_index_of(coord) else {
+            return out;
+        };
+        self.touch_repo(n as u32, &mut out);
+        self.unlink_all(n as u32);
+        out
+    }
+
+    /// Forgets repository `n`'s want and its reverse links.
+    fn unlink_all(&mut self, n: u32) {
+        let Some(old) = self.repos[n as usize].want.take() else {
+            return;
+        };
+        self.wanted -= 1;
+        for relay in &old.relays {
+            if let Some(set) = self.relay_repos.get_mut(relay) {
+                set.remove(&n);
+                if set.is_empty() {
+                    self.relay_repos.remove(relay);
+                }
             }
         }
-        out
     }
 
     /// Registers a root event against every repository it tags.
     pub(crate) fn add_root(&mut self, id: EventId, coords: &BTreeSet<RepoCoord>) -> Candidates {
         let mut out = Candidates::new();
         for c in coords {
-            self.repo_roots.entry(c.clone()).or_default().insert(id);
-            self.root_repos.entry(id).or_default().insert(c.clone());
-            if let Some(w) = self.repos.get(c).filter(|w| w.level == SyncLevel::Full) {
+            let Some(n) = self.intern_repo(c) else {
+                continue;
+            };
+            let x = match self.roots.get_index_of(&id) {
+                Some(x) => {
+                    let entry = &mut self.roots[x];
+                    if entry.repos().any(|m| m == n) {
+                        continue;
+                    }
+                    entry.rest.push(n);
+                    x as u32
+                }
+                None if self.roots.len() < MAX_INTERNED => {
+                    let entry = RootEntry {
+                        first: n,
+                        rest: Vec::new(),
+                    };
+                    self.roots.insert_full(id, entry).0 as u32
+                }
+                None => continue,
+            };
+            let repo = &mut self.repos[n as usize];
+            repo.roots.push(x);
+            if let Some(w) = repo.want.as_ref().filter(|w| w.level == SyncLevel::Full) {
                 for r in &w.relays {
-                    out.entry(r.clone()).or_default().insert(Item::Root(id));
+                    out.entry(r.clone()).or_default().insert(Key::root(x));
                 }
             }
         }
         out
     }
 
-    fn unlink(&mut self, relay: &RelayUrl, coord: &RepoCoord) {
-        if let Some(set) = self.relay_repos.get_mut(relay) {
-            set.remove(coord);
-            if set.is_empty() {
-                self.relay_repos.remove(relay);
-            }
-        }
-    }
-
-    /// Adds every item of `coord` on every relay it currently lists to `out`.
-    fn touch_repo(&self, coord: &RepoCoord, out: &mut Candidates) {
-        let Some(w) = self.repos.get(coord) else {
+    /// Adds every item of repository `n` on every relay it currently lists to `out`.
+    fn touch_repo(&self, n: u32, out: &mut Candidates) {
+        let entry = &self.repos[n as usize];
+        let Some(w) = &entry.want else {
             return;
         };
         for r in &w.relays {
             let set = out.entry(r.clone()).or_default();
-            set.extend(Item::for_repo(coord, SyncLevel::Full));
-            set.extend(self.roots_of(coord).map(Item::Root));
+            set.extend([Key::state(n), Key::repo_events(n)]);
+            set.extend(entry.roots.iter().map(|x| Key::root(*x)));
         }
-    }
-
-    fn roots_of<'a>(&'a self, coord: &RepoCoord) -> impl Iterator<Item = EventId> + 'a {
-        self.repo_roots.get(coord).into_iter().flatten().copied()
     }
 
     /// A repository's current want.
     pub(crate) fn repo(&self, coord: &RepoCoord) -> Option<&RepoWant> {
-        self.repos.get(coord)
+        self.repos.get(coord).and_then(|e| e.want.as_ref())
     }
 
-    /// Whether `item` is in `relay`'s target. `Announcements` is wanted from every relay.
-    pub(crate) fn wants(&self, relay: &RelayUrl, item: &Item) -> bool {
-        let listed = |c: &RepoCoord, full: bool| {
-            self.repos
-                .get(c)
-                .is_some_and(|w| w.relays.contains(relay) && (!full || w.level == SyncLevel::Full))
-        };
-        match item {
-            Item::Announcements => true,
-            Item::State(c) => listed(c, false),
-            Item::RepoEvents(c) => listed(c, true),
-            Item::Root(id) => self
-                .root_repos
-                .get(id)
-                .is_some_and(|cs| cs.iter().any(|c| listed(c, true))),
+    /// Whether repository `n` lists `relay` (at `Full` if `full`).
+    fn listed(&self, n: u32, relay: &RelayUrl, full: bool) -> bool {
+        self.repos
+            .get_index(n as usize)
+            .and_then(|(_, e)| e.want.as_ref())
+            .is_some_and(|w| w.lists(relay) && (!full || w.level == SyncLevel::Full))
+    }
+
+    /// Whether `key` is in `relay`'s target. `Announcements` is wanted from every relay.
+    pub(crate) fn wants(&self, relay: &RelayUrl, key: &Key) -> bool {
+        match key.kind() {
+            KeyKind::Announcements => true,
+            KeyKind::State(n) => self.listed(n, relay, false),
+            KeyKind::RepoEvents(n) => self.listed(n, relay, true),
+            KeyKind::Root(x) => self
+                .roots
+                .get_index(x as usize)
+                .is_some_and(|(_, e)| e.repos().any(|n| self.listed(n, relay, true))),
         }
     }
 
@@ -141,21 +215,79 @@ impl WantIndex {
     }
 
     /// The full target of `relay` (including `Announcements`).
-    pub(crate) fn target(&self, relay: &RelayUrl) -> BTreeSet<Item> {
-        let mut out = BTreeSet::from([Item::Announcements]);
-        for c in self.relay_repos.get(relay).into_iter().flatten() {
-            let Some(w) = self.repos.get(c) else { continue };
-            out.extend(Item::for_repo(c, w.level));
-            if w.level == SyncLevel::Full {
-                out.extend(self.roots_of(c).map(Item::Root));
-            }
-        }
-        out
+    #[cfg(test)]
+    pub(crate) fn target(&self, relay: &RelayUrl) -> BTreeSet<Key> {
+        self.target_keys(relay).collect()
     }
 
-    /// Number of repositories and of root events known.
+    /// The keys of `relay`'s target, unsorted and possibly repeated (a root tagging two of
+    /// its repositories): collect into a set (bulk-built) or extend one.
+    pub(crate) fn target_keys<'s>(&'s self, relay: &RelayUrl) -> impl Iterator<Item = Key> + 's {
+        let repos = self.relay_repos.get(relay).into_iter().flatten();
+        std::iter::once(Key::ANNOUNCEMENTS).chain(repos.flat_map(move |n| {
+            let entry = &self.repos[*n as usize];
+            let level = entry.want.as_ref().map(|w| w.level);
+            let state = level.map(|_| Key::state(*n));
+            let full = level == Some(SyncLevel::Full);
+            let events = full.then(|| Key::repo_events(*n));
+            let roots = entry
+                .roots
+                .iter()
+                .filter(move |_| full)
+                .map(|x| Key::root(*x));
+            state.into_iter().chain(events).chain(roots)
+        }))
+    }
+
+    /// The repository coordinate of table index `n`.
+    pub(crate) fn coord(&self, n: u32) -> Option<&RepoCoord> {
+        self.repos.get_index(n as usize).map(|(c, _)| c)
+    }
+
+    /// The table index of the repository whose coordinate string is exactly `value`.
+    pub(crate) fn repo_index(&self, value: &str) -> Option<u32> {
+        let coord = RepoCoord::parse(value)?;
+        let n = self.repos.get_index_of(&coord)?;
+        (coord.to_string() == value).then_some(n as u32)
+    }
+
+    /// The table index of the root whose lower-case hex id is exactly `value`.
+    pub(crate) fn root_index(&self, value: &str) -> Option<u32> {
+        let id = EventId::from_hex(value).ok()?;
+        let x = self.roots.get_index_of(&id)?;
+        (id.to_hex() == value).then_some(x as u32)
+    }
+
+    /// The root id of table index `x`.
+    pub(crate) fn root_id(&self, x: u32) -> Option<EventId> {
+        self.roots.get_index(x as usize).map(|(id, _)| *id)
+    }
+
+    /// The key of an item, if it was interned.
+    #[cfg(test)]
+    pub(crate) fn key(&self, item: &Item) -> Option<Key> {
+        Some(match item {
+            Item::Announcements => Key::ANNOUNCEMENTS,
+            Item::State(c) => Key::state(self.repos.get_index_of(c)? as u32),
+            Item::RepoEvents(c) => Key::repo_events(self.repos.get_index_of(c)? as u32),
+            Item::Root(id) => Key::root(self.roots.get_index_of(id)? as u32),
+        })
+    }
+
+    /// The item a key stands for.
+    #[cfg(test)]
+    pub(crate) fn item(&self, key: Key) -> Option<Item> {
+        Some(match key.kind() {
+            KeyKind::Announcements => Item::Announcements,
+            KeyKind::State(n) => Item::State(self.coord(n)?.clone()),
+            KeyKind::RepoEvents(n) => Item::RepoEvents(self.coord(n)?.clone()),
+            KeyKind::Root(x) => Item::Root(self.root_id(x)?),
+        })
+    }
+
+    /// Number of repositories wanted and of root events known.
     pub(crate) fn sizes(&self) -> (usize, usize) {
-        (self.repos.len(), self.root_repos.len())
+        (self.wanted, self.roots.len())
     }
 }
 
@@ -175,7 +307,12 @@ mod tests {
     }
     fn want(relays: &[&str], level: SyncLevel) -> RepoWant {
         RepoWant {
-            relays: relays.iter().map(|r| url(r)).collect(),
+            relays: relays
+                .iter()
+                .map(|r| url(r))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             level,
             announced_at: None,
         }
@@ -187,8 +324,10 @@ mod tests {
         let id = EventId::all_zeros();
         assert!(w.add_root(id, &BTreeSet::from([coord("r")])).is_empty());
         let cands = w.set_repo(&coord("r"), want(&["wss://a"], SyncLevel::Full));
-        assert!(cands[&url("wss://a")].contains(&Item::Root(id)));
-        assert!(w.wants(&url("wss://a"), &Item::Root(id)));
+        let key = w.key(&Item::Root(id)).unwrap();
+        assert!(cands[&url("wss://a")].contains(&key));
+        assert!(w.wants(&url("wss://a"), &key));
+        assert_eq!(w.item(key), Some(Item::Root(id)));
         assert_eq!(w.target(&url("wss://a")).len(), 4);
     }
 
@@ -199,9 +338,10 @@ mod tests {
         w.add_root(id, &BTreeSet::from([coord("r")]));
         w.set_repo(&coord("r"), want(&["wss://a"], SyncLevel::StateOnly));
         let a = url("wss://a");
-        assert!(w.wants(&a, &Item::State(coord("r"))));
-        assert!(!w.wants(&a, &Item::RepoEvents(coord("r"))));
-        assert!(!w.wants(&a, &Item::Root(id)));
+        let key = |i: Item| w.key(&i).unwrap();
+        assert!(w.wants(&a, &key(Item::State(coord("r")))));
+        assert!(!w.wants(&a, &key(Item::RepoEvents(coord("r")))));
+        assert!(!w.wants(&a, &key(Item::Root(id))));
     }
 
     #[test]

@@ -32,6 +32,7 @@ impl SyncCore {
         }
         state.bootstrap = self.bootstrap.contains(url);
         self.relays.insert(url.clone(), state);
+        self.touched.insert(url.clone());
     }
 
     /// The relay's target became empty: disconnect it (or forget it if not connected).
@@ -39,6 +40,7 @@ impl SyncCore {
         let Some(r) = self.relays.get_mut(url) else {
             return;
         };
+        self.touched.insert(url.clone());
         match r.status {
             Status::Disconnected => {
                 self.relays.remove(url);
@@ -284,7 +286,7 @@ impl RelayState {
         let uncovered: std::collections::BTreeSet<_> = self
             .confirmed
             .iter()
-            .filter(|i| !self.live.contains_key(*i) && ctx.want.wants(&self.url, i))
+            .filter(|i| self.live_group_of(i).is_none() && ctx.want.wants(&self.url, i))
             .cloned()
             .collect();
         self.reconcile_live(ctx, &candidates);

@@ -14,7 +14,7 @@ use crate::command::SubId;
 use crate::config::Config;
 use crate::index::confirmed::Confirmed;
 use crate::index::pending::Pending;
-use crate::item::Item;
+use crate::item::Key;
 use crate::rng::RelayRng;
 use crate::time::Mono;
 use crate::url::RelayUrl;
@@ -87,6 +87,9 @@ pub(crate) enum SubRole {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OpenSub {
     pub(crate) role: SubRole,
+    /// The filters of a historic REQ. Empty for live and negentropy subscriptions: live
+    /// deliveries are matched against their group's items (`RelayState::live_matches`), so
+    /// live coverage of a (relay, item) pair costs a key, not three strings.
     pub(crate) filters: Vec<Filter>,
 }
 
@@ -94,7 +97,7 @@ pub(crate) struct OpenSub {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LiveGroup {
     pub(crate) subs: Vec<SubId>,
-    pub(crate) items: BTreeSet<Item>,
+    pub(crate) items: BTreeSet<Key>,
 }
 
 /// Per-relay counters (exported per relay).
@@ -157,9 +160,12 @@ pub(crate) struct RelayState {
     pub(crate) live_dirty: bool,
     /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
     pub(crate) subs: BTreeMap<SubId, OpenSub>,
-    /// Live coverage: item → group; every group's items map back to it.
-    pub(crate) live: BTreeMap<Item, u64>,
-    /// Live groups by id.
+    /// The last live packing left filters over budget and no live group was closed since:
+    /// re-packing cannot cover more, so consolidation is skipped until coverage shrinks.
+    pub(crate) live_full: bool,
+    /// Live coverage: groups by id. Invariant: the groups' item sets are disjoint; an item is
+    /// covered iff some group holds it (there are few groups, so lookups scan them; one map
+    /// from item to group would cost more per (relay, item) pair than the sets themselves).
     pub(crate) live_groups: BTreeMap<u64, LiveGroup>,
     /// Batches in flight.
     pub(crate) pending: Pending,
@@ -197,7 +203,7 @@ impl RelayState {
             live_gap_since: None,
             live_dirty: false,
             subs: BTreeMap::new(),
-            live: BTreeMap::new(),
+            live_full: false,
             live_groups: BTreeMap::new(),
             pending: Pending::default(),
             confirmed: Confirmed::default(),
@@ -213,6 +219,24 @@ impl RelayState {
         self.seq
     }
 
+    /// The live group covering `item`, if any.
+    pub(crate) fn live_group_of(&self, item: &Key) -> Option<u64> {
+        self.live_groups
+            .iter()
+            .find(|(_, g)| g.items.contains(item))
+            .map(|(id, _)| *id)
+    }
+
+    /// Every item covered by live subscriptions.
+    pub(crate) fn live_items(&self) -> impl Iterator<Item = &Key> {
+        self.live_groups.values().flat_map(|g| g.items.iter())
+    }
+
+    /// How many items live subscriptions cover.
+    pub(crate) fn live_item_count(&self) -> usize {
+        self.live_groups.values().map(|g| g.items.len()).sum()
+    }
+
     /// Live subscriptions open.
     pub(crate) fn live_sub_count(&self) -> usize {
         self.live_groups.values().map(|g| g.subs.len()).sum()
@@ -221,8 +245,8 @@ impl RelayState {
     /// Forgets everything tied to the connection (the socket is gone or going).
     pub(crate) fn drop_connection_state(&mut self) {
         self.subs.clear();
-        self.live.clear();
         self.live_groups.clear();
+        self.live_full = false;
         self.pending.clear();
         self.status_deadline = None;
         self.daily_at = None;
