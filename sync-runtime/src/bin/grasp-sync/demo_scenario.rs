@@ -14,7 +14,7 @@ use crate::demo_cmd::Sources;
 use crate::serve::Node;
 
 /// How often the scenario advances and the store is checked.
-const TICK: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_millis(250);
 /// Live events published during the run (one per tick).
 const LIVE_EVENTS: usize = 20;
 /// Events stored on the restarting relay while it is down.

@@ -6,6 +6,8 @@
 //! connection reset at ERROR, while the runtime already logs connects, failures and lost
 //! connections itself (`RUST_LOG=info,nostr_relay_pool=debug` brings it back).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -21,6 +23,7 @@ pub(crate) fn init(format: LogFormat, default_filter: &str) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Pretty => builder.with_target(false).try_init(),
