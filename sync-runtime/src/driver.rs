@@ -3,6 +3,7 @@
 //! `Input`, calls `step`, records the step, hands the commands to the executor without waiting
 //! for them, and refreshes metrics and the status snapshot.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nostr_sdk::Client;
@@ -16,6 +17,7 @@ use crate::metrics::{Exported, Metrics};
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
 use crate::status::RuntimeStatus;
+use crate::transport::FrameCounts;
 
 /// A message to the driver.
 #[derive(Debug)]
@@ -39,14 +41,23 @@ const PERSIST_EVERY: Duration = Duration::from_secs(600);
 
 /// The driver's state. Invariant: `core` is only touched by this task.
 pub(crate) struct Driver {
+    /// The decision engine.
     pub(crate) core: SyncCore,
+    /// Where `now` comes from.
     pub(crate) clock: Clock,
+    /// Records every step, if a trace was asked for.
     pub(crate) recorder: Option<Recorder>,
+    /// Metrics derived from the core after steps.
     pub(crate) metrics: Metrics,
+    /// Counter totals already exported.
     pub(crate) exported: Exported,
+    /// `EVENT` frames per relay, counted by the transport.
+    pub(crate) frames: Arc<FrameCounts>,
+    /// The latest status snapshot, for `SyncHandle::status`.
     pub(crate) status: watch::Sender<RuntimeStatus>,
-    /// The executor's queue; dropped at shutdown to stop it.
+    /// The executor's queue; `None` after shutdown (dropping it stops the executor).
     pub(crate) commands: Option<mpsc::UnboundedSender<Command>>,
+    /// Where the rejected memory is saved (periodically and at shutdown), if anywhere.
     pub(crate) rejected_store: Option<RejectedStore>,
     /// The SDK client, shut down at the end.
     pub(crate) client: Client,
@@ -73,6 +84,8 @@ impl Driver {
     /// Refreshes gauges, counters and the status snapshot.
     pub(crate) fn refresh(&mut self) {
         self.metrics.observe(&self.core, &mut self.exported);
+        self.metrics
+            .observe_frames(&self.frames.snapshot(), &mut self.exported);
         let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
         self.status
             .send_replace(RuntimeStatus::of(&self.core, steps));

@@ -31,12 +31,29 @@ pub(crate) struct ExecTimings {
     pub(crate) nip11: Duration,
 }
 
+impl ExecTimings {
+    /// Timings for `config`: the SDK's connect timeout stays below the core's, so the core
+    /// hears the SDK's answer before its own timer fires.
+    pub(crate) fn from_config(config: &sync_core::Config) -> Self {
+        Self {
+            connect: Duration::from_millis(config.connect_timeout_ms * 9 / 10),
+            negentropy_initial: Duration::from_millis(config.batch_deadline_ms.min(10_000)),
+            nip11: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The executor task's state.
 pub(crate) struct Executor {
+    /// The SDK client every relay lives in.
     client: Client,
+    /// Written on connect, subscribe, unsubscribe and disconnect.
     routing: Arc<Routing>,
+    /// For re-offers and the host's store (negentropy's local set).
     ingest: Ingest,
+    /// The driver's inbox, for results of spawned tasks.
     tx: mpsc::Sender<DriverMsg>,
+    /// Timeouts.
     timings: ExecTimings,
     /// Negentropy reconciliations in flight, by relay and id, so `Unsubscribe` can stop them.
     /// Invariant: finished handles are pruned before every insert.

@@ -7,33 +7,56 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use sync_core::{ErrorClass, Stats, SyncCore};
+use sync_core::{ErrorClass, RelayView, Stats, SyncCore};
 
 /// Every metric the runtime exports. Invariant: all are registered in `registry`.
 #[derive(Clone, Debug)]
 pub(crate) struct Metrics {
     /// The registry the metrics live in (the host's, or a private one).
     pub(crate) registry: Registry,
+    /// `ngit_sync_relay_connected{relay}`: lifecycle status code.
     relay_connected: IntGaugeVec,
+    /// `ngit_sync_relay_status{relay}`: health code.
     relay_status: IntGaugeVec,
+    /// `ngit_sync_relay_failures{relay}`: consecutive failures.
     relay_failures: IntGaugeVec,
+    /// Open subscriptions per relay.
     relay_open_subscriptions: IntGaugeVec,
+    /// Historic batches in flight per relay.
     relay_pending_batches: IntGaugeVec,
+    /// Items confirmed complete per relay.
     relay_confirmed_items: IntGaugeVec,
+    /// `ngit_sync_connection_attempts_total{relay,result}`.
     connection_attempts: IntCounterVec,
+    /// `ngit_sync_gap_events_total{relay}`.
     gap_events: IntCounterVec,
+    /// Deliveries per relay, any outcome.
     relay_events_delivered: IntCounterVec,
+    /// `EVENT` frames per relay on the wire (minus deliveries: dropped by the SDK's checks).
+    relay_event_frames: IntCounterVec,
+    /// `ngit_sync_events_synced_total`.
     events_synced: IntCounter,
+    /// `ngit_sync_events_total{source}`.
     events_by_source: IntCounterVec,
+    /// `ngit_sync_relays_tracked_total`.
     relays_tracked: IntGauge,
+    /// `ngit_sync_relays_connected_total`.
     relays_connected: IntGauge,
+    /// `ngit_sync_relays_dead_total`.
     relays_dead: IntGauge,
+    /// `ngit_sync_naughty_relays_total{category}`.
     naughty_relays: IntGaugeVec,
+    /// Rejected-memory sizes by tier.
     rejected_entries: IntGaugeVec,
+    /// Rejected-memory activity by kind.
     rejected_activity: IntCounterVec,
+    /// Repositories wanted.
     repos: IntGauge,
+    /// Root events wanted.
     root_events: IntGauge,
+    /// Historic batches by method and result.
     batches: IntCounterVec,
+    /// Other engine counters by kind.
     engine_activity: IntCounterVec,
     /// Events dropped by the shell before the host saw them, by reason.
     pub(crate) events_dropped: IntCounterVec,
@@ -94,6 +117,12 @@ impl Metrics {
             connection_attempts: counter_vec(r, "ngit_sync_connection_attempts_total", "Connection attempts by result", &["relay", "result"])?,
             gap_events: counter_vec(r, "ngit_sync_gap_events_total", "Events first found by catch-up or daily resync although live sync was on", relay)?,
             relay_events_delivered: counter_vec(r, "ngit_sync_relay_events_delivered_total", "Events delivered by a relay on our subscriptions (any outcome)", relay)?,
+            relay_event_frames: counter_vec(
+                r,
+                "ngit_sync_relay_event_frames_total",
+                "EVENT frames received from a relay; minus ngit_sync_relay_events_delivered_total: events nostr-sdk dropped (invalid id or signature, oversized)",
+                relay,
+            )?,
             events_synced: counter(r, "ngit_sync_events_synced_total", "Events the host newly saved from sync")?,
             events_by_source: counter_vec(r, "ngit_sync_events_total", "Events newly saved, by the path that found them", &["source"])?,
             relays_tracked: gauge(r, "ngit_sync_relays_tracked_total", "Relays tracked")?,
@@ -145,6 +174,14 @@ impl Exported {
     fn advance(&mut self, key: String, counter: &IntCounter, total: u64) {
         advance(counter, self.totals.entry(key).or_default(), total);
     }
+
+    /// Advances one series of a one-label counter family per `(label, total)`.
+    fn advance_all(&mut self, family: &IntCounterVec, prefix: &str, totals: &[(&str, u64)]) {
+        for (label, total) in totals {
+            let key = format!("{prefix}\0{label}");
+            self.advance(key, &family.with_label_values(&[label]), *total);
+        }
+    }
 }
 
 impl Metrics {
@@ -161,55 +198,78 @@ impl Metrics {
         .map(|c| (c.label(), 0))
         .collect();
         for view in core.relay_status() {
-            let url = view.url().as_str();
-            let l = &[url];
-            self.relay_connected
-                .with_label_values(l)
-                .set(i64::from(view.status().code()));
-            self.relay_status
-                .with_label_values(l)
-                .set(i64::from(view.health().code()));
-            self.relay_failures
-                .with_label_values(l)
-                .set(i64::from(view.failures()));
-            self.relay_open_subscriptions
-                .with_label_values(l)
-                .set(view.open_subscriptions() as i64);
-            self.relay_pending_batches
-                .with_label_values(l)
-                .set(view.pending_batches() as i64);
-            self.relay_confirmed_items
-                .with_label_values(l)
-                .set(view.confirmed_items() as i64);
+            self.observe_relay(&view, exported);
             if let Some(class) = view.naughty() {
                 *naughty.entry(class.label()).or_default() += 1;
             }
-            let c = view.counters();
-            let per = [
-                (
-                    self.connection_attempts
-                        .with_label_values(&[url, "success"]),
-                    "ok",
-                    c.connects_ok,
-                ),
-                (
-                    self.connection_attempts
-                        .with_label_values(&[url, "failure"]),
-                    "failed",
-                    c.connects_failed,
-                ),
-                (self.gap_events.with_label_values(l), "gap", c.gap_events),
-                (
-                    self.relay_events_delivered.with_label_values(l),
-                    "delivered",
-                    c.events_delivered,
-                ),
-            ];
-            for (counter, name, total) in per {
-                exported.advance(format!("{name}\0{url}"), &counter, total);
-            }
-            seen.insert(url.to_string());
+            seen.insert(view.url().as_str().to_string());
         }
+        self.forget_relays(exported, seen);
+        for (category, count) in naughty {
+            self.naughty_relays
+                .with_label_values(&[category])
+                .set(count);
+        }
+        self.observe_gauges(core.stats());
+        self.observe_counters(core.stats(), exported);
+    }
+
+    fn observe_relay(&self, view: &RelayView<'_>, exported: &mut Exported) {
+        let url = view.url().as_str();
+        let gauges = [
+            (&self.relay_connected, i64::from(view.status().code())),
+            (&self.relay_status, i64::from(view.health().code())),
+            (&self.relay_failures, i64::from(view.failures())),
+            (
+                &self.relay_open_subscriptions,
+                view.open_subscriptions() as i64,
+            ),
+            (&self.relay_pending_batches, view.pending_batches() as i64),
+            (&self.relay_confirmed_items, view.confirmed_items() as i64),
+        ];
+        for (gauge, value) in gauges {
+            gauge.with_label_values(&[url]).set(value);
+        }
+        let c = view.counters();
+        let counters = [
+            (
+                self.connection_attempts
+                    .with_label_values(&[url, "success"]),
+                "ok",
+                c.connects_ok,
+            ),
+            (
+                self.connection_attempts
+                    .with_label_values(&[url, "failure"]),
+                "failed",
+                c.connects_failed,
+            ),
+            (
+                self.gap_events.with_label_values(&[url]),
+                "gap",
+                c.gap_events,
+            ),
+            (
+                self.relay_events_delivered.with_label_values(&[url]),
+                "delivered",
+                c.events_delivered,
+            ),
+        ];
+        for (counter, name, total) in counters {
+            exported.advance(format!("{name}\0{url}"), &counter, total);
+        }
+    }
+
+    /// Advances the per-relay frame counters (cumulative for the process).
+    pub(crate) fn observe_frames(&self, frames: &[(String, u64)], exported: &mut Exported) {
+        for (url, total) in frames {
+            let series = self.relay_event_frames.with_label_values(&[url]);
+            exported.advance(format!("frames\0{url}"), &series, *total);
+        }
+    }
+
+    /// Removes the gauge series of relays no longer tracked (counters keep their totals).
+    fn forget_relays(&self, exported: &mut Exported, seen: BTreeSet<String>) {
         for gone in exported.relays.difference(&seen) {
             for g in [
                 &self.relay_connected,
@@ -223,53 +283,40 @@ impl Metrics {
             }
         }
         exported.relays = seen;
-        for (category, count) in naughty {
-            self.naughty_relays
-                .with_label_values(&[category])
-                .set(count);
-        }
-        self.observe_stats(core.stats(), exported);
     }
 
-    fn observe_stats(&self, s: &Stats, exported: &mut Exported) {
+    fn observe_gauges(&self, s: &Stats) {
         self.relays_tracked.set(s.relays_tracked as i64);
         self.relays_connected.set(s.relays_connected as i64);
         self.relays_dead.set(s.relays_dead as i64);
         self.repos.set(s.repos as i64);
         self.root_events.set(s.root_events as i64);
-        self.rejected_entries
-            .with_label_values(&["hot"])
-            .set(s.rejected_hot as i64);
-        self.rejected_entries
-            .with_label_values(&["cold"])
-            .set(s.rejected_cold as i64);
+        let tiers = [("hot", s.rejected_hot), ("cold", s.rejected_cold)];
+        for (tier, value) in tiers {
+            self.rejected_entries
+                .with_label_values(&[tier])
+                .set(value as i64);
+        }
+    }
+
+    fn observe_counters(&self, s: &Stats, exported: &mut Exported) {
         exported.advance("synced".into(), &self.events_synced, s.events_saved);
+        let src = &s.saved_by_source;
         let by_source = [
-            ("live", s.saved_by_source.live),
-            ("startup", s.saved_by_source.startup),
-            ("reconnect", s.saved_by_source.reconnect),
-            ("daily", s.saved_by_source.daily),
+            ("live", src.live),
+            ("startup", src.startup),
+            ("reconnect", src.reconnect),
+            ("daily", src.daily),
         ];
-        for (source, total) in by_source {
-            exported.advance(
-                format!("source\0{source}"),
-                &self.events_by_source.with_label_values(&[source]),
-                total,
-            );
-        }
+        exported.advance_all(&self.events_by_source, "source", &by_source);
+        let r = &s.rejected;
         let rejected = [
-            ("hits", s.rejected.hits),
-            ("expiries", s.rejected.expiries),
-            ("invalidations", s.rejected.invalidations),
-            ("reoffered", s.rejected.reoffered),
+            ("hits", r.hits),
+            ("expiries", r.expiries),
+            ("invalidations", r.invalidations),
+            ("reoffered", r.reoffered),
         ];
-        for (kind, total) in rejected {
-            exported.advance(
-                format!("rejected\0{kind}"),
-                &self.rejected_activity.with_label_values(&[kind]),
-                total,
-            );
-        }
+        exported.advance_all(&self.rejected_activity, "rejected", &rejected);
         let batches = [
             ("negentropy", s.negentropy_batches),
             ("req", s.req_batches),
@@ -277,13 +324,7 @@ impl Metrics {
             ("confirmed", s.batches_confirmed),
             ("failed", s.batches_failed),
         ];
-        for (kind, total) in batches {
-            exported.advance(
-                format!("batches\0{kind}"),
-                &self.batches.with_label_values(&[kind]),
-                total,
-            );
-        }
+        exported.advance_all(&self.batches, "batches", &batches);
         let activity = [
             ("pages_requested", s.pages_requested),
             ("ids_fetched", s.ids_fetched),
@@ -297,13 +338,7 @@ impl Metrics {
             ("invalid_relay_urls", s.invalid_relay_urls),
             ("ignored_inputs", s.ignored_inputs),
         ];
-        for (kind, total) in activity {
-            exported.advance(
-                format!("activity\0{kind}"),
-                &self.engine_activity.with_label_values(&[kind]),
-                total,
-            );
-        }
+        exported.advance_all(&self.engine_activity, "activity", &activity);
     }
 }
 

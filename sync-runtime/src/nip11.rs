@@ -1,17 +1,18 @@
 //! NIP-11 relay information: the `limitation` values the core's subscription budget uses.
 //!
 //! Fetched with a minimal HTTP/1.1 GET (`Accept: application/nostr+json`) over plain TCP for
-//! `ws://` relays. `wss://` relays would need TLS; this build does not fetch their document
-//! (the core then uses its configured limits, and learns from "too many" answers). Responses are
-//! bounded in size and time; anything unparsable is ignored (absurd values are clamped by the
-//! core).
+//! `ws://` relays and over TLS (rustls with the ring provider, webpki roots) for `wss://`.
+//! Responses are bounded in size and time; anything unparsable is ignored (the core then keeps
+//! its configured limits, and clamps absurd values).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
 use sync_core::RelayLimits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
 
 /// Upper bound on a NIP-11 response.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -46,25 +47,75 @@ pub(crate) fn parse_limits(body: &[u8]) -> Option<RelayLimits> {
     })
 }
 
-/// Fetches the limits of `relay_url` (`ws://host[:port][/path]`); `None` when unavailable.
+/// Fetches the limits of `relay_url` (`ws[s]://host[:port][/path]`); `None` when unavailable.
 pub(crate) async fn fetch_limits(relay_url: &str, timeout: Duration) -> Option<RelayLimits> {
-    let rest = relay_url.strip_prefix("ws://")?;
+    let (tls, rest) = match relay_url.split_once("://")? {
+        ("ws", rest) => (false, rest),
+        ("wss", rest) => (true, rest),
+        _ => return None,
+    };
     let (authority, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let default_port = if tls { 443 } else { 80 };
+    let (host, addr) = split_authority(authority, default_port)?;
+    let fetch = async {
+        let tcp = TcpStream::connect(&addr).await.ok()?;
+        if tls {
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
+            let stream = tls_connector().connect(name, tcp).await.ok()?;
+            get(stream, authority, &path).await
+        } else {
+            get(tcp, authority, &path).await
+        }
     };
-    let body = tokio::time::timeout(timeout, get(&addr, authority, &path))
-        .await
-        .ok()??;
+    let body = tokio::time::timeout(timeout, fetch).await.ok()??;
     parse_limits(&body)
 }
 
-async fn get(addr: &str, host: &str, path: &str) -> Option<Vec<u8>> {
-    let mut stream = TcpStream::connect(addr).await.ok()?;
+/// `(host, host:port)` of an authority (`host`, `host:port`, `[v6]`, `[v6]:port`).
+fn split_authority(authority: &str, default_port: u16) -> Option<(String, String)> {
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after
+            .strip_prefix(':')
+            .map_or(Some(default_port), |p| p.parse().ok())?;
+        return Some((host.to_string(), format!("[{host}]:{port}")));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((
+            host.to_string(),
+            format!("{host}:{}", port.parse::<u16>().ok()?),
+        )),
+        None => Some((authority.to_string(), format!("{authority}:{default_port}"))),
+    }
+}
+
+/// One TLS client configuration for the process (ring provider, webpki roots).
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_or_else(
+                |_| rustls::ClientConfig::builder().with_root_certificates(roots.clone()),
+                |b| b.with_root_certificates(roots.clone()),
+            )
+            .with_no_client_auth();
+        Arc::new(config)
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+async fn get<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+) -> Option<Vec<u8>> {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/nostr+json\r\nConnection: close\r\n\r\n"
     );
@@ -72,7 +123,13 @@ async fn get(addr: &str, host: &str, path: &str) -> Option<Vec<u8>> {
     let mut response = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).await.ok()?;
+        // A TLS peer that closes without close_notify ends the read with an error: keep
+        // what arrived.
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(_) if !response.is_empty() => 0,
+            Err(_) => return None,
+        };
         if n == 0 {
             break;
         }
@@ -130,6 +187,51 @@ mod tests {
             Some(RelayLimits::default())
         );
         assert_eq!(parse_limits(b"<html>"), None);
+    }
+
+    #[test]
+    fn authorities_split_into_host_and_address() {
+        let split = |a| split_authority(a, 443);
+        assert_eq!(
+            split("relay.example"),
+            Some(("relay.example".into(), "relay.example:443".into()))
+        );
+        assert_eq!(split("h:7000"), Some(("h".into(), "h:7000".into())));
+        assert_eq!(
+            split("[::1]:7000"),
+            Some(("::1".into(), "[::1]:7000".into()))
+        );
+        assert_eq!(split("[::1]"), Some(("::1".into(), "[::1]:443".into())));
+        assert_eq!(split("h:notaport"), None);
+    }
+
+    #[tokio::test]
+    async fn limits_are_fetched_from_a_local_http_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 1024];
+            let n = socket.read(&mut request).await.unwrap();
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            let body = r#"{"limitation":{"max_subscriptions":7}}"#;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(reply.as_bytes()).await.unwrap();
+            request
+        });
+        let limits = fetch_limits(&format!("ws://127.0.0.1:{port}"), Duration::from_secs(5)).await;
+        assert_eq!(limits.unwrap().max_subscriptions, Some(7));
+        let request = server.await.unwrap();
+        assert!(
+            request.contains("Accept: application/nostr+json"),
+            "{request}"
+        );
+        let refused = fetch_limits("ws://127.0.0.1:9", Duration::from_secs(2)).await;
+        assert_eq!(refused, None);
+        assert_eq!(fetch_limits("http://x", Duration::from_secs(1)).await, None);
     }
 
     #[test]

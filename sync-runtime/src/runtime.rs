@@ -6,25 +6,26 @@ use std::time::Duration;
 
 use nostr::Event;
 use nostr_database::{MemoryDatabase, NostrDatabase};
-use nostr_sdk::pool::monitor::Monitor;
+use nostr_sdk::pool::monitor::{Monitor, MonitorNotification};
 use nostr_sdk::{Client, ClientOptions};
 use sync_core::{Config, EventMeta, Input, RepoCoord, SyncCore, SyncLevel};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverMsg};
 use crate::error::RuntimeError;
 use crate::executor::{ExecTimings, Executor};
+use crate::grasp::GraspPolicy;
 use crate::ingest::{Ingest, OnStored};
 use crate::metrics::{Exported, Metrics};
-use crate::policy::{AcceptAll, WritePolicy};
+use crate::policy::WritePolicy;
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
 use crate::reoffer::ReofferCache;
 use crate::routing::Routing;
 use crate::status::RuntimeStatus;
-use crate::transport::NoDelayTransport;
+use crate::transport::{FrameCounts, NoDelayTransport};
 
 /// Capacity of the driver's inbox: relay traffic waits (back-pressure) when it is full.
 pub const DRIVER_INBOX_CAPACITY: usize = 4_096;
@@ -88,9 +89,10 @@ impl SyncRuntimeBuilder {
         self
     }
 
-    /// The host's write policy. Default: [`AcceptAll`].
-    // TODO(integrator): default to `crate::grasp::GraspPolicy::new(db, config.own_relay_urls,
-    // false)` once the GRASP policy lands on this branch.
+    /// The host's write policy. Default: the GRASP policy of this crate
+    /// ([`GraspPolicy`](crate::grasp::GraspPolicy) over the same database, with the config's
+    /// `own_relay_urls` as service URLs, archive mode off). Use
+    /// [`AcceptAll`](crate::AcceptAll) for an archive of everything synced.
     #[must_use]
     pub fn policy(mut self, policy: Arc<dyn WritePolicy>) -> Self {
         self.policy = Some(policy);
@@ -162,107 +164,121 @@ impl SyncRuntimeBuilder {
             startup.extend(crate::startup::restore_rejected(store.load()));
         }
         startup.extend(crate::startup::replay_store(db.as_ref()).await?);
-        Ok(self.start(
+        let prepared = Prepared {
             db,
             seed,
             metrics,
-            (clock, start),
+            clock,
+            start,
             recorder,
             rejected_store,
             startup,
-        ))
+        };
+        Ok(self.start(prepared))
     }
 
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one private assembly step of spawn()"
-    )]
-    fn start(
-        self,
-        db: Arc<dyn NostrDatabase>,
-        seed: u64,
-        metrics: Metrics,
-        (clock, start): (Clock, sync_core::Now),
-        recorder: Option<Recorder>,
-        rejected_store: Option<RejectedStore>,
-        startup: Vec<Input>,
-    ) -> SyncHandle {
-        let monitor = Monitor::new(SDK_CHANNEL_CAPACITY);
-        let statuses = monitor.subscribe();
-        // The client's own database only tracks seen ids (bounded LRU); events go through the
-        // host's policy and store, never the client's automatic save.
-        let client = Client::builder()
-            .database(MemoryDatabase::new())
-            .monitor(monitor)
-            .websocket_transport(NoDelayTransport)
-            .opts(ClientOptions::new().automatic_authentication(false))
-            .build();
+    /// Wires the tasks together and starts them (nothing here can fail).
+    fn start(self, p: Prepared) -> SyncHandle {
+        let frames = Arc::new(FrameCounts::default());
+        let (client, statuses) = sdk_client(frames.clone());
         let notifications = client.notifications();
         let (tx, inbox) = mpsc::channel(DRIVER_INBOX_CAPACITY);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let routing = Arc::new(Routing::default());
         let config = self.config;
+        let policy = self.policy.unwrap_or_else(|| {
+            Arc::new(GraspPolicy::new(
+                p.db.clone(),
+                config.own_relay_urls.clone(),
+                false,
+            ))
+        });
         let ingest = Ingest {
-            db,
-            policy: self.policy.unwrap_or_else(|| Arc::new(AcceptAll)),
+            db: p.db,
+            policy,
             routing: routing.clone(),
             reoffer: Arc::new(Mutex::new(ReofferCache::new(
                 Duration::from_millis(config.rejected_hot_ms),
                 REOFFER_MAX_ENTRIES,
             ))),
             on_stored: self.on_stored,
-            metrics: metrics.clone(),
+            metrics: p.metrics.clone(),
             tx: tx.clone(),
-        };
-        let timings = ExecTimings {
-            connect: Duration::from_millis(config.connect_timeout_ms * 9 / 10),
-            negentropy_initial: Duration::from_millis(config.batch_deadline_ms.min(10_000)),
-            nip11: Duration::from_secs(5),
         };
         let executor = Executor::new(
             client.clone(),
             routing.clone(),
             ingest.clone(),
             tx.clone(),
-            timings,
+            ExecTimings::from_config(&config),
         );
+        let monitor = crate::monitor::run(client.clone(), routing, tx.clone(), statuses);
         let readers = vec![
             tokio::spawn(ingest.run(notifications)).abort_handle(),
-            tokio::spawn(crate::monitor::run(
-                client.clone(),
-                routing,
-                tx.clone(),
-                statuses,
-            ))
-            .abort_handle(),
+            tokio::spawn(monitor).abort_handle(),
         ];
         tokio::spawn(executor.run(commands_rx));
-        // The same `start` as the trace header, so a replay builds the same core.
-        let core = SyncCore::new(config, seed, start);
         let (status_tx, status_rx) = watch::channel(RuntimeStatus::default());
         let mut driver = Driver {
-            core,
-            clock,
-            recorder,
-            metrics: metrics.clone(),
+            // The same `start` as the trace header, so a replay builds the same core.
+            core: SyncCore::new(config, p.seed, p.start),
+            clock: p.clock,
+            recorder: p.recorder,
+            metrics: p.metrics.clone(),
             exported: Exported::default(),
+            frames,
             status: status_tx,
             commands: Some(commands_tx),
-            rejected_store,
+            rejected_store: p.rejected_store,
             client,
             readers,
         };
-        for input in startup {
+        for input in p.startup {
             driver.step(input);
         }
         let task = tokio::spawn(driver.run(inbox));
         SyncHandle {
             tx,
             status: status_rx,
-            metrics,
+            metrics: p.metrics,
             driver: Arc::new(Mutex::new(Some(task))),
         }
     }
+}
+
+/// What `spawn` prepared before any task starts.
+struct Prepared {
+    /// The host's store.
+    db: Arc<dyn NostrDatabase>,
+    /// The core's seed.
+    seed: u64,
+    /// Registered metrics.
+    metrics: Metrics,
+    /// The runtime's clock.
+    clock: Clock,
+    /// The reading the core and the trace header start at.
+    start: sync_core::Now,
+    /// The trace recorder, if asked for.
+    recorder: Option<Recorder>,
+    /// Where the rejected memory is persisted, if asked for.
+    rejected_store: Option<RejectedStore>,
+    /// Inputs that rebuild the core's state before any connection.
+    startup: Vec<Input>,
+}
+
+/// The nostr-sdk client as a dumb pipe, and its status stream.
+fn sdk_client(frames: Arc<FrameCounts>) -> (Client, broadcast::Receiver<MonitorNotification>) {
+    let monitor = Monitor::new(SDK_CHANNEL_CAPACITY);
+    let statuses = monitor.subscribe();
+    // The client's own database only tracks seen ids (bounded LRU); events go through the
+    // host's policy and store, never the client's automatic save.
+    let client = Client::builder()
+        .database(MemoryDatabase::new())
+        .monitor(monitor)
+        .websocket_transport(NoDelayTransport::counting(frames))
+        .opts(ClientOptions::new().automatic_authentication(false))
+        .build();
+    (client, statuses)
 }
 
 /// A seed from the wall clock and the process id (logged at start, recorded in the trace).

@@ -5,8 +5,16 @@
 //! (findings note G2). tokio-tungstenite can dial with `disable_nagle`; the resulting stream is
 //! wrapped in `async_wsocket::WebSocket::Tokio` exactly as the stock transport does.
 //! Proxy and Tor connection modes are not supported by this transport (direct dialing only).
+//!
+//! The transport also counts the `EVENT` frames each relay sends ([`FrameCounts`]): nostr-sdk
+//! drops events with an invalid id or signature (and oversized ones) before anything reaches
+//! the runtime, so "frames on the wire" minus "events delivered" is what the SDK's checks
+//! dropped. Counting is a prefix check per text frame; nothing is parsed twice.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,9 +26,56 @@ use nostr::Url;
 use nostr_sdk::pool::transport::error::TransportError;
 use nostr_sdk::pool::transport::websocket::{WebSocketSink, WebSocketStream, WebSocketTransport};
 
-/// Dials relays directly with `TCP_NODELAY` on (see the module docs).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoDelayTransport;
+/// `EVENT` frames received per relay (canonical URL), over the life of the process.
+#[derive(Debug, Default)]
+pub(crate) struct FrameCounts {
+    /// Invariant: one counter per relay ever dialled (bounded by the relays the core tracks).
+    by_relay: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+}
+
+impl FrameCounts {
+    fn counter(&self, url: &Url) -> Arc<AtomicU64> {
+        let key = sync_core::RelayUrl::parse(url.as_str())
+            .map_or_else(|| url.to_string(), |u| u.as_str().to_string());
+        let mut map = self
+            .by_relay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(key).or_default().clone()
+    }
+
+    /// `(relay, frames)` for every relay, in URL order.
+    pub(crate) fn snapshot(&self) -> Vec<(String, u64)> {
+        let map = self
+            .by_relay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter()
+            .map(|(url, n)| (url.clone(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// Whether a text frame is a relay's `EVENT` message.
+fn is_event_frame(text: &str) -> bool {
+    let t = text.trim_start();
+    t.strip_prefix('[')
+        .is_some_and(|rest| rest.trim_start().starts_with("\"EVENT\""))
+}
+
+/// Dials relays directly with `TCP_NODELAY` on, counting `EVENT` frames (see the module docs).
+#[derive(Clone, Debug, Default)]
+pub struct NoDelayTransport {
+    /// Shared with the metrics.
+    frames: Arc<FrameCounts>,
+}
+
+impl NoDelayTransport {
+    /// A transport whose frame counts are read through `frames`.
+    pub(crate) fn counting(frames: Arc<FrameCounts>) -> Self {
+        Self { frames }
+    }
+}
 
 impl WebSocketTransport for NoDelayTransport {
     fn support_ping(&self) -> bool {
@@ -41,7 +96,15 @@ impl WebSocketTransport for NoDelayTransport {
                 .map_err(TransportError::backend)?;
             let (tx, rx) = WebSocket::Tokio(stream).split();
             let sink: WebSocketSink = Box::new(NoDelaySink(tx));
-            let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));
+            let frames = self.frames.counter(url);
+            let counted = rx.inspect(move |m| {
+                if let Ok(Message::Text(text)) = m {
+                    if is_event_frame(text) {
+                        frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            let stream: WebSocketStream = Box::pin(counted.map_err(TransportError::backend));
             Ok((sink, stream))
         })
     }
@@ -88,5 +151,32 @@ impl Sink<Message> for NoDelaySink {
         Pin::new(&mut self.0)
             .poll_close_unpin(cx)
             .map_err(TransportError::backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_frames_are_recognised_by_their_prefix() {
+        assert!(is_event_frame(r#"["EVENT","sub",{"id":"x"}]"#));
+        assert!(is_event_frame(r#"  [ "EVENT" ,"sub",{}]"#));
+        assert!(!is_event_frame(r#"["EOSE","sub"]"#));
+        assert!(!is_event_frame(r#"["NOTICE","EVENT"]"#));
+        assert!(!is_event_frame("garbage"));
+    }
+
+    #[test]
+    fn counts_are_kept_per_canonical_relay() {
+        let counts = FrameCounts::default();
+        let a = counts.counter(&Url::parse("WS://127.0.0.1:7000/").unwrap());
+        a.fetch_add(2, Ordering::Relaxed);
+        let again = counts.counter(&Url::parse("ws://127.0.0.1:7000").unwrap());
+        again.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            counts.snapshot(),
+            vec![("ws://127.0.0.1:7000".to_string(), 3)]
+        );
     }
 }

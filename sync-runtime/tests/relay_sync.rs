@@ -102,7 +102,7 @@ async fn a_third_relay_is_discovered_from_a_synced_announcement() {
     let owner = Keys::generate();
     let t = now_secs() - 3_600;
     // Only `a` is configured; the announcement on it names `c`, which holds the repo's events.
-    let ann = announcement(&owner, "found", &[&c.url], t);
+    let ann = announcement(&owner, "found", &[&c.url, OWN_URL], t);
     a.store(std::slice::from_ref(&ann)).await;
     let coordinate = coord(&owner, "found");
     let patches: Vec<Event> = (0..5)
@@ -131,7 +131,7 @@ async fn a_relay_capping_results_at_100_is_paginated_without_nip77() {
     let capped = TestRelay::start(Some(100)).await;
     let owner = Keys::generate();
     let t = now_secs() - 86_400;
-    let ann = announcement(&owner, "big", &[&capped.url], t);
+    let ann = announcement(&owner, "big", &[&capped.url, OWN_URL], t);
     let c = coord(&owner, "big");
     // 350 patches; pairs share a second so page boundaries fall inside same-second groups.
     let patches: Vec<Event> = (0..350)
@@ -173,7 +173,7 @@ async fn events_published_while_a_relay_was_down_are_fetched_after_it_returns() 
     let mut a = TestRelay::start(None).await;
     let owner = Keys::generate();
     let t = now_secs() - 3_600;
-    let ann = announcement(&owner, "gap", &[&a.url], t);
+    let ann = announcement(&owner, "gap", &[&a.url, OWN_URL], t);
     let c = coord(&owner, "gap");
     let before = root(&owner, 1617, &c, 0, t + 1);
     a.store(&[ann.clone(), before.clone()]).await;
@@ -226,7 +226,7 @@ async fn live_events_arrive_on_open_subscriptions() {
     let a = TestRelay::start(None).await;
     let owner = Keys::generate();
     let t = now_secs() - 3_600;
-    let ann = announcement(&owner, "live", &[&a.url], t);
+    let ann = announcement(&owner, "live", &[&a.url, OWN_URL], t);
     let c = coord(&owner, "live");
     let first = root(&owner, 1617, &c, 0, t + 1);
     a.store(&[ann.clone(), first.clone()]).await;
@@ -356,162 +356,57 @@ async fn rejected_announcements_are_not_downloaded_again() {
     std::fs::remove_dir_all(&state_dir).unwrap();
 }
 
-fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("ws://127.0.0.1:{port}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_show_status_progress_failures_and_synced_events() {
+async fn a_rejected_state_event_is_reoffered_when_its_maintainer_is_announced() {
     let a = TestRelay::start(None).await;
-    let owner = Keys::generate();
+    let (owner, maintainer) = (Keys::generate(), Keys::generate());
     let t = now_secs() - 3_600;
-    let ann = announcement(&owner, "metrics", &[&a.url], t);
-    let c = coord(&owner, "metrics");
-    let patches: Vec<Event> = (0..200)
-        .map(|n| root(&owner, 1617, &c, n, t + 1 + n))
-        .collect();
-    a.store(&patches).await;
-    a.store(std::slice::from_ref(&ann)).await;
-    let dead = closed_port_url();
-
-    let host = host_db();
-    let registry = prometheus::Registry::new();
-    let handle = SyncRuntime::builder(fast_config(&[&dead]))
-        .database(host.clone())
-        .registry(registry.clone())
-        .seed(8)
-        .spawn()
-        .await
-        .unwrap();
-    host_accepts(&handle, host.as_ref(), &ann).await;
-    let mut codes: Vec<u8> = Vec::new();
-    let (_, ok) = handle
-        .wait_for_status(WAIT, |s| {
-            let code = s.relay(&a.url).map(|r| r.status_code);
-            if let Some(code) = code {
-                if codes.last() != Some(&code) {
-                    codes.push(code);
-                }
-            }
-            code == Some(3)
-        })
-        .await;
-    assert!(ok, "connected: {codes:?}");
-    assert!(
-        codes.contains(&2),
-        "Syncing (2) was observed before Connected (3): {codes:?}"
-    );
-    assert!(
-        eventually(WAIT, || async {
-            metric(
-                &handle.metrics_text(),
-                &format!(
-                    "ngit_sync_connection_attempts_total{{relay=\"{dead}\",result=\"failure\"}}"
-                ),
-            )
-            .unwrap_or(0.0)
-                >= 2.0
-        })
-        .await,
-        "failures against the closed port are counted"
-    );
-    let text = handle.metrics_text();
-    let a_label = format!("{{relay=\"{}\"}}", a.url);
-    assert_eq!(
-        metric(&text, &format!("ngit_sync_relay_connected{a_label}")),
-        Some(3.0),
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, &format!("ngit_sync_relay_status{a_label}")),
-        Some(1.0),
-        "healthy"
-    );
-    assert_eq!(
-        metric(
-            &text,
-            &format!(
-                "ngit_sync_connection_attempts_total{{relay=\"{}\",result=\"success\"}}",
-                a.url
-            )
-        ),
-        Some(1.0)
-    );
-    let dead_label = format!("{{relay=\"{dead}\"}}");
-    assert_eq!(
-        metric(&text, &format!("ngit_sync_relay_status{dead_label}")),
-        Some(3.0),
-        "degraded"
-    );
-    assert!(metric(&text, &format!("ngit_sync_relay_failures{dead_label}")).unwrap() >= 2.0);
-    assert_eq!(
-        metric(&text, "ngit_sync_events_synced_total"),
-        Some(200.0),
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "ngit_sync_events_total{source=\"startup\"}"),
-        Some(200.0)
-    );
-    assert_eq!(metric(&text, "ngit_sync_relays_tracked_total"), Some(2.0));
-    assert_eq!(metric(&text, "ngit_sync_relays_connected_total"), Some(1.0));
-    assert!(text.contains("ngit_sync_gap_events_total"), "{text}");
-    // The host's registry holds the same series.
-    assert!(registry
-        .gather()
-        .iter()
-        .any(|f| f.name() == "ngit_sync_events_synced_total"));
-    handle.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorded_trace_replays_identically() {
-    let a = TestRelay::start(None).await;
-    let owner = Keys::generate();
-    let t = now_secs() - 3_600;
-    let ann = announcement(&owner, "traced", &[&a.url], t);
-    let c = coord(&owner, "traced");
-    let patches: Vec<Event> = (0..20)
-        .map(|n| root(&owner, 1617, &c, n, t + 1 + n))
-        .collect();
-    a.store(&patches).await;
-    a.store(std::slice::from_ref(&ann)).await;
-    let path = std::env::temp_dir().join(format!("rt-trace-{}.jsonl", std::process::id()));
+    let v1 = announcement(&owner, "shared", &[&a.url, OWN_URL], t);
+    // A state event by someone the owner has not (yet) named a maintainer: the GRASP policy
+    // rejects it, the core remembers it, the runtime keeps its body for re-offering.
+    let maintainer_state = state(&maintainer, "shared", t + 1);
+    a.store(&[v1.clone(), maintainer_state.clone()]).await;
 
     let host = host_db();
     let handle = SyncRuntime::builder(fast_config(&[]))
         .database(host.clone())
-        .trace_path(path.clone())
-        .seed(9)
+        .seed(10)
         .spawn()
         .await
         .unwrap();
-    host_accepts(&handle, host.as_ref(), &ann).await;
-    wait_connected(&handle, &[&a.url]).await;
-    assert!(holds_all(host.as_ref(), &patches).await);
-    handle.shutdown().await.unwrap();
-
-    let text = std::fs::read_to_string(&path).unwrap();
-    let (header, steps) = sync_core::trace::parse(&text).unwrap();
-    assert_eq!(header.seed, 9);
-    assert_eq!(header.source, "sync-runtime");
-    let delivered = steps
-        .iter()
-        .filter(|s| matches!(s.input, sync_core::Input::Delivered { .. }))
-        .count();
+    host_accepts(&handle, host.as_ref(), &v1).await;
+    let (status, rejected) = handle
+        .wait_for_status(WAIT, |s| s.totals.rejected_hot >= 1)
+        .await;
     assert!(
-        delivered >= 20,
-        "the trace holds the deliveries: {delivered}"
+        rejected,
+        "the state event was rejected and remembered: {:?}",
+        status.totals
     );
-    assert!(steps
-        .iter()
-        .any(|s| matches!(s.input, sync_core::Input::Connected { .. })));
+    assert!(!holds_all(host.as_ref(), std::slice::from_ref(&maintainer_state)).await);
+
+    // The owner names the maintainer in a newer announcement, published live on the relay.
+    let v2 =
+        announcement_with_maintainers(&owner, "shared", &[&a.url, OWN_URL], &[&maintainer], t + 10);
+    a.publish(&v2).await;
+    assert!(
+        eventually(WAIT, || holds_all(
+            host.as_ref(),
+            std::slice::from_ref(&maintainer_state)
+        ))
+        .await,
+        "re-offered to the policy and stored once its dependency arrived"
+    );
+    let status = handle.status();
+    assert!(status.totals.reoffers >= 1, "{:?}", status.totals);
+    let text = handle.metrics_text();
     assert_eq!(
-        sync_core::trace::replay(&header, &steps),
-        sync_core::trace::ReplayOutcome::Identical { steps: steps.len() }
+        metric(
+            &text,
+            "ngit_sync_rejected_events_total{event_type=\"state\"}"
+        ),
+        Some(1.0),
+        "{text}"
     );
-    std::fs::remove_file(&path).unwrap();
+    handle.shutdown().await.unwrap();
 }

@@ -145,14 +145,33 @@ fn tag(values: &[&str]) -> Tag {
 
 /// A repository announcement listing `relays`.
 pub fn announcement(keys: &Keys, d: &str, relays: &[&str], at: u64) -> Event {
+    announcement_with_maintainers(keys, d, relays, &[], at)
+}
+
+/// A repository announcement listing `relays` and naming `maintainers`.
+pub fn announcement_with_maintainers(
+    keys: &Keys,
+    d: &str,
+    relays: &[&str],
+    maintainers: &[&Keys],
+    at: u64,
+) -> Event {
     let mut relays_tag = vec!["relays"];
     relays_tag.extend_from_slice(relays);
-    EventBuilder::new(Kind::from(30617u16), "")
+    let mut builder = EventBuilder::new(Kind::from(30617u16), "")
         .tag(Tag::identifier(d))
         .tag(tag(&relays_tag))
-        .custom_created_at(Timestamp::from(at))
-        .sign_with_keys(keys)
-        .unwrap()
+        .custom_created_at(Timestamp::from(at));
+    if !maintainers.is_empty() {
+        let hex: Vec<String> = maintainers
+            .iter()
+            .map(|k| k.public_key().to_hex())
+            .collect();
+        let mut values = vec!["maintainers"];
+        values.extend(hex.iter().map(String::as_str));
+        builder = builder.tag(tag(&values));
+    }
+    builder.sign_with_keys(keys).unwrap()
 }
 
 /// A repository state event.
