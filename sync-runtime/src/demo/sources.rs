@@ -12,6 +12,7 @@ use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use tokio::net::TcpListener;
 
 use super::relay_front::RelayFront;
+use crate::testkit::{NegMode, NegProxy};
 
 /// Results per filter on the capping relay (forces pagination).
 pub const CAPPED_FILTER_LIMIT: usize = 100;
@@ -23,7 +24,8 @@ pub enum Behaviour {
     Capped,
     /// Stopped and restarted in the middle of the run (events are added while it is down).
     Restarting,
-    /// Does not speak NIP-77 (sits behind a NIP-77-refusing proxy when one is available).
+    /// Does not speak NIP-77: announcements list a [`NegProxy`] in front of it that answers
+    /// every negentropy message with strfry's `NOTICE "ERROR: bad msg: unknown cmd"`.
     NoNegentropy,
     /// Not a bootstrap relay: only an announcement on another relay names it.
     DiscoverOnly,
@@ -70,6 +72,8 @@ pub struct SourceRelay {
     front: Option<RelayFront>,
     /// The address it listens on (kept across restarts).
     addr: SocketAddr,
+    /// The NIP-77-refusing proxy in front of a [`Behaviour::NoNegentropy`] relay.
+    proxy: Option<NegProxy>,
 }
 
 impl SourceRelay {
@@ -94,13 +98,35 @@ impl SourceRelay {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let front = RelayFront::start(relay.clone(), listener, None);
+        let proxy = match behaviour {
+            Behaviour::NoNegentropy => {
+                Some(NegProxy::start(&format!("ws://{addr}"), NegMode::Notice).await?)
+            }
+            _ => None,
+        };
         Ok(Self {
             behaviour,
             db,
             relay,
             front: Some(front),
             addr,
+            proxy,
         })
+    }
+
+    /// The URL clients use (and announcements list): the proxy's for a relay without NIP-77,
+    /// else the relay's own.
+    #[must_use]
+    pub fn url(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.direct_url(), NegProxy::url)
+    }
+
+    /// `NEG-OPEN` messages the proxy refused so far (0 without a proxy).
+    #[must_use]
+    pub fn neg_opens_refused(&self) -> usize {
+        self.proxy.as_ref().map_or(0, NegProxy::neg_opens)
     }
 
     /// `ws://127.0.0.1:<port>`: where the relay itself listens.

@@ -111,7 +111,7 @@ async fn demo(args: DemoArgs) -> Result<bool, String> {
     let (report, statuses) = scenario
         .drive(&node, &mut sources, &mut corpus, deadline)
         .await?;
-    print_result(&report, &statuses, &node, sync_started, started);
+    print_result(&report, &statuses, &node, &sources, (sync_started, started));
     scenario.shutdown().await;
     node.shutdown().await?;
     drop(sources);
@@ -127,7 +127,7 @@ async fn start_sources(count: usize) -> Result<Sources, String> {
             .map_err(|e| format!("starting source relay {index}: {e}"))?;
         relays.push(relay);
     }
-    let urls = relays.iter().map(SourceRelay::direct_url).collect();
+    let urls = relays.iter().map(SourceRelay::url).collect();
     Ok(Sources { relays, urls })
 }
 
@@ -209,8 +209,8 @@ fn print_result(
     report: &Report,
     statuses: &[String],
     node: &Node,
-    sync_started: Instant,
-    started: Instant,
+    sources: &Sources,
+    (sync_started, started): (Instant, Instant),
 ) {
     print!("{}", final_table(report, statuses));
     let totals = node.handle.status().totals;
@@ -224,6 +224,17 @@ fn print_result(
         totals.negentropy_fallbacks,
         totals.batches_failed
     );
+    if let Some((i, relay)) = sources
+        .relays
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.behaviour == Behaviour::NoNegentropy)
+    {
+        println!(
+            "r{i} (no NIP-77): its proxy refused {} NEG-OPEN messages; the engine fell back to REQ+EOSE",
+            relay.neg_opens_refused()
+        );
+    }
     if !report.missing_sample.is_empty() {
         println!("first missing ids: {}", report.missing_sample.join(", "));
     }
