@@ -207,4 +207,16 @@ mod tests {
         let info = Request::parse("GET / HTTP/1.1\r\nAccept: application/nostr+json\r\n\r\n");
         assert!(info.wants_nip11);
     }
+
+    proptest::proptest! {
+        /// Any bytes a client sends parse without panicking, and a key is only ever taken
+        /// from a head that asks for the upgrade.
+        #[test]
+        fn any_head_parses_and_keys_need_an_upgrade(head in "(?s).{0,400}") {
+            let request = Request::parse(&head);
+            if request.websocket_key.is_some() {
+                proptest::prop_assert!(head.to_ascii_lowercase().contains("websocket"));
+            }
+        }
+    }
 }

@@ -187,6 +187,17 @@ mod tests {
         assert_eq!(parse_request_line(""), None);
     }
 
+    proptest::proptest! {
+        /// Arbitrary request heads never panic, and what parses came from the first line.
+        #[test]
+        fn any_head_parses(head in "(?s).{0,300}") {
+            if let Some((method, path)) = parse_request_line(&head) {
+                let first = head.lines().next().unwrap_or_default();
+                proptest::prop_assert!(first.contains(method) && first.contains(path));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn serves_metrics_status_and_errors() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
