@@ -79,6 +79,42 @@ fn corpus(ours: &str, a: &str, b: &str) -> (Vec<Event>, Vec<Event>) {
     (on_a, on_b)
 }
 
+/// A repository whose announcement lists only our relay and `c`, with two patches on `c`.
+/// Returns (the announcement, the events held by `c`).
+fn repo_only_on(ours: &str, c: &str) -> (Event, Vec<Event>) {
+    let keys = Keys::generate();
+    let coord = format!("30617:{}:pushed", keys.public_key().to_hex());
+    let at = 1_760_000_000;
+    let announcement = sign(
+        30617,
+        "",
+        vec![tag(&["d", "pushed"]), tag(&["relays", ours, c])],
+        at,
+        &keys,
+    );
+    let mut on_c = vec![announcement.clone()];
+    for n in 0..2 {
+        on_c.push(sign(
+            1617,
+            &format!("patch {n}"),
+            vec![tag(&["a", &coord])],
+            at + 1 + n,
+            &keys,
+        ));
+    }
+    (announcement, on_c)
+}
+
+/// Publishes `event` to `url` with a fresh client; panics unless the relay accepts it.
+async fn publish(url: &str, event: &Event) {
+    let client = Client::default();
+    client.add_relay(url).await.expect("add relay");
+    client.connect().await;
+    let output = client.send_event(event).await.expect("send");
+    assert!(!output.success.is_empty(), "rejected: {:?}", output.failed);
+    client.shutdown().await;
+}
+
 /// GETs `path` from the metrics server; the body, or `None` if it does not answer yet.
 async fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -251,6 +287,27 @@ async fn run_syncs_serves_reports_stops_and_resumes() {
     assert_eq!(relays.len(), 2, "{status}");
     assert_eq!(status["service_urls"][0], ours.as_str());
 
+    // An announcement a client publishes to our relay (listing a third relay nobody else
+    // names) is accepted by the policy and makes the node sync that relay too.
+    let source_c = SourceRelay::start(Behaviour::Plain)
+        .await
+        .expect("source C");
+    let c = source_c.direct_url();
+    let (announced, on_c) = repo_only_on(&ours, &c);
+    source_c.seed(&on_c).await.expect("seed C");
+    publish(&ours, &announced).await;
+    let c_ids: Vec<EventId> = on_c.iter().map(|e| e.id).collect();
+    let c_served = eventually(Duration::from_secs(30), || async {
+        served_ids(&ours, &c_ids).await.len() == c_ids.len()
+    })
+    .await;
+    assert!(
+        c_served,
+        "events of the announced relay not synced; log:\n{}",
+        first.log()
+    );
+    ids.extend(c_ids);
+
     let log = first.terminate();
     assert!(log.contains("stopped cleanly"), "{log}");
 
@@ -276,7 +333,7 @@ async fn run_syncs_serves_reports_stops_and_resumes() {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        relays.len() == 2 && relays.iter().all(|r| r["status"] == "Connected")
+        relays.len() == 3 && relays.iter().all(|r| r["status"] == "Connected")
     })
     .await;
     assert!(settled, "not settled after restart; log:\n{}", second.log());

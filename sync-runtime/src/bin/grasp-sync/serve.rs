@@ -157,14 +157,21 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
     })
 }
 
-/// Tells the runtime about every event our own clients publish and the policy accepts.
+/// Tells the runtime about every event our own clients publish and the policy accepts. The
+/// relay's policy hook is synchronous, so events go through a channel to one forwarding task
+/// (order kept); the channel only holds events while the runtime's inbox is full.
 fn accepted_callback(cell: Arc<OnceLock<SyncHandle>>) -> Arc<dyn Fn(&Event) + Send + Sync> {
-    Arc::new(move |event: &Event| {
-        if let Some(handle) = cell.get() {
-            let handle = handle.clone();
-            let event = event.clone();
-            tokio::spawn(async move { handle.notify_accepted(&event).await });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if let Some(handle) = cell.get() {
+                handle.notify_accepted(&event).await;
+            }
         }
+    });
+    Arc::new(move |event: &Event| {
+        // Fails only once the forwarder is gone, i.e. during shutdown.
+        let _queued = tx.send(event.clone());
     })
 }
 
