@@ -3,16 +3,18 @@
 //! `Input`, calls `step`, records the step, hands the commands to the executor without waiting
 //! for them, and refreshes metrics and the status snapshot.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nostr_sdk::Client;
-use sync_core::{Command, Input, SyncCore};
+use sync_core::{Command, Input, Mono, RelayUrl, SyncCore};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::clock::Clock;
 use crate::error::RuntimeError;
+use crate::executor::ExecMsg;
 use crate::metrics::{Exported, Metrics};
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
@@ -36,6 +38,9 @@ pub(crate) enum DriverMsg {
 /// always refreshed when the inbox is empty).
 const REFRESH_EVERY: Duration = Duration::from_millis(100);
 
+/// How long the loop waits before ticking again for a deadline the core did not advance.
+const STUCK_DEADLINE_PAUSE: Duration = Duration::from_millis(50);
+
 /// How often the rejected memory is saved while running (it is always saved at shutdown).
 const PERSIST_EVERY: Duration = Duration::from_secs(600);
 
@@ -56,7 +61,10 @@ pub(crate) struct Driver {
     /// The latest status snapshot, for `SyncHandle::status`.
     pub(crate) status: watch::Sender<RuntimeStatus>,
     /// The executor's queue; `None` after shutdown (dropping it stops the executor).
-    pub(crate) commands: Option<mpsc::UnboundedSender<Command>>,
+    pub(crate) commands: Option<mpsc::UnboundedSender<ExecMsg>>,
+    /// Relays a `Connect` was sent for and that the core still tracked at the last refresh;
+    /// the executor is told to forget the others.
+    pub(crate) dialled: BTreeSet<RelayUrl>,
     /// Where the rejected memory is saved (periodically and at shutdown), if anywhere.
     pub(crate) rejected_store: Option<RejectedStore>,
     /// The SDK client, shut down at the end.
@@ -75,8 +83,11 @@ impl Driver {
         }
         if let Some(queue) = &self.commands {
             for command in commands {
+                if let Command::Connect { relay } = &command {
+                    self.dialled.insert(relay.clone());
+                }
                 // The executor only stops at shutdown, after the driver.
-                let _stopped = queue.send(command);
+                let _stopped = queue.send(ExecMsg::Command(command));
             }
         }
     }
@@ -84,11 +95,27 @@ impl Driver {
     /// Refreshes gauges, counters and the status snapshot.
     pub(crate) fn refresh(&mut self) {
         self.metrics.observe(&self.core, &mut self.exported);
+        self.frames.retain(self.exported.tracked_relays());
+        self.forget_untracked();
         self.metrics
             .observe_frames(&self.frames.snapshot(), &mut self.exported);
         let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
         self.status
             .send_replace(RuntimeStatus::of(&self.core, steps));
+    }
+
+    /// Tells the executor to drop relays the core no longer tracks.
+    fn forget_untracked(&mut self) {
+        let tracked = self.exported.tracked_relays();
+        let (keep, gone): (BTreeSet<_>, BTreeSet<_>) = std::mem::take(&mut self.dialled)
+            .into_iter()
+            .partition(|r| tracked.contains(r.as_str()));
+        self.dialled = keep;
+        if let Some(queue) = &self.commands {
+            for relay in gone {
+                let _stopped = queue.send(ExecMsg::Forget(relay));
+            }
+        }
     }
 
     fn persist_rejected(&self) -> Result<(), RuntimeError> {
@@ -98,19 +125,37 @@ impl Driver {
         }
     }
 
+    /// When to tick for `deadline`; a deadline equal to the one just ticked for is pushed
+    /// `STUCK_DEADLINE_PAUSE` into the future (and logged).
+    fn wake_at(&self, deadline: Option<Mono>, ticked_for: Option<Mono>) -> Option<Instant> {
+        let at = self.clock.instant_of(deadline?);
+        if deadline != ticked_for {
+            return Some(at);
+        }
+        tracing::warn!(
+            ?deadline,
+            "the core's deadline did not advance after a tick"
+        );
+        Some(at.max(Instant::now() + STUCK_DEADLINE_PAUSE))
+    }
+
     /// The loop; returns when shut down or when every sender is gone.
     pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<DriverMsg>) {
         let mut last_refresh = Instant::now();
         let mut last_persist = Instant::now();
         self.refresh();
+        // The deadline the last tick was for: if the core names it again, it did not advance
+        // (a core bug), and the loop pauses instead of spinning.
+        let mut ticked_for: Option<Mono> = None;
         let reply = loop {
-            let wake = self
-                .core
-                .next_deadline()
-                .map(|d| self.clock.instant_of(d.at));
+            let deadline = self.core.next_deadline().map(|d| d.at);
+            let wake = self.wake_at(deadline, ticked_for);
             let msg = tokio::select! {
                 msg = inbox.recv() => msg,
-                () = sleep_until(wake) => Some(DriverMsg::Input(Input::Tick)),
+                () = sleep_until(wake) => {
+                    ticked_for = deadline;
+                    Some(DriverMsg::Input(Input::Tick))
+                }
             };
             match msg {
                 Some(DriverMsg::Input(input)) => self.step(input),

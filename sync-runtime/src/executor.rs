@@ -20,6 +20,20 @@ use crate::driver::DriverMsg;
 use crate::ingest::Ingest;
 use crate::routing::Routing;
 
+/// Work for the executor, in order.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "commands are nearly every message; boxing them would allocate per command"
+)]
+pub(crate) enum ExecMsg {
+    /// A command of the core.
+    Command(Command),
+    /// The core no longer tracks this relay: drop it from the SDK's pool and the routing
+    /// tables (bounded memory; the core re-dials it if it is ever wanted again).
+    Forget(RelayUrl),
+}
+
 /// Timing knobs of the executor, derived from the core's config.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExecTimings {
@@ -85,11 +99,16 @@ impl Executor {
     }
 
     /// Runs until the command queue closes (shutdown).
-    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        while let Some(command) = commands.recv().await {
-            let span =
-                tracing::debug_span!("relay", url = command.relay().map_or("-", |r| r.as_str()));
-            self.execute(command).instrument(span).await;
+    pub(crate) async fn run(mut self, mut queue: mpsc::UnboundedReceiver<ExecMsg>) {
+        while let Some(msg) = queue.recv().await {
+            match msg {
+                ExecMsg::Command(command) => {
+                    let url = command.relay().map_or("-", |r| r.as_str());
+                    let span = tracing::debug_span!("relay", url);
+                    self.execute(command).instrument(span).await;
+                }
+                ExecMsg::Forget(relay) => self.forget(relay),
+            }
         }
         for task in std::mem::take(&mut self.negentropy).into_values() {
             task.abort();
@@ -230,14 +249,30 @@ impl Executor {
         );
     }
 
-    fn disconnect(&mut self, relay: RelayUrl) {
+    fn forget(&mut self, relay: RelayUrl) {
+        self.stop_negentropy(&relay);
+        let Some(url) = sdk_url(&relay) else { return };
+        let _was_open = self.routing.closed(url.as_str());
+        self.routing.forget(url.as_str());
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            // Not in the pool (never added, or removed by a Disconnect) is fine.
+            let _absent = client.pool().remove_relay(&url).await;
+        });
+    }
+
+    fn stop_negentropy(&mut self, relay: &RelayUrl) {
         let (keep, stop): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.negentropy)
             .into_iter()
-            .partition(|((r, _), _)| *r != relay);
+            .partition(|((r, _), _)| r != relay);
         self.negentropy = keep;
         for task in stop.into_values() {
             task.abort();
         }
+    }
+
+    fn disconnect(&mut self, relay: RelayUrl) {
+        self.stop_negentropy(&relay);
         let Some(url) = sdk_url(&relay) else { return };
         // Closed here, so the monitor does not report this intentional disconnect again.
         let _was_open = self.routing.closed(url.as_str());

@@ -228,3 +228,115 @@ impl Ingest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use nostr::{EventBuilder, Keys, Kind, Tag};
+    use nostr_database::{MemoryDatabase, MemoryDatabaseOptions};
+
+    use super::*;
+    use crate::policy::PolicyFuture;
+
+    /// Answers with a fixed verdict and counts its calls.
+    struct Fixed(Verdict, AtomicUsize);
+
+    impl WritePolicy for Fixed {
+        fn check<'a>(&'a self, _event: &'a Event) -> PolicyFuture<'a> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            let verdict = self.0.clone();
+            Box::pin(async move { verdict })
+        }
+    }
+
+    fn ingest(
+        verdict: Verdict,
+    ) -> (
+        Ingest,
+        Arc<Fixed>,
+        mpsc::Receiver<DriverMsg>,
+        Arc<AtomicUsize>,
+    ) {
+        let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+            events: true,
+            max_events: None,
+        }));
+        let policy = Arc::new(Fixed(verdict, AtomicUsize::new(0)));
+        let stored = Arc::new(AtomicUsize::new(0));
+        let counter = stored.clone();
+        let (tx, rx) = mpsc::channel(16);
+        let ingest = Ingest {
+            db,
+            policy: policy.clone(),
+            routing: Arc::new(Routing::default()),
+            reoffer: Arc::new(Mutex::new(ReofferCache::new(Duration::from_secs(120), 10))),
+            on_stored: Some(Arc::new(move |_e: &Event| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })),
+            metrics: Metrics::register(prometheus::Registry::new()).unwrap(),
+            tx,
+        };
+        (ingest, policy, rx, stored)
+    }
+
+    fn announcement() -> Event {
+        EventBuilder::new(Kind::from(30617u16), "")
+            .tag(Tag::identifier("r"))
+            .sign_with_keys(&Keys::generate())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn accepted_events_are_stored_once_and_duplicates_skip_the_policy() {
+        let (ingest, policy, _rx, stored) = ingest(Verdict::Accept);
+        let event = announcement();
+        assert_eq!(ingest.decide(&event).await, Outcome::Saved);
+        assert_eq!(ingest.decide(&event).await, Outcome::Duplicate);
+        assert_eq!(
+            policy.1.load(Ordering::SeqCst),
+            1,
+            "the duplicate never reached the policy"
+        );
+        assert_eq!(
+            stored.load(Ordering::SeqCst),
+            1,
+            "on_stored runs once, after the store"
+        );
+    }
+
+    #[tokio::test]
+    async fn deferred_events_are_not_stored() {
+        let (ingest, _policy, _rx, stored) = ingest(Verdict::Defer);
+        let event = announcement();
+        assert_eq!(ingest.decide(&event).await, Outcome::Deferred);
+        assert!(ingest.db.event_by_id(&event.id).await.unwrap().is_none());
+        assert_eq!(stored.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn rejected_announcements_are_kept_for_a_reoffer_that_reports_the_new_verdict() {
+        let (ingest, policy, mut rx, _stored) = ingest(Verdict::reject("blocked: test"));
+        let event = announcement();
+        assert_eq!(ingest.decide(&event).await, Outcome::Rejected);
+        assert!(ingest.db.event_by_id(&event.id).await.unwrap().is_none());
+        ingest.reoffer(vec![event.id]).await;
+        match rx.recv().await {
+            Some(DriverMsg::Input(Input::Rejected { event: meta })) => {
+                assert_eq!(meta.id, event.id)
+            }
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+        assert_eq!(
+            policy.1.load(Ordering::SeqCst),
+            2,
+            "re-offered to the policy"
+        );
+        let text = ingest.metrics.text();
+        assert!(
+            text.contains("ngit_sync_rejected_events_total{event_type=\"announcement\"} 2"),
+            "{text}"
+        );
+    }
+}

@@ -125,6 +125,8 @@ pub use crate::error::RuntimeError;
 pub use crate::ingest::OnStored;
 pub use crate::policy::{AcceptAll, PolicyFuture, Verdict, WritePolicy};
 pub use crate::rejected_store::REJECTED_FILE;
-pub use crate::runtime::{SyncHandle, SyncRuntime, SyncRuntimeBuilder, DRIVER_INBOX_CAPACITY};
+pub use crate::runtime::{
+    SyncHandle, SyncRuntime, SyncRuntimeBuilder, DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY,
+};
 pub use crate::status::RuntimeStatus;
 pub use crate::transport::NoDelayTransport;

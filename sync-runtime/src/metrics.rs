@@ -175,6 +175,11 @@ impl Exported {
         advance(counter, self.totals.entry(key).or_default(), total);
     }
 
+    /// The relays exported at the last observation (the core's tracked relays).
+    pub(crate) fn tracked_relays(&self) -> &BTreeSet<String> {
+        &self.relays
+    }
+
     /// Advances one series of a one-label counter family per `(label, total)`.
     fn advance_all(&mut self, family: &IntCounterVec, prefix: &str, totals: &[(&str, u64)]) {
         for (label, total) in totals {
@@ -260,15 +265,21 @@ impl Metrics {
         }
     }
 
-    /// Advances the per-relay frame counters (cumulative for the process).
+    /// Advances the per-relay frame counters (cumulative while the relay is tracked). Only
+    /// relays the core tracks are exported (see `forget_relays`).
     pub(crate) fn observe_frames(&self, frames: &[(String, u64)], exported: &mut Exported) {
         for (url, total) in frames {
+            if !exported.relays.contains(url) {
+                continue;
+            }
             let series = self.relay_event_frames.with_label_values(&[url]);
             exported.advance(format!("frames\0{url}"), &series, *total);
         }
     }
 
-    /// Removes the gauge series of relays no longer tracked (counters keep their totals).
+    /// Removes every per-relay series of relays no longer tracked (a relay that comes back
+    /// starts its counters again, which Prometheus reads as a counter reset), so memory and
+    /// label cardinality follow the tracked relays, not every URL ever seen.
     fn forget_relays(&self, exported: &mut Exported, seen: BTreeSet<String>) {
         for gone in exported.relays.difference(&seen) {
             for g in [
@@ -281,6 +292,20 @@ impl Metrics {
             ] {
                 let _removed = g.remove_label_values(&[gone]);
             }
+            for c in [
+                &self.gap_events,
+                &self.relay_events_delivered,
+                &self.relay_event_frames,
+            ] {
+                let _removed = c.remove_label_values(&[gone]);
+            }
+            for result in ["success", "failure"] {
+                let _removed = self
+                    .connection_attempts
+                    .remove_label_values(&[gone, result]);
+            }
+            let suffix = format!("\0{gone}");
+            exported.totals.retain(|key, _| !key.ends_with(&suffix));
         }
         exported.relays = seen;
     }
@@ -387,6 +412,47 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ngit_sync_relays_tracked_total 1"), "{text}");
+    }
+
+    #[test]
+    fn series_of_relays_no_longer_tracked_are_removed() {
+        let metrics = Metrics::register(Registry::new()).unwrap();
+        let mut exported = Exported::default();
+        let config = Config {
+            own_relay_urls: vec!["wss://our.relay".into()],
+            startup_jitter_ms: 0,
+            discovery_window_ms: 10,
+            ..Config::default()
+        };
+        let now = Now::at(0, 1_700_000_000);
+        let mut core = SyncCore::new(config, 1, now);
+        let coord = sync_core::RepoCoord::parse(&format!(
+            "30617:{}:r",
+            nostr::Keys::generate().public_key().to_hex()
+        ))
+        .unwrap();
+        let relays = vec!["wss://gone.relay".to_string()];
+        let level = sync_core::SyncLevel::Full;
+        let _ = core.step(
+            now,
+            Input::RegisterRepo {
+                coord: coord.clone(),
+                relays,
+                level,
+            },
+        );
+        let _ = core.step(now.plus_ms(20), Input::Tick);
+        metrics.observe(&core, &mut exported);
+        metrics.observe_frames(&[("wss://gone.relay".into(), 4)], &mut exported);
+        assert!(metrics.text().contains("relay=\"wss://gone.relay\""));
+        let _ = core.step(now.plus_ms(30), Input::WithdrawRepo { coord });
+        let _ = core.step(now.plus_ms(60), Input::Tick);
+        let _ = core.step(now.plus_ms(10_000), Input::Tick);
+        assert_eq!(core.relay_status().count(), 0, "the relay was reaped");
+        metrics.observe(&core, &mut exported);
+        let text = metrics.text();
+        assert!(!text.contains("wss://gone.relay"), "{text}");
+        assert!(exported.totals.keys().all(|k| !k.contains("gone.relay")));
     }
 
     #[test]

@@ -243,4 +243,24 @@ mod tests {
         assert_eq!(body_of(b"HTTP/1.1 404 Not Found\r\n\r\n"), None);
         assert_eq!(body_of(b"garbage"), None);
     }
+
+    proptest::proptest! {
+        /// Whatever a server sends, parsing never panics and never returns more than it got.
+        #[test]
+        fn arbitrary_responses_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Some(body) = body_of(&bytes) {
+                proptest::prop_assert!(body.len() <= bytes.len());
+            }
+            let _ = parse_limits(&bytes);
+            let _ = dechunk(&bytes);
+        }
+
+        /// Any authority with a port either splits into a dialable address or is refused.
+        #[test]
+        fn authorities_never_panic(authority in "[a-z0-9.:\\[\\]]{0,40}") {
+            if let Some((_, addr)) = split_authority(&authority, 443) {
+                proptest::prop_assert!(addr.contains(':'));
+            }
+        }
+    }
 }

@@ -117,4 +117,38 @@ mod tests {
         );
         assert_eq!(cache.len(), 0);
     }
+
+    /// Signed once for every proptest case (signing is slow in debug builds).
+    fn six_announcements() -> &'static [Event] {
+        static EVENTS: std::sync::OnceLock<Vec<Event>> = std::sync::OnceLock::new();
+        EVENTS.get_or_init(|| {
+            let keys = Keys::generate();
+            (0..6)
+                .map(|i| announcement(&keys, &i.to_string()))
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        /// After any sequence of inserts and takes the cache holds at most its bound, and
+        /// `order` indexes exactly the cached bodies.
+        #[test]
+        fn stays_bounded_and_consistent(ops in proptest::collection::vec((proptest::bool::ANY, 0usize..6, 0u64..300), 1..40)) {
+            let events = six_announcements();
+            let t0 = Instant::now();
+            let mut cache = ReofferCache::new(Duration::from_secs(120), 3);
+            let mut elapsed = 0;
+            for (insert, index, step_secs) in ops {
+                elapsed += step_secs;
+                let now = t0 + Duration::from_secs(elapsed);
+                if insert {
+                    cache.insert(&events[index], now);
+                } else {
+                    let _ = cache.take(&[events[index].id], now);
+                }
+                proptest::prop_assert!(cache.len() <= 3);
+                proptest::prop_assert_eq!(cache.order.len(), cache.bodies.len());
+            }
+        }
+    }
 }

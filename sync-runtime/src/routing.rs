@@ -54,6 +54,14 @@ impl Routing {
         self.lock().urls.insert(sdk_url.to_string(), relay.clone());
     }
 
+    /// Forgets a relay entirely (its traffic is dropped from now on).
+    pub(crate) fn forget(&self, sdk_url: &str) {
+        let mut t = self.lock();
+        t.subs.retain(|(url, _), _| url != sdk_url);
+        t.open.remove(sdk_url);
+        t.urls.remove(sdk_url);
+    }
+
     /// The core URL of an SDK URL.
     pub(crate) fn relay(&self, sdk_url: &str) -> Option<RelayUrl> {
         self.lock().urls.get(sdk_url).cloned()

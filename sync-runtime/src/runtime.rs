@@ -1,5 +1,6 @@
 //! The entry point: [`SyncRuntime::builder`] → [`SyncRuntimeBuilder::spawn`] → [`SyncHandle`].
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use nostr::Event;
 use nostr_database::{MemoryDatabase, NostrDatabase};
 use nostr_sdk::pool::monitor::{Monitor, MonitorNotification};
-use nostr_sdk::{Client, ClientOptions};
+use nostr_sdk::{Client, ClientOptions, RelayPoolOptions};
 use sync_core::{Config, EventMeta, Input, RepoCoord, SyncCore, SyncLevel};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -30,8 +31,9 @@ use crate::transport::{FrameCounts, NoDelayTransport};
 /// Capacity of the driver's inbox: relay traffic waits (back-pressure) when it is full.
 pub const DRIVER_INBOX_CAPACITY: usize = 4_096;
 
-/// Capacity of nostr-sdk's broadcast channels (pool notifications and monitor).
-const SDK_CHANNEL_CAPACITY: usize = 8_192;
+/// Default capacity of nostr-sdk's broadcast channels (pool notifications and monitor): when
+/// the runtime falls this far behind, the stream lags and every relay catches up.
+pub const SDK_CHANNEL_CAPACITY: usize = 8_192;
 
 /// Upper bound on rejected event bodies kept for re-offering.
 const REOFFER_MAX_ENTRIES: usize = 10_000;
@@ -53,6 +55,7 @@ impl SyncRuntime {
             state_dir: None,
             seed: None,
             on_stored: None,
+            capacities: (DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY),
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct SyncRuntimeBuilder {
     state_dir: Option<PathBuf>,
     seed: Option<u64>,
     on_stored: Option<OnStored>,
+    /// `(driver inbox, SDK broadcast channels)`.
+    capacities: (usize, usize),
 }
 
 impl std::fmt::Debug for SyncRuntimeBuilder {
@@ -129,10 +134,21 @@ impl SyncRuntimeBuilder {
     }
 
     /// Called after every synced event the runtime newly stored (e.g. to push it to the host
-    /// relay's live subscribers).
+    /// relay's live subscribers). Runs on the ingest task: it must return quickly (spawn for
+    /// anything slow), or it holds up every relay's traffic.
     #[must_use]
     pub fn on_stored(mut self, f: Arc<dyn Fn(&Event) + Send + Sync>) -> Self {
         self.on_stored = Some(f);
+        self
+    }
+
+    /// Channel capacities: the driver's inbox (default [`DRIVER_INBOX_CAPACITY`]) and
+    /// nostr-sdk's broadcast channels (default [`SDK_CHANNEL_CAPACITY`]). Larger values absorb
+    /// longer bursts; when a broadcast channel overflows, the stream lags and every relay runs
+    /// a catch-up (nothing is lost, some work is repeated). Values below 1 are raised to 1.
+    #[must_use]
+    pub fn channel_capacities(mut self, driver_inbox: usize, sdk_channels: usize) -> Self {
+        self.capacities = (driver_inbox.max(1), sdk_channels.max(1));
         self
     }
 
@@ -180,9 +196,10 @@ impl SyncRuntimeBuilder {
     /// Wires the tasks together and starts them (nothing here can fail).
     fn start(self, p: Prepared) -> SyncHandle {
         let frames = Arc::new(FrameCounts::default());
-        let (client, statuses) = sdk_client(frames.clone());
+        let (inbox_capacity, sdk_capacity) = self.capacities;
+        let (client, statuses) = sdk_client(frames.clone(), sdk_capacity);
         let notifications = client.notifications();
-        let (tx, inbox) = mpsc::channel(DRIVER_INBOX_CAPACITY);
+        let (tx, inbox) = mpsc::channel(inbox_capacity);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let routing = Arc::new(Routing::default());
         let config = self.config;
@@ -229,6 +246,7 @@ impl SyncRuntimeBuilder {
             frames,
             status: status_tx,
             commands: Some(commands_tx),
+            dialled: BTreeSet::new(),
             rejected_store: p.rejected_store,
             client,
             readers,
@@ -236,6 +254,8 @@ impl SyncRuntimeBuilder {
         for input in p.startup {
             driver.step(input);
         }
+        // Published before `spawn` returns, so the first `status()` shows the replayed state.
+        driver.refresh();
         let task = tokio::spawn(driver.run(inbox));
         SyncHandle {
             tx,
@@ -267,8 +287,11 @@ struct Prepared {
 }
 
 /// The nostr-sdk client as a dumb pipe, and its status stream.
-fn sdk_client(frames: Arc<FrameCounts>) -> (Client, broadcast::Receiver<MonitorNotification>) {
-    let monitor = Monitor::new(SDK_CHANNEL_CAPACITY);
+fn sdk_client(
+    frames: Arc<FrameCounts>,
+    capacity: usize,
+) -> (Client, broadcast::Receiver<MonitorNotification>) {
+    let monitor = Monitor::new(capacity);
     let statuses = monitor.subscribe();
     // The client's own database only tracks seen ids (bounded LRU); events go through the
     // host's policy and store, never the client's automatic save.
@@ -276,7 +299,11 @@ fn sdk_client(frames: Arc<FrameCounts>) -> (Client, broadcast::Receiver<MonitorN
         .database(MemoryDatabase::new())
         .monitor(monitor)
         .websocket_transport(NoDelayTransport::counting(frames))
-        .opts(ClientOptions::new().automatic_authentication(false))
+        .opts(
+            ClientOptions::new()
+                .pool(RelayPoolOptions::new().notification_channel_size(capacity))
+                .automatic_authentication(false),
+        )
         .build();
     (client, statuses)
 }
@@ -290,6 +317,10 @@ fn seed_from_clock() -> u64 {
 }
 
 /// A handle to a running runtime. Cheap to clone; every clone talks to the same driver.
+///
+/// Dropping every handle does not stop the runtime (its tasks keep running until the tokio
+/// runtime ends); call [`SyncHandle::shutdown`] to close connections, persist the rejected
+/// memory and flush the trace.
 #[derive(Clone)]
 pub struct SyncHandle {
     tx: mpsc::Sender<DriverMsg>,
@@ -342,7 +373,8 @@ impl SyncHandle {
     }
 
     /// Waits until the status satisfies `pred` or `timeout` passes; returns the last status
-    /// and whether `pred` held.
+    /// and whether `pred` held. `pred` sees the current status and then every update the
+    /// driver publishes (updates that replace each other quickly may be skipped).
     pub async fn wait_for_status(
         &self,
         timeout: Duration,

@@ -44,6 +44,16 @@ impl FrameCounts {
         map.entry(key).or_default().clone()
     }
 
+    /// Forgets the counts of relays not in `tracked` (bounded memory; a relay that is dialled
+    /// again starts from zero).
+    pub(crate) fn retain(&self, tracked: &std::collections::BTreeSet<String>) {
+        let mut map = self
+            .by_relay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|url, _| tracked.contains(url));
+    }
+
     /// `(relay, frames)` for every relay, in URL order.
     pub(crate) fn snapshot(&self) -> Vec<(String, u64)> {
         let map = self

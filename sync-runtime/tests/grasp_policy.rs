@@ -1,6 +1,8 @@
 //! The default GRASP policy against real stores (in-memory and LMDB in a temp dir): each rule
 //! accepts what it should and rejects what it should; and the LocalRelay adapter applies it to
-//! events published by a real nostr-sdk client.
+//! events published by a real nostr-sdk client, and (wired to the runtime) starts a sync.
+
+mod rt_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -401,4 +403,69 @@ async fn local_relay_applies_the_policy_to_published_events() {
     assert!(db.event_by_id(&bad.id).await.expect("query").is_none());
     client.shutdown().await;
     relay.shutdown();
+}
+
+/// The adapter as the `grasp-sync` binary wires it: our own LocalRelay applies the GRASP
+/// policy to what its clients publish, and the accepted-callback tells the runtime, which then
+/// syncs the announced repository's events from the relay the announcement lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_published_to_our_relay_starts_its_sync() {
+    // Our relay's port is chosen first: the policy and the runtime must know our URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let our_url = format!("ws://127.0.0.1:{port}");
+    let source = rt_support::TestRelay::start(None).await;
+    let owner = key(20);
+    let t = rt_support::now_secs() - 600;
+    let ann = rt_support::announcement(&owner, "pushed", &[&source.url, &our_url], t);
+    let repo = rt_support::coord(&owner, "pushed");
+    let patches: Vec<Event> = (0..5)
+        .map(|n| rt_support::root(&owner, 1617, &repo, n, t + 1 + n))
+        .collect();
+    source.store(&patches).await;
+
+    let host = memory().db;
+    let config = sync_core::Config {
+        own_relay_urls: vec![our_url.clone()],
+        ..rt_support::fast_config(&[])
+    };
+    let handle = sync_runtime::SyncRuntime::builder(config)
+        .database(host.clone())
+        .seed(41)
+        .spawn()
+        .await
+        .expect("spawn");
+    let notify = handle.clone();
+    let callback: sync_runtime::grasp::AcceptedCallback = Arc::new(move |event: &Event| {
+        let (notify, event) = (notify.clone(), event.clone());
+        tokio::spawn(async move { notify.notify_accepted(&event).await });
+    });
+    let grasp = Arc::new(GraspPolicy::new(host.clone(), vec![our_url.clone()], false));
+    let ours = LocalRelay::new(
+        RelayBuilder::default()
+            .port(port)
+            .database(host.clone())
+            .write_policy(LocalRelayPolicy::new(grasp, Some(callback))),
+    );
+    ours.run().await.expect("our relay");
+
+    let client = nostr_sdk::Client::default();
+    client.add_relay(&our_url).await.expect("add relay");
+    client.connect().await;
+    client.wait_for_connection(Duration::from_secs(5)).await;
+    let out = client.send_event(&ann).await.expect("publish");
+    assert!(!out.success.is_empty(), "{out:?}");
+    assert!(
+        rt_support::eventually(Duration::from_secs(20), || rt_support::holds_all(
+            host.as_ref(),
+            &patches
+        ))
+        .await,
+        "the patches on the listed relay were synced"
+    );
+    client.shutdown().await;
+    handle.shutdown().await.expect("shutdown");
+    ours.shutdown();
 }

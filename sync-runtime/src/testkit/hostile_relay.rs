@@ -20,8 +20,8 @@ use crate::testkit::forge;
 use crate::testkit::neg_proxy::UNKNOWN_CMD_NOTICE;
 use crate::testkit::server::{Server, ServerSocket};
 
-/// Upper bound on forged ids remembered for [`HostileRelay::forged_ids`].
-const MAX_REMEMBERED_FORGED: usize = 100_000;
+/// Upper bound on forged events remembered for [`HostileRelay::forged`].
+const MAX_REMEMBERED_FORGED: usize = 10_000;
 /// Upper bound on one forged page, whatever `limit` a REQ asks for.
 const MAX_PAGE: usize = 1_000;
 
@@ -61,6 +61,25 @@ impl Default for Misbehaviour {
             oversize_bytes: None,
             page_size: 50,
             forged_per_req: 3,
+        }
+    }
+}
+
+/// An event the relay forged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forged {
+    /// Matches the REQ's filter; its signature or id does not verify.
+    Invalid(Event),
+    /// Validly signed, matches none of the REQ's filters.
+    Outside(Event),
+}
+
+impl Forged {
+    /// The event as sent.
+    #[must_use]
+    pub fn event(&self) -> &Event {
+        match self {
+            Self::Invalid(event) | Self::Outside(event) => event,
         }
     }
 }
@@ -128,20 +147,20 @@ struct Shared {
     keys: Keys,
     /// What happened.
     counters: Counters,
-    /// Ids of invalid and outside events sent; at most [`MAX_REMEMBERED_FORGED`].
-    forged: Mutex<Vec<EventId>>,
+    /// Invalid and outside events sent; at most [`MAX_REMEMBERED_FORGED`].
+    forged: Mutex<Vec<Forged>>,
     /// Numbers forged events (unique contents).
     serial: AtomicUsize,
 }
 
 impl Shared {
-    fn remember(&self, id: EventId) {
+    fn remember(&self, forged_event: Forged) {
         let mut forged = self
             .forged
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if forged.len() < MAX_REMEMBERED_FORGED {
-            forged.push(id);
+            forged.push(forged_event);
         }
     }
 
@@ -205,15 +224,21 @@ impl HostileRelay {
         }
     }
 
-    /// Ids of the invalid and outside-the-filter events sent so far (the first 100 000): none
-    /// of them may end up in a store.
+    /// The invalid and outside-the-filter events sent so far (the first 10 000): none of them
+    /// may end up in a store.
     #[must_use]
-    pub fn forged_ids(&self) -> Vec<EventId> {
+    pub fn forged(&self) -> Vec<Forged> {
         self.shared
             .forged
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The ids of [`HostileRelay::forged`].
+    #[must_use]
+    pub fn forged_ids(&self) -> Vec<EventId> {
+        self.forged().iter().map(|f| f.event().id).collect()
     }
 
     /// Closes the listener and every connection. Idempotent.
@@ -309,7 +334,7 @@ async fn answer_req(
             else {
                 break;
             };
-            shared.remember(event.id);
+            shared.remember(Forged::Outside(event.clone()));
             send_event(ws, sub, event).await?;
             bump(&shared.counters.outside_sent, 1);
         }
@@ -372,7 +397,7 @@ async fn send_invalid(
             } else {
                 forge::bad_id(&event)
             };
-            shared.remember(broken.id);
+            shared.remember(Forged::Invalid(broken.clone()));
             send_event(ws, sub, broken).await?;
             bump(&shared.counters.invalid_sent, 1);
         }

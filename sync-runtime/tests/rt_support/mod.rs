@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag, Timestamp};
 use nostr_database::{MemoryDatabase, MemoryDatabaseOptions, NostrDatabase};
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
-use sync_core::Config;
+use sync_core::{Config, Status};
+use sync_runtime::{RuntimeStatus, SyncHandle};
 
 /// A relay under test with its database (shared with the test, so fixtures can be written
 /// directly while it is down).
@@ -252,4 +253,75 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// A TCP front for `upstream` (a relay on 127.0.0.1) that answers NIP-11 requests
+/// (`Accept: application/nostr+json`) with `document` and pipes everything else (the WebSocket
+/// upgrade and the session) to the relay. Returns the front's `ws://` URL.
+pub async fn nip11_front(upstream_port: u16, document: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if text.contains("application/nostr+json") && !text.contains("upgrade: websocket") {
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/nostr+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{document}",
+                        document.len()
+                    );
+                    let _ = client.write_all(reply.as_bytes()).await;
+                    return;
+                }
+                let Ok(mut relay) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                else {
+                    return;
+                };
+                if relay.write_all(&head).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut relay).await;
+                }
+            });
+        }
+    });
+    format!("ws://127.0.0.1:{port}")
+}
+
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The lifecycle status of `url` in a snapshot.
+pub fn status_of(s: &RuntimeStatus, url: &str) -> Option<Status> {
+    s.relay(url).map(|r| r.status)
+}
+
+/// Waits until every relay of `urls` is `Connected`; panics with the snapshot if not.
+pub async fn wait_connected(handle: &SyncHandle, urls: &[&str]) -> RuntimeStatus {
+    let (status, ok) = handle
+        .wait_for_status(WAIT, |s| {
+            urls.iter()
+                .all(|u| status_of(s, u) == Some(Status::Connected))
+        })
+        .await;
+    assert!(
+        ok,
+        "relays {urls:?} did not reach Connected: {:#?}",
+        status.relays
+    );
+    status
+}
+
+/// Stores the announcement as the host would (from its own client) and tells the runtime.
+pub async fn host_accepts(handle: &SyncHandle, host: &dyn NostrDatabase, event: &Event) {
+    host.save_event(event).await.unwrap();
+    handle.notify_accepted(event).await;
 }
