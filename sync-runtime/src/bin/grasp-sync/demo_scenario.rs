@@ -23,6 +23,9 @@ const GAP_EVENTS: usize = 5;
 const DOWN_FOR: Duration = Duration::from_secs(2);
 /// The restarting relay is stopped once its historic sync completed, or after this long.
 const STOP_AT_LATEST: Duration = Duration::from_secs(15);
+/// With every relay done and the scenario played out, the run ends once the store has not
+/// changed for this long (nothing more can arrive before the next daily resync).
+const STALLED_AFTER: Duration = Duration::from_secs(20);
 /// Without a terminal, the progress line is printed this often.
 const PLAIN_PRINT_EVERY: Duration = Duration::from_secs(2);
 
@@ -71,6 +74,7 @@ impl Scenario {
     ) -> Result<(Report, Vec<String>), String> {
         let start = Instant::now();
         let mut last_print: Option<Instant> = None;
+        let mut last_change = (0, Instant::now());
         loop {
             tokio::time::sleep(TICK).await;
             let statuses = source_statuses(&node.handle.status(), &sources.urls);
@@ -85,6 +89,17 @@ impl Scenario {
             let played_out = self.restart == Restart::Done && self.live_sent == LIVE_EVENTS;
             if played_out && settled && report.is_complete() {
                 self.end_line();
+                return Ok((report, statuses));
+            }
+            if report.present_total != last_change.0 {
+                last_change = (report.present_total, Instant::now());
+            }
+            if played_out && settled && last_change.1.elapsed() >= STALLED_AFTER {
+                self.end_line();
+                println!(
+                    "demo: every relay done and no new event stored for {} s: stopping",
+                    STALLED_AFTER.as_secs()
+                );
                 return Ok((report, statuses));
             }
             if start.elapsed() >= deadline {
