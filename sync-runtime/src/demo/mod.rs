@@ -1,1 +1,27 @@
-//! The `grasp-sync demo`: generated NIP-34 data, source relays, verification. Work in progress.
+//! The building blocks of `grasp-sync demo` (and of benchmarks that want the same world):
+//!
+//! | Concept | File |
+//! |---|---|
+//! | deterministic NIP-34 data (announcements, state, patches, PRs, issues, comments) | `generator.rs` |
+//! | in-process source relays with behaviours (capped, restarted, no NIP-77, discover-only) | `sources.rs` |
+//! | a `TCP_NODELAY` WebSocket front for a `LocalRelay`, stoppable at once | `relay_front.rs` |
+//! | live events published during the run | `live.rs` |
+//! | verification of the local store against the sources | `verify.rs` |
+//! | the live status line, the final table and the summary line | `progress.rs` |
+//!
+//! The orchestration (start the syncing relay, drive the scenario, print) lives in the binary
+//! (`src/bin/grasp-sync/demo_cmd.rs`).
+
+pub mod generator;
+pub mod live;
+pub mod progress;
+pub mod relay_front;
+pub mod sources;
+pub mod verify;
+
+pub use generator::{generate, Corpus, GeneratorSpec, Placed, Repo, Scope};
+pub use live::LivePublisher;
+pub use progress::{final_table, status_line, summary_line, RelayProgress};
+pub use relay_front::RelayFront;
+pub use sources::{Behaviour, SourceRelay, CAPPED_FILTER_LIMIT};
+pub use verify::{verify, Holdings, RelayReport, Report};

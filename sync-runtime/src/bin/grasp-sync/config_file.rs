@@ -1,0 +1,110 @@
+//! The optional TOML configuration file (`--config FILE`).
+//!
+//! Keys are the long flag names with `_` for `-` (`listen`, `service_url = [..]`, `data_dir`,
+//! `bootstrap = [..]`, `archive_all`, `disable_negentropy`, `metrics_listen`, `seed`,
+//! `record_trace`, `log`); the sync tunables go in a `[sync]` table with the same names as their
+//! flags (`[sync] chunk_size = 100`). Unknown keys are errors, so a typo never passes silently.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, Tunables};
+
+/// Everything the file may set. Every field is optional: what is missing falls back to the
+/// default (flags and environment variables override what is present).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    /// `--listen`.
+    pub(crate) listen: Option<String>,
+    /// `--service-url`, as a list.
+    #[serde(default)]
+    pub(crate) service_url: Vec<String>,
+    /// `--data-dir`.
+    pub(crate) data_dir: Option<PathBuf>,
+    /// `--bootstrap`, as a list.
+    #[serde(default)]
+    pub(crate) bootstrap: Vec<String>,
+    /// `--archive-all`.
+    pub(crate) archive_all: Option<bool>,
+    /// `--disable-negentropy`.
+    pub(crate) disable_negentropy: Option<bool>,
+    /// `--metrics-listen`.
+    pub(crate) metrics_listen: Option<String>,
+    /// `--seed`.
+    pub(crate) seed: Option<u64>,
+    /// `--record-trace`.
+    pub(crate) record_trace: Option<PathBuf>,
+    /// `--log` (`"pretty"` or `"json"`).
+    pub(crate) log: Option<LogFormat>,
+    /// The `[sync]` table: tunables of SPEC §12.
+    #[serde(default)]
+    pub(crate) sync: Tunables,
+}
+
+/// Reads and parses `path`; the error names the file and, for syntax or unknown keys, the
+/// line and the key.
+pub(crate) fn load(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+/// Parses the text of a configuration file.
+pub(crate) fn parse(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_top_level_key_and_the_sync_table() {
+        let file = parse(
+            r#"
+            listen = "127.0.0.1:8000"
+            service_url = ["wss://relay.example.com"]
+            data_dir = "/tmp/x"
+            bootstrap = ["wss://a.example", "ws://127.0.0.1:9"]
+            archive_all = true
+            disable_negentropy = false
+            metrics_listen = "127.0.0.1:9000"
+            seed = 5
+            record_trace = "trace.jsonl"
+            log = "json"
+            [sync]
+            chunk_size = 50
+            derive_relays_from_clone_urls = false
+            "#,
+        )
+        .expect("valid file");
+        assert_eq!(file.listen.as_deref(), Some("127.0.0.1:8000"));
+        assert_eq!(file.bootstrap.len(), 2);
+        assert_eq!(file.archive_all, Some(true));
+        assert_eq!(file.log, Some(LogFormat::Json));
+        assert_eq!(file.sync.chunk_size, Some(50));
+        assert_eq!(file.sync.derive_relays_from_clone_urls, Some(false));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("lisen = \"x\"").unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+        let err = parse("[sync]\nchunk = 3").unwrap_err();
+        assert!(err.contains("chunk"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_reported() {
+        let err = parse("seed = \"abc\"").unwrap_err();
+        assert!(err.contains("seed") || err.contains("integer"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = load(Path::new("/nonexistent/grasp.toml")).unwrap_err();
+        assert!(err.contains("/nonexistent/grasp.toml"), "{err}");
+    }
+}

@@ -1,0 +1,324 @@
+//! Resolved settings of `grasp-sync run`: flags and environment (already merged by clap) over
+//! the `--config` file over the defaults, validated, with every error naming the option.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use sync_core::RelayUrl;
+
+use crate::cli::{LogFormat, RunArgs, Tunables};
+use crate::config_file::{self, FileConfig};
+
+/// Default `--listen`.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7777";
+/// Default `--metrics-listen`.
+pub(crate) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9777";
+/// Default `--data-dir`.
+pub(crate) const DEFAULT_DATA_DIR: &str = "./grasp-sync-data";
+
+/// Everything `run` needs, validated.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// Where the relay listens (a concrete socket address).
+    pub(crate) listen: SocketAddr,
+    /// Canonical URLs this relay is known by; never empty.
+    pub(crate) service_urls: Vec<String>,
+    /// The data directory; exists and is writable.
+    pub(crate) data_dir: PathBuf,
+    /// Accept every valid announcement.
+    pub(crate) archive_all: bool,
+    /// Where `/metrics` and `/status` are served.
+    pub(crate) metrics_listen: SocketAddr,
+    /// The seed of the engine's randomness.
+    pub(crate) seed: u64,
+    /// True when the seed was drawn from the OS (it is logged so a run can be reproduced).
+    pub(crate) seed_from_os: bool,
+    /// Optional JSONL trace of the engine's inputs.
+    pub(crate) record_trace: Option<PathBuf>,
+    /// Log format.
+    pub(crate) log: LogFormat,
+    /// The engine configuration: own URLs = `service_urls`, bootstrap relays, negentropy switch
+    /// and every tunable; `validate()` passed.
+    pub(crate) sync: sync_core::Config,
+}
+
+/// Resolves `args` (flags > env) over the `--config` file over the defaults.
+pub(crate) fn resolve(args: RunArgs) -> Result<Settings, String> {
+    let file = match &args.config {
+        Some(path) => config_file::load(path)?,
+        None => FileConfig::default(),
+    };
+    merge(args, file)
+}
+
+/// The merge and validation, separate from reading the file so it can be tested.
+pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String> {
+    let listen_text = args.listen.or(file.listen);
+    let listen = parse_addr("--listen", listen_text.as_deref().unwrap_or(DEFAULT_LISTEN))?;
+    let metrics_text = args.metrics_listen.or(file.metrics_listen);
+    let metrics_listen = parse_addr(
+        "--metrics-listen",
+        metrics_text.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN),
+    )?;
+    if metrics_listen == listen {
+        return Err(format!(
+            "--metrics-listen {metrics_listen} is the same address as --listen"
+        ));
+    }
+    let raw_service = prefer(args.service_url, file.service_url);
+    let service_urls = if raw_service.is_empty() {
+        vec![canonical_url("--service-url", &format!("ws://{listen}"))?]
+    } else {
+        canonical_urls("--service-url", &raw_service)?
+    };
+    let bootstrap = canonical_urls("--bootstrap", &prefer(args.bootstrap, file.bootstrap))?;
+    if let Some(own) = bootstrap.iter().find(|b| service_urls.contains(b)) {
+        return Err(format!(
+            "--bootstrap {own} is one of this relay's own --service-url values; a relay never syncs from itself"
+        ));
+    }
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    check_data_dir(&data_dir)?;
+    let (seed, seed_from_os) = match args.seed.or(file.seed) {
+        Some(seed) => (seed, false),
+        None => (seed_from_os(), true),
+    };
+    let sync = sync_config(
+        service_urls.clone(),
+        bootstrap,
+        args.disable_negentropy.or(file.disable_negentropy),
+        args.sync.or(file.sync),
+    )?;
+    Ok(Settings {
+        listen,
+        service_urls,
+        data_dir,
+        archive_all: args.archive_all.or(file.archive_all).unwrap_or(false),
+        metrics_listen,
+        seed,
+        seed_from_os,
+        record_trace: args.record_trace.or(file.record_trace),
+        log: args.log.or(file.log).unwrap_or_default(),
+        sync,
+    })
+}
+
+/// The engine configuration from the resolved values; its own validation errors are
+/// translated to the flag names.
+fn sync_config(
+    own: Vec<String>,
+    bootstrap: Vec<String>,
+    disable_negentropy: Option<bool>,
+    tunables: Tunables,
+) -> Result<sync_core::Config, String> {
+    let mut config = sync_core::Config {
+        own_relay_urls: own,
+        bootstrap_relays: bootstrap,
+        disable_negentropy: disable_negentropy.unwrap_or(false),
+        ..sync_core::Config::default()
+    };
+    tunables.apply(&mut config);
+    config.validate().map_err(|e| {
+        format!(
+            "invalid sync setting --{}: {}",
+            e.field.replace('_', "-"),
+            e.problem
+        )
+    })?;
+    Ok(config)
+}
+
+/// Flags/env values if any were given, else the file's.
+fn prefer(given: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if given.is_empty() {
+        file
+    } else {
+        given
+    }
+}
+
+/// A listen address: `IP:PORT`, or `HOST:PORT` that resolves.
+fn parse_addr(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let resolved = text.to_socket_addrs().ok().and_then(|mut a| a.next());
+    resolved.ok_or_else(|| {
+        format!("invalid {flag} {text:?}: expected IP:PORT or HOST:PORT, e.g. 127.0.0.1:7777")
+    })
+}
+
+/// Canonicalises every URL, naming the flag and the value on error; duplicates are dropped.
+fn canonical_urls(flag: &str, raw: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for url in raw {
+        let url = canonical_url(flag, url)?;
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
+/// One relay URL: must name its scheme (`ws://` or `wss://`) and a host.
+fn canonical_url(flag: &str, raw: &str) -> Result<String, String> {
+    let lower = raw.trim().to_ascii_lowercase();
+    let explicit = lower.starts_with("ws://") || lower.starts_with("wss://");
+    match RelayUrl::parse(raw) {
+        Some(url) if explicit => Ok(url.as_str().to_string()),
+        _ => Err(format!(
+            "invalid {flag} {raw:?}: expected a relay URL like wss://relay.example.com or ws://127.0.0.1:7777"
+        )),
+    }
+}
+
+/// The data directory must exist (it is created) and be writable.
+fn check_data_dir(dir: &Path) -> Result<(), String> {
+    let unusable =
+        |e: std::io::Error| format!("data directory {} is not usable: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(unusable)?;
+    let probe = dir.join(".grasp-sync-write-test");
+    std::fs::write(&probe, b"ok").map_err(unusable)?;
+    std::fs::remove_file(&probe).map_err(unusable)?;
+    Ok(())
+}
+
+/// A seed from the OS: std's per-process random hasher keys, mixed with the clock.
+fn seed_from_os() -> u64 {
+    use std::hash::BuildHasher;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::collections::hash_map::RandomState::new().hash_one(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_with_dir() -> (RunArgs, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let args = RunArgs {
+            data_dir: Some(dir.path.clone()),
+            ..RunArgs::default()
+        };
+        (args, dir)
+    }
+
+    /// A throwaway directory under the target dir's temp, removed on drop.
+    mod tempdir {
+        use std::path::PathBuf;
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+
+        pub(super) struct Dir {
+            pub(super) path: PathBuf,
+        }
+
+        impl Dir {
+            pub(super) fn new() -> Self {
+                let n = NEXT.fetch_add(1, Ordering::SeqCst);
+                let path = std::env::temp_dir()
+                    .join(format!("grasp-sync-settings-{}-{n}", std::process::id()));
+                Self { path }
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_derive_the_service_url_from_listen() {
+        let (args, _dir) = args_with_dir();
+        let s = merge(args, FileConfig::default()).expect("defaults are valid");
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.metrics_listen.to_string(), DEFAULT_METRICS_LISTEN);
+        assert_eq!(s.service_urls, vec!["ws://127.0.0.1:7777".to_string()]);
+        assert_eq!(s.sync.own_relay_urls, s.service_urls);
+        assert!(s.seed_from_os);
+        assert!(!s.archive_all);
+        assert_eq!(s.sync.chunk_size, 100);
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let (mut args, _dir) = args_with_dir();
+        args.listen = Some("127.0.0.1:8001".into());
+        args.sync.chunk_size = Some(11);
+        let file = config_file::parse(
+            "listen = \"127.0.0.1:8002\"\nseed = 9\nbootstrap = [\"WSS://Other.Relay/\"]\n[sync]\nchunk_size = 22\npage_limit = 33",
+        )
+        .expect("valid");
+        let s = merge(args, file).expect("valid");
+        assert_eq!(s.listen.port(), 8001);
+        assert_eq!(s.seed, 9);
+        assert!(!s.seed_from_os);
+        assert_eq!(
+            s.sync.bootstrap_relays,
+            vec!["wss://other.relay".to_string()]
+        );
+        assert_eq!(s.sync.chunk_size, 11);
+        assert_eq!(s.sync.page_limit, 33);
+    }
+
+    #[test]
+    fn bad_values_name_their_option() {
+        type Edit = Box<dyn Fn(&mut RunArgs)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (Box::new(|a| a.listen = Some("nonsense".into())), "--listen"),
+            (
+                Box::new(|a| a.bootstrap = vec!["http://x".into()]),
+                "--bootstrap",
+            ),
+            (
+                Box::new(|a| a.bootstrap = vec!["relay.example".into()]),
+                "--bootstrap",
+            ),
+            (
+                Box::new(|a| a.service_url = vec!["ftp://x".into()]),
+                "--service-url",
+            ),
+            (Box::new(|a| a.sync.chunk_size = Some(0)), "--chunk-size"),
+            (
+                Box::new(|a| a.sync.max_subscriptions = Some(1)),
+                "--max-subscriptions",
+            ),
+            (
+                Box::new(|a| a.bootstrap = vec!["ws://127.0.0.1:7777".into()]),
+                "own --service-url",
+            ),
+            (
+                Box::new(|a| a.metrics_listen = Some(DEFAULT_LISTEN.into())),
+                "--metrics-listen",
+            ),
+        ];
+        for (edit, expected) in cases {
+            let (mut args, _dir) = args_with_dir();
+            edit(&mut args);
+            let err = merge(args, FileConfig::default()).unwrap_err();
+            assert!(err.contains(expected), "{err:?} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_data_dir_is_rejected() {
+        let dir = tempdir::Dir::new();
+        std::fs::create_dir_all(&dir.path).expect("mkdir");
+        let file_path = dir.path.join("plain-file");
+        std::fs::write(&file_path, b"x").expect("write");
+        let args = RunArgs {
+            data_dir: Some(file_path.join("sub")),
+            ..RunArgs::default()
+        };
+        let err = merge(args, FileConfig::default()).unwrap_err();
+        assert!(err.contains("data directory"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! Live events during the demo: new follow-ups in repositories that list the syncing relay,
+//! published to a running source relay through a real nostr-sdk client (so they reach the
+//! syncing relay only through its live subscriptions), or stored directly on a relay that is
+//! down (so only the reconnect catch-up can find them).
+
+use std::time::Duration;
+
+use nostr::{Event, Timestamp};
+use nostr_sdk::Client;
+
+use super::generator::{follow_up, Corpus, Dice, Scope};
+
+/// Publishes live events with its own client and random stream.
+#[derive(Debug)]
+pub struct LivePublisher {
+    /// Connected to every running source relay.
+    client: Client,
+    /// Which repo, which relay, which kind.
+    dice: DiceBox,
+}
+
+/// `Dice` is not `Debug`; this wrapper says so in one line.
+struct DiceBox(Dice);
+
+impl std::fmt::Debug for DiceBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dice")
+    }
+}
+
+impl LivePublisher {
+    /// Connects to `urls` (waits up to 5 s for the connections).
+    pub async fn connect(seed: u64, urls: &[String]) -> Result<Self, String> {
+        let client = Client::default();
+        for url in urls {
+            client
+                .add_relay(url.as_str())
+                .await
+                .map_err(|e| format!("live publisher: {url}: {e}"))?;
+        }
+        client.connect().await;
+        client.wait_for_connection(Duration::from_secs(5)).await;
+        Ok(Self {
+            client,
+            dice: DiceBox(Dice::new(seed, 1)),
+        })
+    }
+
+    /// Creates the next live event (a follow-up in a repository that lists us), records it in
+    /// `corpus` as placed on `relay`, and returns it. `relay` must be one of the repository's
+    /// relays, so the candidate repositories are those listing it; `None` if there is none.
+    pub fn next_event(&mut self, corpus: &mut Corpus, relay: usize) -> Option<Event> {
+        let candidates: Vec<usize> = corpus
+            .repos
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.scope == Scope::Synced && r.relays.contains(&relay))
+            .map(|(i, _)| i)
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let repo = candidates[self.dice.0.below(candidates.len())];
+        let event = follow_up(corpus, &mut self.dice.0, repo, Timestamp::now());
+        corpus.push(event.clone(), vec![relay], Scope::Synced);
+        Some(event)
+    }
+
+    /// Sends `event` to the relay at `url` and waits for its OK.
+    pub async fn publish(&self, url: &str, event: &Event) -> Result<(), String> {
+        let output = self
+            .client
+            .send_event_to([url], event)
+            .await
+            .map_err(|e| format!("publishing to {url}: {e}"))?;
+        if output.success.is_empty() {
+            return Err(format!("{url} refused a live event: {:?}", output.failed));
+        }
+        Ok(())
+    }
+
+    /// Disconnects.
+    pub async fn shutdown(self) {
+        self.client.shutdown().await;
+    }
+}
