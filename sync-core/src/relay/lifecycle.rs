@@ -265,8 +265,13 @@ impl RelayState {
             }
             self.pump(ctx);
         }
-        if self.live_repair_at.is_some_and(|t| t <= now) && !self.health.is_rate_limited(now) {
-            self.repair_live(ctx);
+        if self.live_repair_at.is_some_and(|t| t <= now) {
+            // A cooldown that started after the repair was scheduled postpones it to the
+            // cooldown's end (else the due deadline would stay in the past: a busy loop).
+            match self.health.rate_limited_until.filter(|t| *t > now) {
+                Some(until) => self.live_repair_at = Some(until),
+                None => self.repair_live(ctx),
+            }
         }
         self.on_batch_deadlines(ctx);
         if self.daily_at.is_some_and(|t| t <= now) {
