@@ -68,3 +68,44 @@ fn live_repair_due_during_a_later_cooldown_waits_for_it() {
     let v = w.core.relay(&url(R0)).unwrap();
     assert!(v.live_subscriptions() > 0, "live coverage was repaired");
 }
+
+/// sync-sim seed 5: a relay reaped (its only repository withdrawn) and listed again later got
+/// a fresh id counter, so its new live subscription reused `live2`, breaking the documented
+/// "unique per relay for the life of the core" (late traffic of the old one would be taken
+/// for the new one).
+#[test]
+fn a_relay_reaped_and_added_again_never_reuses_subscription_ids() {
+    let mut w = world();
+    w.run_until(60_000);
+    let first: Vec<String> = w
+        .core
+        .relay(&url(R0))
+        .unwrap()
+        .subscription_ids()
+        .map(str::to_string)
+        .collect();
+    assert!(!first.is_empty());
+    let coord = sync_core::RepoCoord {
+        owner: keys(1).public_key(),
+        identifier: "repo".into(),
+    };
+    w.feed(Input::WithdrawRepo {
+        coord: coord.clone(),
+    });
+    w.run_until(120_000);
+    assert_eq!(w.status(R0), None, "r0 was reaped");
+    w.feed(Input::RegisterRepo {
+        coord,
+        relays: vec![R0.into()],
+        level: sync_core::SyncLevel::Full,
+    });
+    w.run_until(240_000);
+    let v = w.core.relay(&url(R0)).expect("tracked again");
+    assert_eq!(v.status(), Status::Connected);
+    for id in v.subscription_ids() {
+        assert!(
+            !first.iter().any(|f| f == id),
+            "{id} was used before reaping"
+        );
+    }
+}

@@ -31,7 +31,16 @@ impl SyncCore {
             state.health.next_attempt_at = self.now.mono.plus_ms(jitter);
         }
         state.bootstrap = self.bootstrap.contains(url);
+        // Ids stay unique for the life of the core even for a relay reaped and re-added.
+        state.seq = self.retired_seq;
         self.relays.insert(url.clone(), state);
+    }
+
+    /// Stops tracking a relay, keeping its id counter (see `retired_seq`).
+    fn forget_relay(&mut self, url: &RelayUrl) {
+        if let Some(r) = self.relays.remove(url) {
+            self.retired_seq = self.retired_seq.max(r.seq);
+        }
     }
 
     /// The relay's target became empty: disconnect it (or forget it if not connected).
@@ -41,7 +50,7 @@ impl SyncCore {
         };
         match r.status {
             Status::Disconnected => {
-                self.relays.remove(url);
+                self.forget_relay(url);
             }
             Status::Disconnecting => {}
             _ => {
@@ -109,7 +118,7 @@ impl SyncCore {
             _ => ctx.stats.ignored_inputs += 1,
         }
         if !wanted && r.status == Status::Disconnected {
-            self.relays.remove(url);
+            self.forget_relay(url);
         }
     }
 
@@ -131,7 +140,7 @@ impl SyncCore {
             }
         }
         if !wanted && r.status == Status::Disconnected {
-            self.relays.remove(url);
+            self.forget_relay(url);
         }
     }
 
@@ -164,7 +173,7 @@ impl SyncCore {
             }
         }
         if !wanted && r.status == Status::Disconnected {
-            self.relays.remove(url);
+            self.forget_relay(url);
         }
     }
 }
