@@ -147,7 +147,7 @@ impl FakeRelay {
     /// NIP-11 limits, if the relay advertises them.
     #[must_use]
     pub fn limits(&self) -> Option<RelayLimits> {
-        self.spec.advertise_limits.then(|| RelayLimits {
+        self.spec.advertise_limits.then_some(RelayLimits {
             max_subscriptions: Some(self.spec.max_subs as u64),
             max_filters: Some(self.spec.max_filters as u64),
             max_limit: Some(self.spec.page_cap as u64),
@@ -336,8 +336,13 @@ impl FakeRelay {
         out
     }
 
-    /// Every fault healed (the liveness phase).
+    /// Every fault healed (the liveness phase). REQ rate limiting and hanging connects count
+    /// as faults: the core does not pace REQs (a relay that rate-limits forever may keep a
+    /// batch failing), and a dead relay is tried once per 24 h (a hanging attempt then
+    /// costs a day).
     pub fn heal(&mut self) {
+        self.spec.reqs_per_sec = None;
+        self.spec.slow_connect_percent = 0;
         self.down_until_ms = 0;
         self.stall_until_ms = 0;
         self.drop_eose = 0;

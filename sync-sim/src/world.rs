@@ -17,6 +17,8 @@ use crate::scenario::{Scenario, WALL0};
 
 /// A run that takes more steps than this is a livelock.
 pub const MAX_STEPS: u64 = 3_000_000;
+/// How long work in progress at the end of the liveness phase may take to finish.
+pub const DRAIN_MS: u64 = 2 * 3_600_000;
 /// How long a hung connection attempt takes.
 const SLOW_CONNECT_MS: u64 = 15_000;
 
@@ -450,8 +452,30 @@ impl World {
         Ok(())
     }
 
-    /// Runs to the end: faults in the safety phase, healing, then the liveness phase.
+    /// Runs to the end: faults in the safety phase, healing, then the liveness phase; then, if
+    /// work is still in progress at the end (e.g. a daily resync that just began), lets it
+    /// finish for at most [`DRAIN_MS`] so the final checks see a settled world.
     pub fn run(&mut self) -> Result<(), Violation> {
+        self.run_until(self.end_ms)?;
+        let end = self.end_ms + DRAIN_MS;
+        while !self.settled() && self.mono_ms < end {
+            self.run_until(self.mono_ms + 60_000)?;
+        }
+        Ok(())
+    }
+
+    /// Whether nothing is in flight for healthy relays and every healthy relay the core
+    /// tracks has no pending batch.
+    #[must_use]
+    pub fn settled(&self) -> bool {
+        self.in_flight_for_healthy() == 0
+            && self.core.relay_status().all(|v| {
+                v.pending_batches() == 0
+                    || self.relays.get(v.url()).is_none_or(|r| r.spec.dead_forever)
+            })
+    }
+
+    fn run_until(&mut self, until_ms: u64) -> Result<(), Violation> {
         loop {
             if self.counts.steps > MAX_STEPS {
                 let (step, at) = (self.counts.steps, self.mono_ms);
@@ -475,7 +499,7 @@ impl World {
             else {
                 break;
             };
-            if t > self.end_ms {
+            if t > until_ms {
                 break;
             }
             self.mono_ms = self.mono_ms.max(t);
@@ -491,7 +515,7 @@ impl World {
                 self.feed(Input::Tick)?;
             }
         }
-        self.mono_ms = self.mono_ms.max(self.end_ms);
+        self.mono_ms = self.mono_ms.max(until_ms);
         Ok(())
     }
 
