@@ -16,6 +16,7 @@
 //! | Concept | File |
 //! |---|---|
 //! | synthetic events and keys | `events.rs` |
+//! | hand-written scenarios | `builder.rs` |
 //! | the sim's seeded randomness | `rng.rs` |
 //! | seed → world parameters (serde) | `scenario.rs` |
 //! | fault kinds and the seeded fault plan | `faults.rs` |
@@ -27,6 +28,7 @@
 //! | one run, traces | `run.rs` |
 //! | shrinking | `shrink.rs` |
 
+pub mod builder;
 pub mod events;
 pub mod faults;
 pub mod host;

@@ -69,14 +69,21 @@ pub fn header(scenario: &Scenario) -> TraceHeader {
     h
 }
 
-/// Runs `scenario`; records the trace if `record`.
-#[must_use]
-pub fn run(scenario: &Scenario, record: bool) -> Report {
+/// Runs `scenario` and returns the world at the end (for tests that inspect the core) with
+/// the first violation, if any.
+pub fn run_world(scenario: &Scenario, record: bool) -> (World, Result<(), Violation>) {
     let mut world = World::new(scenario, record);
     let result = world
         .start(&scenario.local)
         .and_then(|()| world.run())
         .and_then(|()| check_final(&world));
+    (world, result)
+}
+
+/// Runs `scenario`; records the trace if `record`.
+#[must_use]
+pub fn run(scenario: &Scenario, record: bool) -> Report {
+    let (mut world, result) = run_world(scenario, record);
     Report {
         seed: scenario.seed,
         violation: result.err(),

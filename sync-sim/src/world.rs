@@ -475,7 +475,8 @@ impl World {
             })
     }
 
-    fn run_until(&mut self, until_ms: u64) -> Result<(), Violation> {
+    /// Runs until virtual time `until_ms` (faults, healing and deadlines included).
+    pub fn run_until(&mut self, until_ms: u64) -> Result<(), Violation> {
         loop {
             if self.counts.steps > MAX_STEPS {
                 let (step, at) = (self.counts.steps, self.mono_ms);
