@@ -82,7 +82,7 @@ pub struct World {
     pub checker: Checker,
     /// Counters.
     pub counts: Counts,
-    /// Ids published directly to the host.
+    /// Ids published directly to the host (and the host's store at start).
     pub published_local: BTreeSet<EventId>,
     /// Connection-latency draws.
     rng: SimRng,
@@ -445,6 +445,7 @@ impl World {
     /// Accepts the host's initial store (replayed as `Accepted`, as a host does at start).
     pub fn start(&mut self, local: &[sync_core::EventMeta]) -> Result<(), Violation> {
         for e in local {
+            self.published_local.insert(e.id);
             if self.host.offer(e).outcome == Outcome::Saved {
                 self.feed(Input::Accepted { event: e.clone() })?;
             }
