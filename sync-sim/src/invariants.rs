@@ -176,27 +176,7 @@ impl Checker {
         let after = core.relay(relay).map(|v| v.status());
         let live_after = after.is_some_and(is_live);
         match c {
-            Command::Connect { .. } => {
-                if !matches!(before.get(relay), None | Some(Status::Disconnected)) {
-                    return Err((
-                        "connect-in-wrong-status",
-                        format!("Connect {relay} while {:?}", before.get(relay)),
-                    ));
-                }
-                if let Some(t) = self.failed_at.get(relay) {
-                    let min =
-                        self.cfg.backoff_base_ms * (100 - self.cfg.backoff_jitter_percent) / 100;
-                    if at < t + min {
-                        return Err((
-                            "backoff-too-short",
-                            format!(
-                                "Connect {relay} {} ms after a failure (minimum {min})",
-                                at - t
-                            ),
-                        ));
-                    }
-                }
-            }
+            Command::Connect { .. } => self.check_connect(at, before, relay)?,
             Command::Subscribe { sub, .. } | Command::NegentropyDiff { sub, .. } => {
                 if !live_after {
                     return Err((
@@ -230,6 +210,35 @@ impl Checker {
                 }
             }
             Command::Disconnect { .. } | Command::Reoffer { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// `Connect` only from `Disconnected` (or a new relay), and not sooner than the minimum
+    /// backoff after a failed attempt.
+    fn check_connect(
+        &self,
+        at: u64,
+        before: &Before,
+        relay: &RelayUrl,
+    ) -> Result<(), (&'static str, String)> {
+        if !matches!(before.get(relay), None | Some(Status::Disconnected)) {
+            return Err((
+                "connect-in-wrong-status",
+                format!("Connect {relay} while {:?}", before.get(relay)),
+            ));
+        }
+        if let Some(t) = self.failed_at.get(relay) {
+            let min = self.cfg.backoff_base_ms * (100 - self.cfg.backoff_jitter_percent) / 100;
+            if at < t + min {
+                return Err((
+                    "backoff-too-short",
+                    format!(
+                        "Connect {relay} {} ms after a failure (minimum {min})",
+                        at - t
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -256,23 +256,27 @@ impl World {
                     }
                 }
             }
-            Command::Reoffer { ids } => {
-                for id in ids {
-                    let Some(event) = self.host.rejected.get(&id).cloned() else {
-                        if self.host.store.contains_key(&id) {
-                            continue;
-                        }
-                        return Err(self.checker.violation(
-                            "reoffer-unknown-id",
-                            self.counts.steps,
-                            now_ms,
-                            format!("Reoffer of {id} which the host never rejected"),
-                        ));
-                    };
-                    if self.host.offer(&event).outcome == Outcome::Saved {
-                        self.later(0, Queued::Input(Input::Accepted { event }));
-                    }
+            Command::Reoffer { ids } => return self.reoffer(ids),
+        }
+        Ok(())
+    }
+
+    /// `Reoffer`: the host re-runs its policy on events it rejected; only such ids may come.
+    fn reoffer(&mut self, ids: Vec<EventId>) -> Result<(), Violation> {
+        for id in ids {
+            let Some(event) = self.host.rejected.get(&id).cloned() else {
+                if self.host.store.contains_key(&id) {
+                    continue;
                 }
+                return Err(self.checker.violation(
+                    "reoffer-unknown-id",
+                    self.counts.steps,
+                    self.mono_ms,
+                    format!("Reoffer of {id} which the host never rejected"),
+                ));
+            };
+            if self.host.offer(&event).outcome == Outcome::Saved {
+                self.later(0, Queued::Input(Input::Accepted { event }));
             }
         }
         Ok(())
@@ -343,27 +347,19 @@ impl World {
     /// Applies one fault.
     fn apply(&mut self, fault: Fault) -> Result<(), Violation> {
         self.counts.faults += 1;
+        if matches!(
+            fault,
+            Fault::StallEose { .. } | Fault::DropEose { .. } | Fault::NegError { .. }
+        ) {
+            self.set_relay_knob(&fault);
+            return Ok(());
+        }
         let now_ms = self.mono_ms;
         let url = |s: &str| RelayUrl::parse(s);
         match fault {
             Fault::Disconnect { relay } => self.drop_connection(url(&relay), None),
             Fault::Down { relay, for_ms } => self.drop_connection(url(&relay), Some(for_ms)),
-            Fault::StallEose { relay, for_ms } => {
-                if let Some(r) = url(&relay).and_then(|u| self.relays.get_mut(&u)) {
-                    r.stall_until_ms = now_ms + for_ms;
-                    r.stall_ms = for_ms;
-                }
-            }
-            Fault::DropEose { relay, count } => {
-                if let Some(r) = url(&relay).and_then(|u| self.relays.get_mut(&u)) {
-                    r.drop_eose += count;
-                }
-            }
-            Fault::NegError { relay, count } => {
-                if let Some(r) = url(&relay).and_then(|u| self.relays.get_mut(&u)) {
-                    r.neg_errors += count;
-                }
-            }
+            Fault::StallEose { .. } | Fault::DropEose { .. } | Fault::NegError { .. } => {}
             Fault::CloseSubs {
                 relay,
                 live,
@@ -412,6 +408,29 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Faults that only change how a relay behaves from now on.
+    fn set_relay_knob(&mut self, fault: &Fault) {
+        let now_ms = self.mono_ms;
+        let (Fault::StallEose { relay, .. }
+        | Fault::DropEose { relay, .. }
+        | Fault::NegError { relay, .. }) = fault
+        else {
+            return;
+        };
+        let Some(r) = RelayUrl::parse(relay).and_then(|u| self.relays.get_mut(&u)) else {
+            return;
+        };
+        match *fault {
+            Fault::StallEose { for_ms, .. } => {
+                r.stall_until_ms = now_ms + for_ms;
+                r.stall_ms = for_ms;
+            }
+            Fault::DropEose { count, .. } => r.drop_eose += count,
+            Fault::NegError { count, .. } => r.neg_errors += count,
+            _ => {}
+        }
     }
 
     fn drop_connection(&mut self, relay: Option<RelayUrl>, down_for_ms: Option<u64>) {
