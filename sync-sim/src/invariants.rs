@@ -33,6 +33,10 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// Pending batches per relay beyond which state counts as unbounded (a batch per discovery
+/// window per relay; the scenarios are small).
+const MAX_PENDING_BATCHES: usize = 200;
+
 /// Statuses of every tracked relay before a step.
 pub type Before = BTreeMap<RelayUrl, Status>;
 
@@ -156,6 +160,35 @@ impl Checker {
         for c in commands {
             self.check_command(core, at, before, c)
                 .map_err(|(tag, m)| fail(tag, m))?;
+        }
+        self.check_bounded(core).map_err(|(tag, m)| fail(tag, m))
+    }
+
+    /// Bounded state: pending batches per relay, open subscriptions within the relay's budget
+    /// as the core reports it, the rejected memory within its configured size.
+    fn check_bounded(&self, core: &SyncCore) -> Result<(), (&'static str, String)> {
+        for v in core.relay_status() {
+            if v.pending_batches() > MAX_PENDING_BATCHES {
+                return Err((
+                    "unbounded-state",
+                    format!("{} pending batches on {}", v.pending_batches(), v.url()),
+                ));
+            }
+            if v.open_subscriptions() > self.cfg.max_subscriptions {
+                return Err((
+                    "subscription-budget",
+                    format!(
+                        "the core reports {} open subscriptions on {} (cap {})",
+                        v.open_subscriptions(),
+                        v.url(),
+                        self.cfg.max_subscriptions
+                    ),
+                ));
+            }
+        }
+        let s = core.stats();
+        if s.rejected_hot + s.rejected_cold > 2 * self.cfg.rejected_max_entries as u64 {
+            return Err(("unbounded-state", "rejected memory above its cap".into()));
         }
         Ok(())
     }
