@@ -45,6 +45,9 @@ pub struct SyncCore {
     /// Every tracked relay. Invariant: a relay is here iff it is wanted, bootstrap, or still
     /// Disconnecting.
     pub(crate) relays: BTreeMap<RelayUrl, RelayState>,
+    /// The highest id counter of any relay no longer tracked; a relay (re-)added starts from
+    /// it, so subscription ids stay unique per relay for the life of the core.
+    pub(crate) retired_seq: u64,
     pub(crate) discovery: Discovery,
     pub(crate) rejected: RejectedMemory,
     pub(crate) stats: Stats,
@@ -99,6 +102,7 @@ impl SyncCore {
             now,
             want: WantIndex::default(),
             relays: BTreeMap::new(),
+            retired_seq: 0,
             discovery: Discovery::default(),
             rejected,
             stats,

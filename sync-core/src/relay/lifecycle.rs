@@ -31,8 +31,17 @@ impl SyncCore {
             state.health.next_attempt_at = self.now.mono.plus_ms(jitter);
         }
         state.bootstrap = self.bootstrap.contains(url);
+        // Ids stay unique for the life of the core even for a relay reaped and re-added.
+        state.seq = self.retired_seq;
         self.relays.insert(url.clone(), state);
         self.touched.insert(url.clone());
+    }
+
+    /// Stops tracking a relay, keeping its id counter (see `retired_seq`).
+    fn forget_relay(&mut self, url: &RelayUrl) {
+        if let Some(r) = self.relays.remove(url) {
+            self.retired_seq = self.retired_seq.max(r.seq);
+        }
     }
 
     /// The relay's target became empty: disconnect it (or forget it if not connected).
@@ -43,7 +52,7 @@ impl SyncCore {
         self.touched.insert(url.clone());
         match r.status {
             Status::Disconnected => {
-                self.relays.remove(url);
+                self.forget_relay(url);
             }
             Status::Disconnecting => {}
             _ => {
@@ -111,7 +120,7 @@ impl SyncCore {
             _ => ctx.stats.ignored_inputs += 1,
         }
         if !wanted && r.status == Status::Disconnected {
-            self.relays.remove(url);
+            self.forget_relay(url);
         }
     }
 
@@ -133,7 +142,7 @@ impl SyncCore {
             }
         }
         if !wanted && r.status == Status::Disconnected {
-            self.relays.remove(url);
+            self.forget_relay(url);
         }
     }
 
@@ -166,7 +175,7 @@ impl SyncCore {
             }
         }
         if !wanted && r.status == Status::Disconnected {
-            self.relays.remove(url);
+            self.forget_relay(url);
         }
     }
 }
@@ -267,8 +276,13 @@ impl RelayState {
             }
             self.pump(ctx);
         }
-        if self.live_repair_at.is_some_and(|t| t <= now) && !self.health.is_rate_limited(now) {
-            self.repair_live(ctx);
+        if self.live_repair_at.is_some_and(|t| t <= now) {
+            // A cooldown that started after the repair was scheduled postpones it to the
+            // cooldown's end (else the due deadline would stay in the past: a busy loop).
+            match self.health.rate_limited_until.filter(|t| *t > now) {
+                Some(until) => self.live_repair_at = Some(until),
+                None => self.repair_live(ctx),
+            }
         }
         self.on_batch_deadlines(ctx);
         if self.daily_at.is_some_and(|t| t <= now) {

@@ -1,0 +1,351 @@
+//! A fake remote relay: an in-memory store with NIP-01 replacement, filter matching through
+//! the core's one `matches`, per-filter result caps, id-query caps, subscription and filter
+//! caps, REQ rate limits, NIP-11 limits, negentropy modes and EOSE faults.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use nostr::{EventId, Filter};
+use sync_core::{matches, EventMeta, NegentropyResult, RelayLimits, RelayUrl, SubId, SubKind};
+
+use crate::events::{address, newer};
+use crate::rng::SimRng;
+use crate::scenario::{NegMode, RelaySpec};
+
+/// A message from the relay on an open connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayMsg {
+    /// `EVENT sub event`.
+    Event(SubId, EventMeta),
+    /// `EOSE sub`.
+    Eose(SubId),
+    /// `CLOSED sub message`.
+    Closed(SubId, String),
+    /// `NOTICE message`.
+    Notice(String),
+    /// A negentropy answer (or error) for a reconciliation id.
+    Neg(SubId, NegentropyResult),
+}
+
+/// A subscription open on the relay.
+#[derive(Clone, Debug)]
+struct OpenSub {
+    filters: Vec<Filter>,
+    kind: SubKind,
+}
+
+/// Recently closed subscription ids kept for late-traffic faults.
+const LATE_MEMORY: usize = 8;
+
+/// One fake relay.
+#[derive(Clone, Debug)]
+pub struct FakeRelay {
+    /// Its behaviour.
+    pub spec: RelaySpec,
+    /// Canonical URL.
+    pub url: RelayUrl,
+    /// Stored events. Invariant: at most one per replacement address (the newest).
+    pub events: BTreeMap<EventId, EventMeta>,
+    /// The stored id per replacement address.
+    latest: BTreeMap<(u16, nostr::PublicKey, String), EventId>,
+    /// Connects fail until this virtual ms (a fault).
+    pub down_until_ms: u64,
+    /// The open connection's epoch; messages of older epochs are dropped.
+    pub conn: Option<u64>,
+    /// Epoch counter.
+    pub epoch: u64,
+    /// The latest connection attempt (an abandoned attempt's completion is dropped).
+    pub attempt: u64,
+    /// Subscriptions open on the current connection.
+    subs: BTreeMap<SubId, OpenSub>,
+    /// Recently closed ids (at most `LATE_MEMORY`).
+    pub recently_closed: VecDeque<SubId>,
+    /// REQ times within the last second (rate limiting).
+    req_times: VecDeque<u64>,
+    /// EOSEs are held back while `now < stall_until_ms`, by `stall_ms`.
+    pub stall_until_ms: u64,
+    /// How long a stalled EOSE is held.
+    pub stall_ms: u64,
+    /// EOSEs still to drop.
+    pub drop_eose: u32,
+    /// Negentropy reconciliations still to fail.
+    pub neg_errors: u32,
+    /// Latency stream.
+    rng: SimRng,
+}
+
+impl FakeRelay {
+    /// A relay with `spec`; its latency stream derives from `seed` and its index.
+    #[must_use]
+    pub fn new(spec: RelaySpec, seed: u64, index: u64) -> Self {
+        let url = RelayUrl::parse(&spec.url).expect("scenario relay URLs are valid");
+        Self {
+            spec,
+            url,
+            events: BTreeMap::new(),
+            latest: BTreeMap::new(),
+            down_until_ms: 0,
+            conn: None,
+            epoch: 0,
+            attempt: 0,
+            subs: BTreeMap::new(),
+            recently_closed: VecDeque::new(),
+            req_times: VecDeque::new(),
+            stall_until_ms: 0,
+            stall_ms: 0,
+            drop_eose: 0,
+            neg_errors: 0,
+            rng: SimRng::new(seed, 1_000 + index),
+        }
+    }
+
+    /// Stores `e` unless a newer version of its address is stored; returns whether it is new.
+    pub fn store(&mut self, e: &EventMeta) -> bool {
+        if self.events.contains_key(&e.id) {
+            return false;
+        }
+        if let Some(a) = address(e) {
+            if let Some(old) = self.latest.get(&a).and_then(|id| self.events.get(id)) {
+                if !newer(e, old) {
+                    return false;
+                }
+                let old_id = old.id;
+                self.events.remove(&old_id);
+            }
+            self.latest.insert(a, e.id);
+        }
+        self.events.insert(e.id, e.clone());
+        true
+    }
+
+    /// Whether a connection attempt at `now_ms` succeeds.
+    #[must_use]
+    pub fn accepts_connections(&self, now_ms: u64) -> bool {
+        !self.spec.dead_forever && now_ms >= self.down_until_ms
+    }
+
+    /// Opens a connection: a new epoch, no subscriptions.
+    pub fn open(&mut self) -> u64 {
+        self.epoch += 1;
+        self.conn = Some(self.epoch);
+        self.subs.clear();
+        self.epoch
+    }
+
+    /// Closes the connection (if any); returns whether one was open.
+    pub fn close(&mut self) -> bool {
+        self.epoch += 1;
+        self.subs.clear();
+        self.conn.take().is_some()
+    }
+
+    /// One message latency.
+    pub fn latency(&mut self) -> u64 {
+        let (lo, hi) = self.spec.latency_ms;
+        self.rng.range(lo, hi)
+    }
+
+    /// NIP-11 limits, if the relay advertises them.
+    #[must_use]
+    pub fn limits(&self) -> Option<RelayLimits> {
+        self.spec.advertise_limits.then_some(RelayLimits {
+            max_subscriptions: Some(self.spec.max_subs as u64),
+            max_filters: Some(self.spec.max_filters as u64),
+            max_limit: Some(self.spec.page_cap as u64),
+            max_message_length: None,
+        })
+    }
+
+    fn eose_delay(&mut self, now_ms: u64) -> Option<u64> {
+        if self.drop_eose > 0 {
+            self.drop_eose -= 1;
+            return None;
+        }
+        let stall = if now_ms < self.stall_until_ms {
+            self.stall_ms
+        } else {
+            0
+        };
+        Some(self.spec.eose_delay_ms + stall)
+    }
+
+    /// Answers `REQ sub filters`: the messages and their delays from now.
+    pub fn on_req(
+        &mut self,
+        now_ms: u64,
+        sub: &SubId,
+        kind: SubKind,
+        filters: &[Filter],
+    ) -> Vec<(u64, RelayMsg)> {
+        let d = self.latency();
+        while self.req_times.front().is_some_and(|t| now_ms >= t + 1_000) {
+            self.req_times.pop_front();
+        }
+        if let Some(limit) = self.spec.reqs_per_sec {
+            if self.req_times.len() >= limit as usize {
+                let mut out = vec![(
+                    d,
+                    RelayMsg::Closed(sub.clone(), "rate-limited: slow down".into()),
+                )];
+                if self.spec.notice_on_rate_limit {
+                    out.push((d, RelayMsg::Notice("too many requests, slow down".into())));
+                }
+                return out;
+            }
+        }
+        self.req_times.push_back(now_ms);
+        if filters.len() > self.spec.max_filters {
+            return vec![(
+                d,
+                RelayMsg::Closed(sub.clone(), "error: too many filters".into()),
+            )];
+        }
+        if !self.subs.contains_key(sub) && self.subs.len() >= self.spec.max_subs {
+            return vec![(
+                d,
+                RelayMsg::Closed(sub.clone(), "rate-limited: too many REQs".into()),
+            )];
+        }
+        self.subs.insert(
+            sub.clone(),
+            OpenSub {
+                filters: filters.to_vec(),
+                kind,
+            },
+        );
+        let mut sent = BTreeSet::new();
+        let mut out = Vec::new();
+        for f in filters {
+            for e in self.query(f) {
+                if sent.insert(e.id) {
+                    out.push((d, RelayMsg::Event(sub.clone(), e)));
+                }
+            }
+        }
+        if let Some(extra) = self.eose_delay(now_ms) {
+            out.push((d + extra, RelayMsg::Eose(sub.clone())));
+        }
+        out
+    }
+
+    /// Results of one filter: newest first, ties by lowest id, capped.
+    fn query(&self, f: &Filter) -> Vec<EventMeta> {
+        let cap = if f.ids.is_some() {
+            self.spec.id_cap
+        } else {
+            self.spec.page_cap
+        }
+        .min(f.limit.unwrap_or(usize::MAX));
+        if cap == 0 {
+            return Vec::new();
+        }
+        let mut hits: Vec<&EventMeta> = self.events.values().filter(|e| matches(f, e)).collect();
+        hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        hits.into_iter().take(cap).cloned().collect()
+    }
+
+    /// `CLOSE sub` (or `NEG-CLOSE`).
+    pub fn on_close(&mut self, sub: &SubId) {
+        if self.subs.remove(sub).is_some() {
+            self.recently_closed.push_back(sub.clone());
+            if self.recently_closed.len() > LATE_MEMORY {
+                self.recently_closed.pop_front();
+            }
+        }
+    }
+
+    /// Answers `NEG-OPEN`: the ids the relay has for `filter` that `local` lacks.
+    pub fn on_negentropy(
+        &mut self,
+        sub: &SubId,
+        filter: &Filter,
+        local: &BTreeMap<EventId, EventMeta>,
+    ) -> Option<(u64, RelayMsg)> {
+        let d = self.latency();
+        let result = match self.spec.neg {
+            NegMode::Silent => return None,
+            NegMode::UnsupportedNotice => NegentropyResult::Unsupported {
+                message: "ERROR: unknown envelope label: NEG-OPEN".into(),
+            },
+            NegMode::UnsupportedNegErr => NegentropyResult::Unsupported {
+                message: "NEG-ERR: blocked: negentropy is disabled".into(),
+            },
+            NegMode::On if self.neg_errors > 0 => {
+                self.neg_errors -= 1;
+                NegentropyResult::Failed {
+                    message: "NEG-ERR: error: reconciliation aborted".into(),
+                }
+            }
+            NegMode::On => {
+                let mut unlimited = filter.clone();
+                unlimited.limit = None;
+                let ids = self
+                    .events
+                    .values()
+                    .filter(|e| matches(&unlimited, e) && !local.contains_key(&e.id))
+                    .map(|e| e.id)
+                    .collect();
+                NegentropyResult::Missing { ids }
+            }
+        };
+        Some((d, RelayMsg::Neg(sub.clone(), result)))
+    }
+
+    /// A newly published event: deliveries to open subscriptions that match it.
+    pub fn on_publish(&mut self, e: &EventMeta) -> Vec<(u64, RelayMsg)> {
+        if !self.store(e) || self.conn.is_none() {
+            return Vec::new();
+        }
+        let d = self.latency();
+        self.subs
+            .iter()
+            .filter(|(_, s)| s.filters.iter().any(|f| matches(f, e)))
+            .map(|(id, _)| (d, RelayMsg::Event(id.clone(), e.clone())))
+            .collect()
+    }
+
+    /// The relay closes its open subscriptions that are `live` (or not): CLOSED messages.
+    pub fn close_subs(&mut self, live: bool, message: &str) -> Vec<(u64, RelayMsg)> {
+        let d = self.latency();
+        let chosen: Vec<SubId> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| (s.kind == SubKind::Live) == live)
+            .map(|(id, _)| id.clone())
+            .collect();
+        chosen
+            .into_iter()
+            .map(|s| {
+                self.subs.remove(&s);
+                (d, RelayMsg::Closed(s, message.to_string()))
+            })
+            .collect()
+    }
+
+    /// Traffic on a subscription we closed: an EVENT, EOSE and CLOSED.
+    pub fn late_traffic(&mut self) -> Vec<(u64, RelayMsg)> {
+        let Some(sub) = self.recently_closed.back().cloned() else {
+            return Vec::new();
+        };
+        let d = self.latency();
+        let mut out = Vec::new();
+        if let Some(e) = self.events.values().next() {
+            out.push((d, RelayMsg::Event(sub.clone(), e.clone())));
+        }
+        out.push((d, RelayMsg::Eose(sub.clone())));
+        out.push((d, RelayMsg::Closed(sub, "error: already closed".into())));
+        out
+    }
+
+    /// Every fault healed (the liveness phase). REQ rate limiting and hanging connects count
+    /// as faults: the core does not pace REQs (a relay that rate-limits forever may keep a
+    /// batch failing), and a dead relay is tried once per 24 h (a hanging attempt then
+    /// costs a day).
+    pub fn heal(&mut self) {
+        self.spec.reqs_per_sec = None;
+        self.spec.slow_connect_percent = 0;
+        self.down_until_ms = 0;
+        self.stall_until_ms = 0;
+        self.drop_eose = 0;
+        self.neg_errors = 0;
+    }
+}

@@ -1,0 +1,474 @@
+//! Regression scenarios: one named test per failure mode of the public implementation
+//! (notes/public-implementation-ngit-grasp.md §5.3) that applies to the sync engine. Each runs
+//! the full simulator (step invariants after every step, convergence and settling at the end)
+//! and then asserts what the scenario is specifically about.
+
+use sync_core::{Command, Input, NegSupport, RelayUrl, Status, SubKind};
+use sync_sim::builder::{relay, Builder};
+use sync_sim::faults::Fault;
+use sync_sim::run::run_world;
+use sync_sim::scenario::{NegMode, Scenario, OUR_URL};
+use sync_sim::world::World;
+
+const R0: &str = "wss://r0.sim";
+const R1: &str = "wss://r1.sim";
+const MIN: u64 = 60_000;
+const HOUR: u64 = 60 * MIN;
+
+fn url(s: &str) -> RelayUrl {
+    RelayUrl::parse(s).expect("url")
+}
+
+/// Runs the scenario, fails the test on any violation, returns the final world.
+fn check(s: &Scenario) -> World {
+    let (world, result) = run_world(s, true);
+    if let Err(v) = result {
+        let path = std::env::temp_dir().join(format!("regression-{}.json", s.seed));
+        let _ = std::fs::write(&path, serde_json::to_string_pretty(s).unwrap());
+        panic!("{v}\n  scenario written to {}", path.display());
+    }
+    world
+}
+
+/// Every command of the run, with the virtual ms of its step.
+fn commands(w: &World) -> Vec<(u64, Command)> {
+    w.trace
+        .iter()
+        .flatten()
+        .flat_map(|s| s.commands.iter().map(move |c| (s.now.mono.0, c.clone())))
+        .collect()
+}
+
+fn inputs(w: &World) -> Vec<(u64, Input)> {
+    w.trace
+        .iter()
+        .flatten()
+        .map(|s| (s.now.mono.0, s.input.clone()))
+        .collect()
+}
+
+fn stored(w: &World, ids: &[nostr::EventId]) -> usize {
+    ids.iter()
+        .filter(|id| w.host.store.contains_key(id))
+        .count()
+}
+
+/// §5.3 #1: events the host rejects inside a negentropy batch are received (counted at the
+/// transport), so the batch completes and NIP-77 stays on.
+#[test]
+fn rejected_events_inside_a_negentropy_batch() {
+    let mut b = Builder::new(1);
+    b.relay(relay(R0));
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let good = b.repo_events("repo", 10, 30, &[R0]);
+    b.repo_events("repo", 99, 50, &[R0]); // blacklisted author: rejected by the host
+    let w = check(&b.build());
+    assert_eq!(stored(&w, &good), 30);
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert_eq!(v.negentropy(), NegSupport::Supported);
+    assert_eq!(w.core.stats().negentropy_fallbacks, 0);
+    assert!(w.core.stats().batches_failed == 0);
+}
+
+/// §5.3 #3: consolidation while historic batches are pending does not stall them.
+#[test]
+fn consolidation_while_batches_are_pending() {
+    let mut b = Builder::new(2);
+    b.scenario.config.max_subscriptions = 6;
+    b.scenario.config.max_filters_per_req = 2;
+    b.scenario.config.chunk_size = 1;
+    b.relay(sync_sim::scenario::RelaySpec {
+        eose_delay_ms: 20_000,
+        ..relay(R0)
+    });
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let d = format!("old{i}");
+        b.announce(&d, &[OUR_URL, R0], &[R0], true);
+        ids.extend(b.repo_events(&d, 10, 3, &[R0]));
+    }
+    for i in 0..4 {
+        let d = format!("new{i}");
+        let ann = b.announce(&d, &[OUR_URL, R0], &[], false);
+        ids.extend(b.repo_events(&d, 10, 3, &[R0]));
+        b.fault(5_000 + i * 1_000, Fault::LocalPublish { event: ann });
+    }
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert!(w.core.stats().consolidations > 0, "consolidation happened");
+    assert_eq!(stored(&w, &ids), ids.len());
+}
+
+/// §5.3 #4a: a relay whose first connects fail is retried with backoff, then syncs.
+#[test]
+fn first_connect_failing_backs_off_then_syncs() {
+    let mut b = Builder::new(3);
+    b.relay(relay(R0));
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let ids = b.repo_events("repo", 10, 5, &[R0]);
+    b.fault(
+        0,
+        Fault::Down {
+            relay: R0.into(),
+            for_ms: 10 * MIN,
+        },
+    );
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert!(v.counters().connects_failed >= 4, "{:?}", v.counters());
+    assert_eq!(stored(&w, &ids), 5);
+}
+
+/// §5.3 #4b: a relay is never reaped while its initial sync is running (reaping is decided
+/// from the target, not from what is confirmed).
+#[test]
+fn relay_not_reaped_mid_initial_sync() {
+    let mut b = Builder::new(4);
+    b.relay(sync_sim::scenario::RelaySpec {
+        eose_delay_ms: 90_000,
+        ..relay(R0)
+    });
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let ids = b.repo_events("repo", 10, 5, &[R0]);
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    let disconnects = commands(&w)
+        .into_iter()
+        .filter(|(_, c)| matches!(c, Command::Disconnect { .. }))
+        .count();
+    assert_eq!(disconnects, 0);
+    assert_eq!(stored(&w, &ids), 5);
+}
+
+/// §5.3 #4c: the daily resync of one relay runs while another relay is down, and catches an
+/// event that only a full reconciliation can find (published during a short gap with a
+/// `created_at` older than the catch-up `since`).
+#[test]
+fn daily_resync_while_another_relay_is_down() {
+    let mut b = Builder::new(5);
+    b.relay(relay(R0)).relay(relay(R1));
+    b.announce("repo", &[OUR_URL, R0, R1], &[R0, R1], true);
+    b.fault(
+        2 * HOUR,
+        Fault::Down {
+            relay: R1.into(),
+            for_ms: 2 * MIN,
+        },
+    );
+    let old_secs = sync_sim::scenario::WALL0 + HOUR / 1000;
+    let old = b.event(
+        10,
+        1617,
+        old_secs,
+        &[('a', Builder::coord("repo").to_string())],
+    );
+    b.publish(2 * HOUR + MIN, &[R1], old.clone());
+    b.fault(
+        22 * HOUR,
+        Fault::Down {
+            relay: R0.into(),
+            for_ms: 4 * HOUR,
+        },
+    );
+    b.phases(26 * HOUR, 3 * HOUR);
+    let w = check(&b.build());
+    assert!(w.host.store.contains_key(&old.id));
+    assert!(
+        w.core.stats().saved_by_source.daily >= 1,
+        "found by the daily resync"
+    );
+}
+
+/// §5.3 #5: a quick reconnect (2 min) catches up the events published during the gap with
+/// L2/L3 historic filters `since` the disconnect (no daily resync within the run).
+#[test]
+fn quick_reconnect_fetches_gap_events() {
+    let mut b = Builder::new(6);
+    b.relay(relay(R0));
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let root = b.root("repo", 'a', &[R0]);
+    b.fault(
+        HOUR,
+        Fault::Down {
+            relay: R0.into(),
+            for_ms: 2 * MIN,
+        },
+    );
+    let now_secs = sync_sim::scenario::WALL0 + HOUR / 1000 + 30;
+    let patch = b.event(
+        10,
+        1617,
+        now_secs,
+        &[('A', Builder::coord("repo").to_string())],
+    );
+    let reply = b.event(11, 1111, now_secs + 1, &[('E', root.id.to_hex())]);
+    let state = b.event(1, 30618, now_secs + 2, &[('d', "repo".into())]);
+    for e in [&patch, &reply, &state] {
+        b.publish(HOUR + 30_000, &[R0], e.clone());
+    }
+    b.phases(2 * HOUR, HOUR);
+    let w = check(&b.build());
+    assert_eq!(stored(&w, &[patch.id, reply.id, state.id]), 3);
+    assert!(w.core.stats().saved_by_source.reconnect >= 3);
+}
+
+/// §5.3 #6: discovering one new repository subscribes only that repository (historic work
+/// never covers the repositories already synced).
+#[test]
+fn one_new_repo_does_not_resubscribe_the_rest() {
+    let mut b = Builder::new(7);
+    b.relay(relay(R0));
+    b.announce("old-one", &[OUR_URL, R0], &[R0], true);
+    b.announce("old-two", &[OUR_URL, R0], &[R0], true);
+    let ann = b.announce("fresh", &[OUR_URL, R0], &[], false);
+    let ids = b.repo_events("fresh", 10, 3, &[R0]);
+    b.fault(HOUR / 2, Fault::LocalPublish { event: ann });
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert_eq!(stored(&w, &ids), 3);
+    let mut historic_after = 0;
+    for (t, c) in commands(&w) {
+        if t < HOUR / 2 {
+            continue;
+        }
+        let text = match &c {
+            Command::Subscribe {
+                kind: SubKind::Historic,
+                filters,
+                ..
+            } => serde_json::to_string(filters).unwrap(),
+            Command::NegentropyDiff { filter, .. } => serde_json::to_string(filter).unwrap(),
+            _ => continue,
+        };
+        historic_after += 1;
+        assert!(
+            !text.contains(":old-") && !text.contains("\"old-"),
+            "{text}"
+        );
+    }
+    assert!(historic_after > 0, "the new repository was synced");
+}
+
+/// §5.3 #19/#20: a CLOSED historic subscription resolves its batch at once (the relay leaves
+/// `Syncing` instead of waiting forever); the daily resync repairs it later.
+#[test]
+fn closed_historic_subscription_resolves_its_batch() {
+    let mut b = Builder::new(8);
+    b.relay(sync_sim::scenario::RelaySpec {
+        eose_delay_ms: 30_000,
+        neg: NegMode::UnsupportedNotice,
+        ..relay(R0)
+    });
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let ids = b.repo_events("repo", 10, 5, &[R0]);
+    b.fault(
+        10_000,
+        Fault::CloseSubs {
+            relay: R0.into(),
+            live: false,
+            message: "error: internal error".into(),
+        },
+    );
+    let s = b.build();
+    let mut w = World::new(&s, false);
+    w.start(&s.local).unwrap();
+    w.run_until(15_000).unwrap();
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert_eq!(v.pending_batches(), 0, "the CLOSED resolved the batch");
+    assert_eq!(v.status(), Status::ConnectedHistoricSyncFailures);
+    let w = check(&s);
+    assert_eq!(
+        stored(&w, &ids),
+        5,
+        "the daily resync fetched what the CLOSED lost"
+    );
+}
+
+/// §5.3 #10: REQ pagination through hundreds of events the host rejects.
+#[test]
+fn pagination_with_hundreds_of_rejected_events() {
+    let mut b = Builder::new(9);
+    b.scenario.config.page_limit = 100;
+    b.relay(sync_sim::scenario::RelaySpec {
+        neg: NegMode::UnsupportedNotice,
+        page_cap: 100,
+        advertise_limits: true,
+        ..relay(R0)
+    });
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let good = b.repo_events("repo", 10, 200, &[R0]);
+    b.repo_events("repo", 99, 400, &[R0]);
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert_eq!(stored(&w, &good), 200);
+    assert!(w.core.stats().pages_requested >= 6);
+}
+
+/// §5.3 #10: a same-second burst larger than a page (spread over `a`/`A`/`q`, each within a
+/// page) is paged through with an inclusive `until`.
+#[test]
+fn pagination_through_a_same_second_burst() {
+    let mut b = Builder::new(10);
+    b.relay(sync_sim::scenario::RelaySpec {
+        neg: NegMode::UnsupportedNegErr,
+        page_cap: 50,
+        advertise_limits: true,
+        ..relay(R0)
+    });
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let secs = b.secs();
+    let mut ids = Vec::new();
+    for k in 0..120 {
+        let letter = ['a', 'A', 'q'][k % 3];
+        let e = b.event(
+            10,
+            1111,
+            secs,
+            &[(letter, Builder::coord("repo").to_string())],
+        );
+        ids.push(e.id);
+        b.place(&[R0], e);
+    }
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert_eq!(stored(&w, &ids), 120);
+}
+
+/// §5.3 #12: a root event arriving before (or with) its announcement, tagging the repository
+/// via `A` or `q`, is attached when the announcement arrives; its comments are synced.
+#[test]
+fn root_event_before_its_announcement_tagging_upper_a_and_q() {
+    let mut b = Builder::new(11);
+    b.relay(relay(R0));
+    b.scenario.config.bootstrap_relays = vec![R0.into()];
+    let first = b.root("repo", 'A', &[R0]);
+    let second = b.root("repo", 'q', &[R0]);
+    b.comments(&first, 2, &[R0]).comments(&second, 2, &[R0]);
+    let ann = b.announce("repo", &[OUR_URL, R0], &[], false);
+    let late_root = b.event(
+        10,
+        1621,
+        sync_sim::scenario::WALL0 + 1_800,
+        &[('q', Builder::coord("repo").to_string())],
+    );
+    // Live: the root first, its announcement in the same millisecond.
+    b.publish(30 * MIN, &[R0], late_root.clone());
+    b.publish(30 * MIN, &[R0], ann);
+    b.phases(HOUR, 2 * HOUR);
+    let w = check(&b.build());
+    assert_eq!(stored(&w, &[first.id, second.id, late_root.id]), 3);
+    assert!(w.core.stats().root_events >= 3);
+}
+
+/// §5.3 #13: an announcement replaced without a relay reaps that relay; one replaced without
+/// our relay withdraws the repository and shrinks the live coverage.
+#[test]
+fn announcement_withdrawn_shrinks_subscriptions() {
+    let mut b = Builder::new(12);
+    b.relay(relay(R0)).relay(relay(R1));
+    b.announce("repo", &[OUR_URL, R0, R1], &[R0, R1], true);
+    b.announce("gone", &[OUR_URL, R0], &[R0], true);
+    let secs = sync_sim::scenario::WALL0 + 3_600;
+    let mut without_r1 = sync_sim::events::announcement(
+        900,
+        &Builder::coord("repo"),
+        &[OUR_URL.into(), R0.into()],
+        secs,
+    );
+    without_r1.id = sync_sim::events::event_id(900);
+    b.publish(HOUR, &[R0, R1], without_r1);
+    let without_us =
+        sync_sim::events::announcement(901, &Builder::coord("gone"), &[R0.into()], secs + 1);
+    b.publish(2 * HOUR, &[R0], without_us);
+    b.phases(3 * HOUR, HOUR);
+    let s = b.build();
+    let mut w = World::new(&s, false);
+    w.start(&s.local).unwrap();
+    w.run_until(90 * MIN).unwrap();
+    assert!(w.core.relay(&url(R1)).is_none(), "r1 was reaped");
+    let before = w.core.relay(&url(R0)).unwrap().live_items();
+    w.run_until(150 * MIN).unwrap();
+    let after = w.core.relay(&url(R0)).unwrap().live_items();
+    assert!(after < before, "live coverage shrank: {before} -> {after}");
+    check(&s);
+}
+
+/// §5.3 #14 and #15: our own URL (in any spelling) is never a target; URL variants of one
+/// relay give one connection.
+#[test]
+fn own_url_never_a_target_and_url_variants_one_connection() {
+    let mut b = Builder::new(13);
+    b.relay(relay(R0));
+    b.announce(
+        "one",
+        &["wss://OUR.GRASP.SIM/", "wss://R0.SIM/"],
+        &[R0],
+        true,
+    );
+    b.announce(
+        "two",
+        &["wss://our.grasp.sim:443", "wss://r0.sim"],
+        &[R0],
+        true,
+    );
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert!(w.core.relay(&url(OUR_URL)).is_none());
+    assert_eq!(w.core.relay_status().count(), 1);
+    let connects = commands(&w)
+        .into_iter()
+        .filter(|(_, c)| matches!(c, Command::Connect { .. }))
+        .count();
+    assert_eq!(connects, 1, "one connection for every spelling of r0");
+}
+
+/// §5.3 #3b/#19: REQs rate-limited (CLOSED `rate-limited:` and NOTICE) start a cooldown; work
+/// discovered during it is deferred and replayed after it (no daily resync within the run).
+#[test]
+fn rate_limit_cooldown_with_deferred_work_replayed() {
+    let mut b = Builder::new(14);
+    b.scenario.config.chunk_size = 1;
+    b.relay(sync_sim::scenario::RelaySpec {
+        reqs_per_sec: Some(3),
+        notice_on_rate_limit: true,
+        neg: NegMode::UnsupportedNotice,
+        ..relay(R0)
+    });
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let d = format!("r{i}");
+        b.announce(&d, &[OUR_URL, R0], &[R0], true);
+        ids.extend(b.repo_events(&d, 10, 2, &[R0]));
+    }
+    let ann = b.announce("later", &[OUR_URL, R0], &[], false);
+    ids.extend(b.repo_events("later", 10, 2, &[R0]));
+    b.fault(20_000, Fault::LocalPublish { event: ann });
+    b.phases(2 * HOUR, HOUR);
+    let w = check(&b.build());
+    assert!(w.core.stats().rate_limits > 0, "the relay rate-limited us");
+    let replayed_after_cooldown = inputs(&w)
+        .iter()
+        .any(|(t, i)| *t > 20_000 && matches!(i, Input::Eose { .. }));
+    assert!(replayed_after_cooldown);
+    assert_eq!(stored(&w, &ids), ids.len());
+}
+
+/// A relay capping id queries at 150: the negentropy id fetch retries until every id arrived.
+#[test]
+fn capped_id_queries_are_retried() {
+    let mut b = Builder::new(15);
+    b.relay(sync_sim::scenario::RelaySpec {
+        id_cap: 150,
+        ..relay(R0)
+    });
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let ids = b.repo_events("repo", 10, 400, &[R0]);
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert_eq!(stored(&w, &ids), 400);
+    assert_eq!(
+        w.core.relay(&url(R0)).unwrap().negentropy(),
+        NegSupport::Supported
+    );
+}
