@@ -10,12 +10,12 @@
 //! | relays, corpus, filters | `world.rs` |
 //! | our runtime: initial sync, restart + daily resync | `ours.rs` |
 //! | the nostr-sdk baseline and raw negentropy | `baseline.rs` |
-//! | peak RSS | `rss.rs` |
+//! | peak RSS and CPU time | `process.rs` |
 //! | the printed table and targets | `table.rs` |
 
 mod baseline;
 mod ours;
-mod rss;
+mod process;
 mod table;
 mod world;
 
@@ -100,101 +100,16 @@ async fn run(args: &Args) -> Result<(), String> {
     let setup = Instant::now();
     let world = world::build(dir.path(), args.events, SEED).await?;
     table::print_header(&world, setup.elapsed());
-    let total = world.total_events();
     let mut figures = Figures::default();
-
-    rss::reset_peak();
     let ours_db: Arc<dyn NostrDatabase> = Arc::new(world::open_lmdb(&dir.path().join("ours"))?);
-    let (initial, handle) = ours::initial_sync(
-        &world,
-        ours_db.clone(),
-        PolicyChoice::AcceptAll,
-        total,
-        timeout,
-    )
-    .await?;
-    handle.shutdown().await.map_err(|e| e.to_string())?;
-    let count = world::count(ours_db.as_ref()).await?;
-    figures.ours = Some(Row::new("ours: initial sync (AcceptAll)", count, initial.all_stored)
-        .with_peak(rss::peak_kib())
-        .with_note(format!(
-            "{} stored by the runtime; all relays complete at {} ms; {} neg batches, {} REQ batches, {} ids fetched, {} pages, {} fallbacks",
-            initial.stored,
-            initial.complete.as_millis(),
-            initial.totals.negentropy_batches,
-            initial.totals.req_batches,
-            initial.totals.ids_fetched,
-            initial.totals.pages_requested,
-            initial.totals.negentropy_fallbacks
-        )));
-    figures.check("ours (AcceptAll)", count, total);
-    figures.timeline = initial.timeline;
-
-    rss::reset_peak();
+    let complete = ours_phase(&world, ours_db.clone(), timeout, &mut figures).await?;
     let base_db: Arc<dyn NostrDatabase> = Arc::new(world::open_lmdb(&dir.path().join("baseline"))?);
-    let client = baseline::connect(&world.urls(), base_db.clone()).await?;
-    let started = Instant::now();
-    let runs = baseline::initial_sync(&world, &client).await?;
-    let base_wall = started.elapsed();
-    let count = world::count(base_db.as_ref()).await?;
-    figures.baseline = Some(
-        Row::new("baseline: nostr-sdk loop", count, base_wall)
-            .with_peak(rss::peak_kib())
-            .with_note(table::baseline_note(&world, &runs)),
-    );
-    figures.check("baseline", count, total);
-
-    let (raw_neg, diffs) = baseline::raw_negentropy(&world, &client).await?;
-    figures.raw_negentropy = Some(raw_neg);
-    figures.check(
-        "ids the relays have and the baseline store lacks, in sync",
-        diffs,
-        0,
-    );
-    let (req_in_sync, pages) = baseline::paginate_in_sync(&world, &client).await?;
-    figures.req_in_sync = Some((req_in_sync, pages));
-    client.shutdown().await;
-
-    rss::reset_peak();
-    // Short enough not to wait long, long enough that the startup sync is usually over (a
-    // daily resync due while still syncing is skipped and comes one period later).
-    let daily_ms = (initial.complete.as_millis() as u64 / 2).max(1_000);
-    let resync = ours::restart_and_daily_resync(&world, ours_db.clone(), daily_ms, timeout).await?;
-    figures.resync_peak_kib = rss::peak_kib();
-    figures.check(
-        "events stored by the in-sync restart/resync",
-        resync.stored,
-        0,
-    );
-    figures.resync = Some(resync);
-    figures.daily_ms = daily_ms;
-
+    baseline_phase(&world, base_db, &mut figures).await?;
+    resync_phase(&world, ours_db, complete, timeout, &mut figures).await?;
     if args.grasp {
-        rss::reset_peak();
         let grasp_db: Arc<dyn NostrDatabase> =
             Arc::new(world::open_lmdb(&dir.path().join("grasp"))?);
-        let expected = world.synced_scope_events();
-        let (run, handle) = ours::initial_sync(
-            &world,
-            grasp_db.clone(),
-            PolicyChoice::Grasp,
-            expected,
-            timeout,
-        )
-        .await?;
-        handle.shutdown().await.map_err(|e| e.to_string())?;
-        let count = world::count(grasp_db.as_ref()).await?;
-        figures.grasp = Some(
-            Row::new("ours: initial sync (GRASP policy)", count, run.all_stored)
-                .with_peak(rss::peak_kib())
-                .with_note(format!(
-                    "{} of {} events belong to repositories listing us; all relays complete at {} ms",
-                    expected,
-                    total,
-                    run.complete.as_millis()
-                )),
-        );
-        figures.check("ours (GRASP)", count, expected);
+        grasp_phase(&world, grasp_db, timeout, &mut figures).await?;
     }
     table::print_timeline(&figures);
     table::print(&world, &figures);
@@ -203,4 +118,135 @@ async fn run(args: &Args) -> Result<(), String> {
     } else {
         Err(figures.failures.join("; "))
     }
+}
+
+/// Our initial sync (AcceptAll) into `db`; returns when every relay was complete.
+async fn ours_phase(
+    world: &world::World,
+    db: Arc<dyn NostrDatabase>,
+    timeout: Duration,
+    figures: &mut Figures,
+) -> Result<Duration, String> {
+    let total = world.total_events();
+    process::reset_peak();
+    let cpu = process::cpu_ms();
+    let (initial, handle) =
+        ours::initial_sync(world, db.clone(), PolicyChoice::AcceptAll, total, timeout).await?;
+    let cpu = process::cpu_ms() - cpu;
+    let peak = process::peak_kib();
+    handle.shutdown().await.map_err(|e| e.to_string())?;
+    let count = world::count(db.as_ref()).await?;
+    let t = &initial.totals;
+    let note = format!(
+        "{} stored by the runtime; all relays complete at {} ms; {} neg batches, {} REQ batches, {} ids fetched, {} pages, {} fallbacks",
+        initial.stored,
+        initial.complete.as_millis(),
+        t.negentropy_batches,
+        t.req_batches,
+        t.ids_fetched,
+        t.pages_requested,
+        t.negentropy_fallbacks
+    );
+    figures.ours = Some(
+        Row::new("ours: initial sync (AcceptAll)", count, initial.all_stored)
+            .with_peak(peak)
+            .with_cpu(cpu)
+            .with_note(note),
+    );
+    figures.ours.iter().for_each(table::progress);
+    figures.check("ours (AcceptAll): events in the store", count, total);
+    figures.timeline = initial.timeline;
+    Ok(initial.complete)
+}
+
+/// The nostr-sdk baseline into `db`, then raw negentropy and REQ pagination in sync.
+async fn baseline_phase(
+    world: &world::World,
+    db: Arc<dyn NostrDatabase>,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    process::reset_peak();
+    let client = baseline::connect(&world.urls(), db.clone()).await?;
+    let cpu = process::cpu_ms();
+    let started = Instant::now();
+    let runs = baseline::initial_sync(world, &client).await?;
+    let wall = started.elapsed();
+    let cpu = process::cpu_ms() - cpu;
+    let count = world::count(db.as_ref()).await?;
+    figures.baseline = Some(
+        Row::new("baseline: nostr-sdk loop", count, wall)
+            .with_peak(process::peak_kib())
+            .with_cpu(cpu)
+            .with_note(table::baseline_note(world, &runs)),
+    );
+    figures.baseline.iter().for_each(table::progress);
+    figures.check("baseline: events in the store", count, world.total_events());
+    let (raw_neg, missing) = baseline::raw_negentropy(world, &client).await?;
+    figures.raw_negentropy = Some(raw_neg);
+    eprintln!(
+        "measured: raw negentropy in sync {} ms",
+        raw_neg.as_millis()
+    );
+    let what = "ids the relays have and the baseline store lacks, in sync";
+    figures.check(what, missing, 0);
+    figures.req_in_sync = Some(baseline::paginate_in_sync(world, &client).await?);
+    client.shutdown().await;
+    Ok(())
+}
+
+/// Our runtime restarted over its full store, and its daily resync.
+async fn resync_phase(
+    world: &world::World,
+    db: Arc<dyn NostrDatabase>,
+    initial_complete: Duration,
+    timeout: Duration,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    process::reset_peak();
+    // Short enough not to wait long, long enough that the startup sync is usually over (a
+    // daily resync due while still syncing is skipped and comes one period later).
+    let daily_ms = (initial_complete.as_millis() as u64 / 10).clamp(1_000, 60_000);
+    let resync = ours::restart_and_daily_resync(world, db, daily_ms, timeout).await?;
+    figures.resync_peak_kib = process::peak_kib();
+    eprintln!(
+        "measured: restart sync {} ms, daily resync of the NIP-77 relays {} ms",
+        resync.restart_sync.as_millis(),
+        resync.daily_nip77.as_millis()
+    );
+    let what = "events stored by the in-sync restart and resync";
+    figures.check(what, resync.stored, 0);
+    figures.resync = Some(resync);
+    figures.daily_ms = daily_ms;
+    Ok(())
+}
+
+/// Our initial sync with the GRASP policy into `db`.
+async fn grasp_phase(
+    world: &world::World,
+    db: Arc<dyn NostrDatabase>,
+    timeout: Duration,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    process::reset_peak();
+    let expected = world.synced_scope_events();
+    let cpu = process::cpu_ms();
+    let (run, handle) =
+        ours::initial_sync(world, db.clone(), PolicyChoice::Grasp, expected, timeout).await?;
+    let cpu = process::cpu_ms() - cpu;
+    let peak = process::peak_kib();
+    handle.shutdown().await.map_err(|e| e.to_string())?;
+    let count = world::count(db.as_ref()).await?;
+    let note = format!(
+        "{expected} of {} events belong to repositories listing us; all relays complete at {} ms",
+        world.total_events(),
+        run.complete.as_millis()
+    );
+    figures.grasp = Some(
+        Row::new("ours: initial sync (GRASP policy)", count, run.all_stored)
+            .with_peak(peak)
+            .with_cpu(cpu)
+            .with_note(note),
+    );
+    figures.check("ours (GRASP): events in the store", count, expected);
+    Ok(())
 }

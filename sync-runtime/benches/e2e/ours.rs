@@ -14,9 +14,15 @@ use sync_runtime::{AcceptAll, RuntimeStatus, SyncHandle, SyncRuntime, WritePolic
 
 use crate::world::{World, OUR_URL};
 
-/// Discovery updates are coalesced for this long (the default is 5 s; a benchmark of
-/// throughput should not measure two idle 5-s windows of the L1 → L2 → L3 cascade).
-pub(crate) const DISCOVERY_WINDOW_MS: u64 = 200;
+/// Discovery updates are coalesced for this long unless `E2E_DISCOVERY_WINDOW_MS` says
+/// otherwise: the engine's default (5 s). A shorter window removes idle time from the
+/// L1 → L2 → L3 cascade but makes the core re-plan (and rebuild every live filter) more often.
+pub(crate) fn discovery_window_ms() -> u64 {
+    std::env::var("E2E_DISCOVERY_WINDOW_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(Config::default().discovery_window_ms)
+}
 
 /// Which write policy the runtime runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +38,7 @@ pub(crate) fn bench_config(world: &World, daily_ms: Option<u64>) -> Config {
     let mut config = Config {
         own_relay_urls: vec![OUR_URL.to_string()],
         bootstrap_relays: world.urls(),
-        discovery_window_ms: DISCOVERY_WINDOW_MS,
+        discovery_window_ms: discovery_window_ms(),
         startup_jitter_ms: 0,
         ..Config::default()
     };

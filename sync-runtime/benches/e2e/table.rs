@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::baseline::{RelayRun, IDS_PER_REQ, NEG_IN_FLIGHT, PAGE_LIMIT, REQS_IN_FLIGHT};
-use crate::ours::{Resync, DISCOVERY_WINDOW_MS};
-use crate::rss;
+use crate::ours::{discovery_window_ms, Resync};
+use crate::process;
 use crate::world::World;
 
 /// Initial sync throughput, ours ÷ baseline, must be at least this.
@@ -19,6 +19,7 @@ pub(crate) struct Row {
     events: usize,
     wall: Duration,
     peak_kib: Option<u64>,
+    cpu_ms: u64,
     note: String,
 }
 
@@ -30,6 +31,7 @@ impl Row {
             events,
             wall,
             peak_kib: None,
+            cpu_ms: 0,
             note: String::new(),
         }
     }
@@ -37,6 +39,12 @@ impl Row {
     /// With the phase's peak RSS.
     pub(crate) fn with_peak(mut self, kib: Option<u64>) -> Self {
         self.peak_kib = kib;
+        self
+    }
+
+    /// With the process CPU time (user + system) of the phase.
+    pub(crate) fn with_cpu(mut self, ms: u64) -> Self {
+        self.cpu_ms = ms;
         self
     }
 
@@ -123,7 +131,8 @@ pub(crate) fn print_header(world: &World, setup: Duration) {
         );
     }
     println!(
-        "transport: TCP_NODELAY on both ends (RelayFront, NegProxy, NoDelayTransport); ours: discovery window {DISCOVERY_WINDOW_MS} ms, startup jitter 0, other settings default; baseline: negentropy dry-run {NEG_IN_FLIGHT} filters in flight, ids REQs of {IDS_PER_REQ} x {REQS_IN_FLIGHT} in flight, pagination limit {PAGE_LIMIT} x {REQS_IN_FLIGHT} filters in flight"
+        "transport: TCP_NODELAY on both ends (RelayFront, NegProxy, NoDelayTransport); ours: discovery window {} ms, startup jitter 0, other settings default; baseline: negentropy dry-run {NEG_IN_FLIGHT} filters in flight, ids REQs of {IDS_PER_REQ} x {REQS_IN_FLIGHT} in flight, pagination limit {PAGE_LIMIT} x {REQS_IN_FLIGHT} filters in flight",
+        discovery_window_ms()
     );
 }
 
@@ -157,14 +166,26 @@ pub(crate) fn baseline_note(world: &World, runs: &[RelayRun]) -> String {
         .join("; ")
 }
 
+/// Prints a row as soon as it is measured (to stderr, so the final table stays one block).
+pub(crate) fn progress(row: &Row) {
+    eprintln!(
+        "measured: {} {} events in {} ms ({} CPU ms)",
+        row.label,
+        row.events,
+        row.wall.as_millis(),
+        row.cpu_ms
+    );
+}
+
 fn print_row(row: &Row) {
     println!(
-        "{:<36} {:>8} {:>9} {:>10.0} {:>10}",
+        "{:<36} {:>8} {:>9} {:>10.0} {:>9} {:>12}",
         row.label,
         row.events,
         row.wall.as_millis(),
         row.events_per_sec(),
-        rss::mib(row.peak_kib)
+        row.cpu_ms,
+        process::mib(row.peak_kib)
     );
     if !row.note.is_empty() {
         println!("    {}", row.note);
@@ -183,8 +204,8 @@ fn verdict(holds: bool) -> &'static str {
 pub(crate) fn print(world: &World, f: &Figures) {
     println!();
     println!(
-        "{:<36} {:>8} {:>9} {:>10} {:>10}",
-        "initial sync", "events", "wall ms", "events/s", "peak RSS MiB"
+        "{:<36} {:>8} {:>9} {:>10} {:>9} {:>12}",
+        "initial sync", "events", "wall ms", "events/s", "CPU ms", "peak RSS MiB"
     );
     for row in [&f.ours, &f.baseline, &f.grasp].into_iter().flatten() {
         print_row(row);
@@ -232,7 +253,7 @@ pub(crate) fn print(world: &World, f: &Figures) {
             a.ids_fetched - b.ids_fetched,
             a.pages_requested - b.pages_requested,
             r.stored,
-            rss::mib(f.resync_peak_kib)
+            process::mib(f.resync_peak_kib)
         );
     }
     if let Some(raw) = f.raw_negentropy {
@@ -292,7 +313,7 @@ fn print_targets(f: &Figures) {
         .max();
     println!(
         "  peak RSS of the process (max over phases) {} MiB (includes the 3 source relays in process and touched LMDB pages)",
-        rss::mib(peak)
+        process::mib(peak)
     );
     for failure in &f.failures {
         println!("  CHECK FAILED: {failure}");
