@@ -76,7 +76,6 @@ fn consolidation_while_batches_are_pending() {
     let mut b = Builder::new(2);
     b.scenario.config.max_subscriptions = 6;
     b.scenario.config.max_filters_per_req = 2;
-    b.scenario.config.chunk_size = 1;
     b.relay(sync_sim::scenario::RelaySpec {
         eose_delay_ms: 20_000,
         ..relay(R0)
