@@ -17,6 +17,7 @@
 //! |---|---|
 //! | synthetic events and keys | `events.rs` |
 //! | hand-written scenarios | `builder.rs` |
+//! | simulation accounting (`sync-sim bench`) | `bench.rs`, `bench_wire.rs` |
 //! | the sim's seeded randomness | `rng.rs` |
 //! | seed → world parameters (serde) | `scenario.rs` |
 //! | fault kinds and the seeded fault plan | `faults.rs` |
@@ -28,6 +29,8 @@
 //! | one run, traces | `run.rs` |
 //! | shrinking | `shrink.rs` |
 
+pub mod bench;
+pub mod bench_wire;
 pub mod builder;
 pub mod events;
 pub mod faults;

@@ -6,6 +6,7 @@
 //! sync-sim sweep --seeds 0..300 [--check-determinism] [--jobs 2]
 //! sync-sim replay t.jsonl                      feed recorded inputs to a fresh core
 //! sync-sim shrink t.jsonl|s.json [--out f]     reduce a failing scenario
+//! sync-sim bench [--tiny]                      wire accounting per scenario vs the floor
 //! ```
 
 use std::fs;
@@ -70,6 +71,13 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Wire bytes, messages and round trips per scenario against the floor; exits non-zero
+    /// only when events go missing, never on a missed target.
+    Bench {
+        /// Small worlds (CI smoke run).
+        #[arg(long)]
+        tiny: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +94,7 @@ fn main() -> ExitCode {
         } => cmd_sweep(&seeds, check_determinism, jobs),
         Cmd::Replay { file } => cmd_replay(&file),
         Cmd::Shrink { file, out } => cmd_shrink(&file, out),
+        Cmd::Bench { tiny } => Ok(cmd_bench(tiny)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -303,4 +312,30 @@ fn cmd_shrink(path: &Path, out: Option<PathBuf>) -> Result<bool, String> {
         out.display()
     );
     Ok(true)
+}
+
+fn cmd_bench(tiny: bool) -> bool {
+    let scale = if tiny {
+        sync_sim::bench::Scale::TINY
+    } else {
+        sync_sim::bench::Scale::FULL
+    };
+    let started = Instant::now();
+    let rows = sync_sim::bench::all(scale);
+    println!("sync-sim bench ({scale:?}); bytes are nostr JSON (`as_json`) lengths");
+    print!("{}", sync_sim::bench::table(&rows));
+    let mut ok = true;
+    for r in &rows {
+        if let Some(f) = &r.failure {
+            println!("CORRECTNESS FAILURE in {}: {f}", r.name);
+            ok = false;
+        }
+    }
+    println!(
+        "{} of {} targets hold; {:.1} s wall",
+        rows.iter().filter(|r| r.verdict.is_ok()).count(),
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    ok
 }

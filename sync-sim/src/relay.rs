@@ -71,6 +71,9 @@ pub struct FakeRelay {
     pub neg_errors: u32,
     /// Latency stream.
     rng: SimRng,
+    /// Largest REQ message (JSON bytes) the relay accepts, announced through NIP-11; larger
+    /// REQs get `CLOSED "error: message too large"`. `None`: unlimited (set by `bench`).
+    pub max_message_bytes: Option<usize>,
 }
 
 impl FakeRelay {
@@ -95,6 +98,7 @@ impl FakeRelay {
             drop_eose: 0,
             neg_errors: 0,
             rng: SimRng::new(seed, 1_000 + index),
+            max_message_bytes: None,
         }
     }
 
@@ -151,7 +155,7 @@ impl FakeRelay {
             max_subscriptions: Some(self.spec.max_subs as u64),
             max_filters: Some(self.spec.max_filters as u64),
             max_limit: Some(self.spec.page_cap as u64),
-            max_message_length: None,
+            max_message_length: self.max_message_bytes.map(|b| b as u64),
         })
     }
 
@@ -193,6 +197,19 @@ impl FakeRelay {
             }
         }
         self.req_times.push_back(now_ms);
+        if let Some(max) = self.max_message_bytes {
+            let req = nostr::ClientMessage::req(nostr::SubscriptionId::new(sub.0.clone()), filters);
+            let len = nostr::JsonUtil::as_json(&req).len();
+            if len > max {
+                let what = if filters.iter().any(|f| f.ids.is_some()) {
+                    "ids"
+                } else {
+                    "tags"
+                };
+                let message = format!("error: message too large ({what} REQ of {len} B)");
+                return vec![(d, RelayMsg::Closed(sub.clone(), message))];
+            }
+        }
         if filters.len() > self.spec.max_filters {
             return vec![(
                 d,
@@ -288,6 +305,31 @@ impl FakeRelay {
             }
         };
         Some((d, RelayMsg::Neg(sub.clone(), result)))
+    }
+
+    /// For wire accounting of a reconciliation of `filter`: items `local` has, items the relay
+    /// has, how many of the relay's `local` lacks and how many of `local`'s the relay lacks.
+    /// A relay without NIP-77 reconciles nothing: `(local, 0, 0, 0)`.
+    #[must_use]
+    pub fn neg_counts(
+        &self,
+        filter: &Filter,
+        local: &BTreeMap<EventId, EventMeta>,
+    ) -> (usize, usize, usize, usize) {
+        let mut unlimited = filter.clone();
+        unlimited.limit = None;
+        let mine = local.values().filter(|e| matches(&unlimited, e)).count();
+        if self.spec.neg != NegMode::On {
+            return (mine, 0, 0, 0);
+        }
+        let theirs: Vec<&EventMeta> = self
+            .events
+            .values()
+            .filter(|e| matches(&unlimited, e))
+            .collect();
+        let missing = theirs.iter().filter(|e| !local.contains_key(&e.id)).count();
+        let shared = theirs.len() - missing;
+        (mine, theirs.len(), missing, mine - shared.min(mine))
     }
 
     /// A newly published event: deliveries to open subscriptions that match it.

@@ -8,6 +8,7 @@ use nostr::EventId;
 use sync_core::trace::TraceStep;
 use sync_core::{Command, Input, Now, Outcome, RelayUrl, SyncCore};
 
+use crate::bench_wire::{neg_model, WireLog};
 use crate::faults::{Fault, Timed};
 use crate::host::Host;
 use crate::invariants::{Checker, Violation};
@@ -86,6 +87,8 @@ pub struct World {
     pub published_local: BTreeSet<EventId>,
     /// Connection-latency draws.
     rng: SimRng,
+    /// Wire accounting (`sync-sim bench` only; `None` costs nothing).
+    pub wire: Option<WireLog>,
 }
 
 impl World {
@@ -127,6 +130,7 @@ impl World {
             counts: Counts::default(),
             published_local: BTreeSet::new(),
             rng: SimRng::new(scenario.seed, 2),
+            wire: None,
         }
     }
 
@@ -239,18 +243,33 @@ impl World {
                 filters,
             } => {
                 if let Some(r) = self.relays.get_mut(&relay).filter(|r| r.conn.is_some()) {
+                    if let Some(w) = &mut self.wire {
+                        w.req(&relay, &sub, kind, &filters);
+                    }
                     let msgs = r.on_req(now_ms, &sub, kind, &filters);
                     self.send(&relay, msgs);
                 }
             }
             Command::Unsubscribe { relay, sub } => {
                 if let Some(r) = self.relays.get_mut(&relay) {
+                    if let (Some(w), Some(_)) = (&mut self.wire, r.conn) {
+                        w.close(&sub);
+                    }
                     r.on_close(&sub);
                 }
             }
             Command::NegentropyDiff { relay, sub, filter } => {
                 let host = &self.host.store;
                 if let Some(r) = self.relays.get_mut(&relay).filter(|r| r.conn.is_some()) {
+                    if let Some(w) = &mut self.wire {
+                        let (local, remote, missing, extra) = r.neg_counts(&filter, host);
+                        w.neg_open(
+                            &relay,
+                            &sub,
+                            &filter,
+                            neg_model(local, remote, missing, extra),
+                        );
+                    }
                     if let Some(msg) = r.on_negentropy(&sub, &filter, host) {
                         self.send(&relay, vec![msg]);
                     }
@@ -319,6 +338,9 @@ impl World {
     }
 
     fn deliver_msg(&mut self, relay: RelayUrl, msg: RelayMsg) -> Result<(), Violation> {
+        if let Some(w) = &mut self.wire {
+            account_inbound(w, &msg);
+        }
         match msg {
             RelayMsg::Event(sub, event) => {
                 let decision = self.host.offer(&event);
@@ -546,5 +568,22 @@ impl World {
         for r in self.relays.values_mut() {
             r.heal();
         }
+    }
+}
+
+/// Records one delivered relay message in the wire log.
+fn account_inbound(w: &mut WireLog, msg: &RelayMsg) {
+    match msg {
+        RelayMsg::Event(sub, event) => w.event(sub, event),
+        RelayMsg::Eose(sub) => w.eose(sub),
+        RelayMsg::Closed(sub, message) => w.closed(sub, message),
+        RelayMsg::Notice(message) => w.notice(message),
+        RelayMsg::Neg(sub, result) => match result {
+            sync_core::NegentropyResult::Missing { .. } => w.neg_answer(sub, None),
+            sync_core::NegentropyResult::Unsupported { message }
+            | sync_core::NegentropyResult::Failed { message } => {
+                w.neg_answer(sub, Some(message));
+            }
+        },
     }
 }
