@@ -33,6 +33,17 @@ fn clamp(v: Option<u64>, lo: usize, hi: usize) -> Option<usize> {
 }
 
 impl Budget {
+    /// Ids per `ids` filter: at most `configured`, and few enough that one REQ with one such
+    /// filter fits the relay's message limit (each id costs 67 bytes of JSON: 64 hex digits,
+    /// quotes and a comma; 256 bytes are left for the envelope and the subscription id).
+    #[must_use]
+    pub(crate) fn id_chunk(&self, configured: usize) -> usize {
+        const ID_JSON_BYTES: usize = 67;
+        const ENVELOPE_BYTES: usize = 256;
+        let fits = self.max_bytes.saturating_sub(ENVELOPE_BYTES) / ID_JSON_BYTES;
+        configured.min(fits).max(1)
+    }
+
     pub(crate) fn new(cfg: &Config) -> Self {
         Self {
             configured_subs: cfg.max_subscriptions.max(2),
@@ -186,5 +197,27 @@ mod tests {
             prop_assert_eq!(count, truncated.iter().map(Vec::len).sum::<usize>());
             prop_assert_eq!(within, truncated);
         }
+    }
+
+    #[test]
+    fn an_ids_filter_fits_the_message_limit() {
+        let cfg = Config {
+            max_message_bytes: 16 * 1024,
+            ..Config::default()
+        };
+        let budget = Budget::new(&cfg);
+        let chunk = budget.id_chunk(cfg.id_chunk_size);
+        assert!(
+            chunk < cfg.id_chunk_size,
+            "300 ids (20 KB) do not fit 16 KiB"
+        );
+        let ids: Vec<String> = (0..chunk).map(|i| format!("{i:064x}")).collect();
+        let req = format!(
+            r#"["REQ","{}",{{"ids":{}}}]"#,
+            "s".repeat(64),
+            serde_json::to_string(&ids).unwrap()
+        );
+        assert!(req.len() <= 16 * 1024, "{} bytes", req.len());
+        assert_eq!(Budget::new(&Config::default()).id_chunk(300), 300);
     }
 }

@@ -319,7 +319,7 @@ impl RelayState {
 
     /// After a diff finished: when the last one is in, fetch what is missing (minus rejected).
     fn after_diff_request(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
-        let chunk = ctx.cfg.id_chunk_size;
+        let chunk = self.budget.id_chunk(ctx.cfg.id_chunk_size);
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };
@@ -342,7 +342,8 @@ impl RelayState {
 
     /// After an id fetch finished: when the round is complete, retry, finish or fall back.
     fn after_fetch_request(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
-        let (rounds, chunk) = (ctx.cfg.id_fetch_max_rounds, ctx.cfg.id_chunk_size);
+        let rounds = ctx.cfg.id_fetch_max_rounds;
+        let chunk = self.budget.id_chunk(ctx.cfg.id_chunk_size);
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };
