@@ -53,12 +53,11 @@ impl RelayState {
     fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
         let chunk = ctx.cfg.chunk_size;
         if self.live_sub_count() > 0 {
-            let new_filters = build_keys(&items, ctx.want, chunk);
-            let needed = self
-                .budget
-                .pack(new_filters.into_iter().map(|f| f.filter.limit(0)).collect())
-                .len();
-            let after = self.live_sub_count() + needed;
+            let mut after = self.live_sub_count() + self.reqs_for(ctx, &items);
+            if after > self.budget.live_soft_cap() && !self.live_full {
+                self.absorb_small_tail(ctx, &mut items);
+                after = self.live_sub_count() + self.reqs_for(ctx, &items);
+            }
             if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
                 ctx.stats.consolidations += 1;
                 for g in self.groups_to_merge(ctx, &items) {
@@ -113,6 +112,43 @@ impl RelayState {
         // at a time leaves them about half full).
         let items = items.into_iter().collect();
         self.live_groups.insert(group, LiveGroup { subs, items });
+    }
+
+    /// How many REQs the live filters of `items` alone would take.
+    fn reqs_for(&self, ctx: &Ctx<'_>, items: &BTreeSet<Key>) -> usize {
+        let filters = build_keys(items, ctx.want, ctx.cfg.chunk_size);
+        self.budget
+            .pack(filters.into_iter().map(|f| f.filter.limit(0)).collect())
+            .len()
+    }
+
+    /// The logarithmic method (binary-counter merging, as in a log-structured tree): the newest
+    /// groups are closed and merged into `items` while they hold no more items than `items`
+    /// and merging saves at least one REQ (a merge that saves nothing is churn).
+    /// Group sizes then at least double from newest to oldest, so a relay holds O(log n)
+    /// groups (each wasting at most one partly filled REQ) and each item is rebuilt and re-sent
+    /// O(log n) times in all, instead of every group being re-packed once the soft cap is hit
+    /// (quadratic in the number of discovered roots). Only used once the soft cap would be
+    /// exceeded (below it, a new group costs one REQ and no churn), and not while `live_full`
+    /// (the newest group then also holds items left out over budget; re-packing adds no room).
+    fn absorb_small_tail(&mut self, ctx: &mut Ctx<'_>, items: &mut BTreeSet<Key>) {
+        let mut merged = false;
+        while let Some((&tail, g)) = self.live_groups.last_key_value() {
+            if g.items.len() > items.len() {
+                break;
+            }
+            let tail_reqs = g.subs.len();
+            let mut union = items.clone();
+            union.extend(g.items.iter().copied());
+            if self.reqs_for(ctx, &union) >= self.reqs_for(ctx, items) + tail_reqs {
+                break;
+            }
+            self.close_group(ctx, tail);
+            *items = union;
+            merged = true;
+        }
+        // A close and re-pack, counted like the full consolidation it replaces.
+        ctx.stats.consolidations += u64::from(merged);
     }
 
     /// The groups a consolidation re-packs with `new`: every group but the largest when that
