@@ -128,22 +128,7 @@ impl Budget {
 
     /// Packs filters greedily into REQs of at most `max_filters` filters and `max_bytes` bytes.
     pub(crate) fn pack(&self, filters: Vec<Filter>) -> Vec<Vec<Filter>> {
-        let mut out: Vec<Vec<Filter>> = Vec::new();
-        let mut bytes = 0;
-        for f in filters {
-            let b = wire_bytes(&f);
-            let fits = out
-                .last()
-                .is_some_and(|last| last.len() < self.max_filters && bytes + b <= self.max_bytes);
-            if fits {
-                bytes += b;
-                out.last_mut().expect("checked").push(f);
-            } else {
-                bytes = REQ_OVERHEAD_BYTES + b;
-                out.push(vec![f]);
-            }
-        }
-        out
+        self.pack_within(filters.into_iter(), usize::MAX).0
     }
 }
 

@@ -396,13 +396,7 @@ impl SyncCore {
     /// When the shell must next send `Input::Tick`, and why. Spurious ticks are no-ops.
     #[must_use]
     pub fn next_deadline(&self) -> Option<Deadline> {
-        let mut e = Earliest::default();
-        e.offer(self.discovery.deadline(), TimerKind::DiscoveryWindow, None);
-        e.offer(
-            self.rejected.next_deadline(),
-            TimerKind::RejectedExpiry,
-            None,
-        );
+        let mut e = self.engine_deadlines();
         // The relay whose timer is first (ties: first URL, as a scan in URL order would pick).
         if let Some(r) = self.timers.first().and_then(|(_, u)| self.relays.get(u)) {
             r.offer_deadlines(&mut e, self.want.has_target(&r.url) || r.bootstrap);
@@ -411,9 +405,8 @@ impl SyncCore {
         e.0
     }
 
-    /// `next_deadline` by scanning every relay: what the timer index must agree with (checked
-    /// in debug builds, so every test exercises it).
-    fn next_deadline_by_scan(&self) -> Option<Deadline> {
+    /// The deadlines that belong to no relay: the discovery window and rejected-memory expiry.
+    fn engine_deadlines(&self) -> Earliest {
         let mut e = Earliest::default();
         e.offer(self.discovery.deadline(), TimerKind::DiscoveryWindow, None);
         e.offer(
@@ -421,6 +414,13 @@ impl SyncCore {
             TimerKind::RejectedExpiry,
             None,
         );
+        e
+    }
+
+    /// `next_deadline` by scanning every relay: what the timer index must agree with (checked
+    /// in debug builds, so every test exercises it).
+    fn next_deadline_by_scan(&self) -> Option<Deadline> {
+        let mut e = self.engine_deadlines();
         for r in self.relays.values() {
             r.offer_deadlines(&mut e, self.want.has_target(&r.url) || r.bootstrap);
         }

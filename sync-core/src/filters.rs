@@ -63,7 +63,9 @@ pub fn chunk<T: Ord>(values: impl IntoIterator<Item = T>, size: usize) -> Vec<Ve
     out
 }
 
-fn tag(c: char) -> SingleLetterTag {
+/// The single-letter tag of an indexed tag letter (`a`, `A`, `q`, `e`, `E`; anything else is `d`).
+#[must_use]
+pub fn tag(c: char) -> SingleLetterTag {
     match c {
         'a' => SingleLetterTag::lowercase(Alphabet::A),
         'A' => SingleLetterTag::uppercase(Alphabet::A),

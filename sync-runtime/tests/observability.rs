@@ -165,19 +165,6 @@ async fn a_recorded_trace_replays_identically() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// `event` with the signature of `other`: a valid id, an invalid signature.
-fn forged(event: &Event, other: &Event) -> Event {
-    Event::new(
-        event.id,
-        event.pubkey,
-        event.created_at,
-        event.kind,
-        event.tags.clone(),
-        event.content.clone(),
-        other.sig,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_with_an_invalid_signature_never_reaches_the_store_and_is_counted() {
     let (a, ann, patches) = relay_with_repo("forged", 3).await;
@@ -187,7 +174,7 @@ async fn an_event_with_an_invalid_signature_never_reaches_the_store_and_is_count
         .tags(patches[0].tags.clone().to_vec())
         .sign_with_keys(&Keys::generate())
         .unwrap();
-    let bad = forged(&twin, &patches[0]);
+    let bad = sync_runtime::testkit::bad_signature(&twin, &patches[0]);
     assert!(bad.verify().is_err(), "the fixture really is invalid");
     a.store(std::slice::from_ref(&bad)).await; // the relay's db does not verify
 

@@ -25,7 +25,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nostr::{Alphabet, EventId, Filter, Kind, SingleLetterTag};
+use nostr::{EventId, Filter, Kind};
+use sync_core::filters::tag;
 
 use crate::workload::Workload;
 
@@ -87,17 +88,6 @@ pub(crate) struct Anchor {
     index: HashMap<String, RepoSyncNeeds>,
     confirmed: HashMap<String, RelayState>,
     pending: HashMap<String, RelayState>,
-}
-
-fn tag(c: char) -> SingleLetterTag {
-    match c {
-        'a' => SingleLetterTag::lowercase(Alphabet::A),
-        'A' => SingleLetterTag::uppercase(Alphabet::A),
-        'q' => SingleLetterTag::lowercase(Alphabet::Q),
-        'e' => SingleLetterTag::lowercase(Alphabet::E),
-        'E' => SingleLetterTag::uppercase(Alphabet::E),
-        _ => SingleLetterTag::lowercase(Alphabet::D),
-    }
 }
 
 /// `build_sync_level_aware_filters(full, state_only, roots, None)`: `#d` state filters for

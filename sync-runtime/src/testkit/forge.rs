@@ -74,7 +74,7 @@ pub(crate) fn outside(filters: &[Filter], bait: &[Tag], keys: &Keys, n: u64) -> 
 }
 
 /// `event` with a signature that does not verify (another event's signature).
-pub(crate) fn bad_signature(event: &Event, donor: &Event) -> Event {
+pub fn bad_signature(event: &Event, donor: &Event) -> Event {
     Event::new(
         event.id,
         event.pubkey,

@@ -16,6 +16,7 @@ mod neg_proxy;
 mod raw_client;
 mod server;
 
+pub use self::forge::bad_signature;
 pub use self::hostile_relay::{Forged, HostileRelay, HostileStats, Misbehaviour};
 pub use self::neg_proxy::{NegMode, NegProxy, NEG_DISABLED_REASON, UNKNOWN_CMD_NOTICE};
 pub use self::raw_client::RawClient;
