@@ -134,11 +134,12 @@ async fn ours_phase(
         ours::initial_sync(world, db.clone(), PolicyChoice::AcceptAll, total, timeout).await?;
     let cpu = process::cpu_ms() - cpu;
     let peak = process::peak_kib();
+    let lagged = ours::stream_lagged(&handle);
     handle.shutdown().await.map_err(|e| e.to_string())?;
     let count = world::count(db.as_ref()).await?;
     let t = &initial.totals;
     let note = format!(
-        "{} stored by the runtime; all relays complete at {} ms; {} neg batches, {} REQ batches, {} ids fetched, {} pages, {} fallbacks",
+        "{} stored by the runtime; all relays complete at {} ms; {} neg batches, {} REQ batches, {} ids fetched, {} pages, {} fallbacks, stream lagged {lagged} times",
         initial.stored,
         initial.complete.as_millis(),
         t.negentropy_batches,

@@ -111,7 +111,11 @@ pub(crate) async fn spawn(
     let stored = Arc::new(AtomicUsize::new(0));
     let reached = Arc::new(Mutex::new(None));
     let (counter, when) = (stored.clone(), reached.clone());
-    let handle = SyncRuntime::builder(config)
+    let mut builder = SyncRuntime::builder(config);
+    if let Ok(path) = std::env::var("E2E_TRACE") {
+        builder = builder.trace_path(path.into());
+    }
+    let handle = builder
         .database(db)
         .policy(policy)
         .seed(1)
@@ -130,6 +134,16 @@ pub(crate) async fn spawn(
         stored,
         reached,
     })
+}
+
+/// How often the relay message stream lagged (each lag makes every relay catch up).
+pub(crate) fn stream_lagged(handle: &SyncHandle) -> u64 {
+    handle
+        .metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("ngit_sync_stream_lagged_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// True when every source relay is `Connected` with no pending batch.
