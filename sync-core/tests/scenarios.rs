@@ -441,3 +441,71 @@ fn negentropy_batch_with_host_rejected_events_completes() {
     );
     insta::assert_snapshot!(w.table());
 }
+
+/// 120 comments on r0 (no NIP-77, pages of 50).
+fn paged_world() -> World {
+    let mut remote = Remote {
+        neg: Neg::Unsupported,
+        page_cap: 50,
+        ..Remote::default()
+    };
+    for n in 0..120u64 {
+        remote.events.push(ev(
+            2_000 + n,
+            keys(6).public_key(),
+            1111,
+            5_000 + n,
+            &[('a', coord(&keys(1), "repo"))],
+        ));
+    }
+    world_with_repo(cfg(), &[R0], remote)
+}
+
+#[test]
+fn lag_during_a_page_resends_that_page_and_keeps_what_is_confirmed() {
+    let mut w = paged_world();
+    // Run until a page of comments is on its way, then lose the stream's queued messages.
+    w.run_until(5_040);
+    let lost = w.lag(R0);
+    assert!(lost > 0, "the lag hit a page in flight");
+    w.run_until(120_000);
+    assert_eq!(w.store.len(), 124, "every lost event was fetched again");
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    insta::assert_snapshot!(w.table());
+}
+
+#[test]
+fn repeated_lags_once_synced_make_one_catch_up_since_the_lag() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(60_000);
+    w.lines.clear();
+    let batches = |w: &World| w.core.stats().negentropy_batches + w.core.stats().req_batches;
+    let before = batches(&w);
+    // A comment published while live deliveries were being lost.
+    let lost = ev(
+        60,
+        keys(4).public_key(),
+        1111,
+        WALL0 + 61,
+        &[('a', coord(&keys(1), "repo"))],
+    );
+    w.alias_event(&lost, "lost-comment");
+    w.publish(R0, lost.clone());
+    let confirmed = w.core.relay(&url(R0)).unwrap().confirmed_items();
+    assert!(confirmed > 0);
+    w.lag(R0);
+    w.lag(R0);
+    w.lag(R0);
+    assert_eq!(
+        w.core.relay(&url(R0)).unwrap().confirmed_items(),
+        confirmed,
+        "a lag clears nothing confirmed"
+    );
+    w.run_until(120_000);
+    assert!(w.store.contains(&lost.id), "the catch-up fetched it");
+    assert_eq!(batches(&w) - before, 1, "three lags, one catch-up batch");
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    let table = w.table();
+    assert!(table.contains("since="), "the catch-up is bounded by since");
+    insta::assert_snapshot!(table);
+}

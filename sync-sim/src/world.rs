@@ -162,6 +162,20 @@ impl World {
         }
     }
 
+    /// A lagging shell stream: every queued EVENT, EOSE, CLOSED and NOTICE of `relay` (or of
+    /// every relay) is lost, as when nostr-sdk's broadcast channel overflows. Negentropy
+    /// answers do not travel on that stream (the runtime's executor returns them) and stay.
+    fn lose_stream_messages(&mut self, relay: Option<&RelayUrl>) {
+        let before = self.queue.len();
+        self.queue.retain(|_, q| match q {
+            Queued::Msg { relay: r, msg, .. } => {
+                matches!(msg, RelayMsg::Neg(..)) || relay.is_some_and(|want| want != r)
+            }
+            _ => true,
+        });
+        self.counts.dropped_messages += (before - self.queue.len()) as u64;
+    }
+
     /// Whether anything is in flight for a relay the convergence check counts.
     #[must_use]
     pub fn in_flight_for_healthy(&self) -> usize {
@@ -420,6 +434,7 @@ impl World {
             Fault::WallJump { delta_secs } => self.wall_offset_secs += delta_secs,
             Fault::Lagged { relay } => {
                 let relay = relay.as_deref().and_then(url);
+                self.lose_stream_messages(relay.as_ref());
                 return self.feed(Input::Lagged { relay });
             }
             Fault::SpuriousTick => {

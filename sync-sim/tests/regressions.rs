@@ -471,3 +471,44 @@ fn capped_id_queries_are_retried() {
         NegSupport::Supported
     );
 }
+
+/// Notes §5.3 #8: a lagging message stream (nostr-sdk's broadcast channel overflowing) is a
+/// resync of what was on the wire, never a disconnect and never a failed batch: lost pages
+/// are re-sent, and a live event lost in the lag is fetched by a since-bounded catch-up well
+/// before any daily resync.
+#[test]
+fn lagging_stream_loses_nothing_and_fails_no_batch() {
+    let mut b = Builder::new(13);
+    b.relay(sync_sim::scenario::RelaySpec {
+        neg: NegMode::UnsupportedNegErr,
+        page_cap: 50,
+        ..relay(R0)
+    });
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let good = b.repo_events("repo", 10, 400, &[R0]);
+    for at_ms in [5_200, 5_500, 6_000, 7_000, 9_000, 12_000, 16_000] {
+        b.fault(
+            at_ms,
+            Fault::Lagged {
+                relay: Some(R0.into()),
+            },
+        );
+    }
+    // A live event whose delivery is lost in a lag right after it is published.
+    let secs = sync_sim::scenario::WALL0 + 30 * MIN / 1000;
+    let live = b.event(11, 1111, secs, &[('a', Builder::coord("repo").to_string())]);
+    b.publish(30 * MIN, &[R0], live.clone());
+    b.fault(30 * MIN + 1, Fault::Lagged { relay: None });
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert!(w.counts.dropped_messages > 0, "the lags lost messages");
+    assert_eq!(stored(&w, &good), 400);
+    assert_eq!(stored(&w, &[live.id]), 1);
+    assert_eq!(w.core.stats().batches_failed, 0);
+    assert!(
+        w.core.stats().saved_by_source.reconnect >= 1,
+        "the lost live event came from the lag catch-up"
+    );
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert_eq!(v.counters().connects_ok, 1, "a lag is never a disconnect");
+}

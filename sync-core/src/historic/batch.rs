@@ -23,8 +23,17 @@ pub enum Origin {
     Reconnect,
     /// Daily full reconciliation.
     Daily,
-    /// Full reconciliation after the shell reported lag.
+    /// Catch-up after the shell reported lag (`since` = lag time − margin).
     Lag,
+}
+
+impl Origin {
+    /// A since-bounded catch-up of confirmed items (quick reconnect or lag): while one runs,
+    /// the relay is not known complete through any later time.
+    #[must_use]
+    pub const fn is_catchup(self) -> bool {
+        matches!(self, Self::Reconnect | Self::Lag)
+    }
 }
 
 /// Where a batch is in its pipeline.

@@ -44,7 +44,7 @@ impl RelayState {
             ctx.stats.req_batches += 1;
             (Stage::Req, cursors(&filters, since))
         };
-        if matches!(origin, Origin::Reconnect) {
+        if origin.is_catchup() {
             self.catchup_pending = true;
         }
         let batch = Batch {
@@ -168,6 +168,44 @@ impl RelayState {
         })
     }
 
+    /// Closes every historic REQ on the wire (pages and id fetches, not negentropy
+    /// reconciliations) and re-queues each at the front of its batch, from the start of its
+    /// page: the shell lost messages, so some of their events or their EOSE may be gone.
+    pub(crate) fn requeue_historic_reqs(&mut self, ctx: &mut Ctx<'_>) {
+        let subs: Vec<(SubId, u64)> = self
+            .pending
+            .sub_batch
+            .iter()
+            .filter(|(s, _)| {
+                self.subs
+                    .get(*s)
+                    .is_some_and(|o| matches!(o.role, SubRole::Historic { .. }))
+            })
+            .map(|(s, b)| (s.clone(), *b))
+            .collect();
+        for (sub, batch) in subs.into_iter().rev() {
+            self.requeue(ctx, sub, batch);
+        }
+    }
+
+    /// Closes request `sub` of `batch` and puts it back at the front of the batch's queue.
+    fn requeue(&mut self, ctx: &mut Ctx<'_>, sub: SubId, batch: u64) {
+        self.pending.sub_batch.remove(&sub);
+        self.subs.remove(&sub);
+        ctx.out.push(Command::Unsubscribe {
+            relay: self.url.clone(),
+            sub: sub.clone(),
+        });
+        if let Some(b) = self.pending.batches.get_mut(&batch) {
+            if let Some(open) = b.open.remove(&sub) {
+                b.queued.push_front((restart(open.request), open.requeues));
+            }
+            if b.open.is_empty() {
+                b.deadline = None;
+            }
+        }
+    }
+
     /// Frees `n` slots for live subscriptions by closing the newest historic requests and
     /// putting them back at the front of their batches' queues.
     pub(crate) fn evict_historic_for(&mut self, ctx: &mut Ctx<'_>, n: usize) {
@@ -181,20 +219,7 @@ impl RelayState {
             else {
                 break;
             };
-            self.pending.sub_batch.remove(&sub);
-            self.subs.remove(&sub);
-            ctx.out.push(Command::Unsubscribe {
-                relay: self.url.clone(),
-                sub: sub.clone(),
-            });
-            if let Some(b) = self.pending.batches.get_mut(&batch) {
-                if let Some(open) = b.open.remove(&sub) {
-                    b.queued.push_front((restart(open.request), open.requeues));
-                }
-                if b.open.is_empty() {
-                    b.deadline = None;
-                }
-            }
+            self.requeue(ctx, sub, batch);
         }
     }
 
@@ -480,12 +505,8 @@ impl RelayState {
         } else {
             ctx.stats.batches_confirmed += 1;
         }
-        if batch.origin == Origin::Reconnect
-            && !self
-                .pending
-                .batches
-                .values()
-                .any(|b| b.origin == Origin::Reconnect)
+        if batch.origin.is_catchup()
+            && !self.pending.batches.values().any(|b| b.origin.is_catchup())
         {
             self.catchup_pending = false;
         }

@@ -8,6 +8,7 @@ use crate::command::Command;
 use crate::core::{Ctx, SyncCore};
 use crate::event_meta::EventMeta;
 use crate::historic::batch::Origin;
+use crate::item::Key;
 use crate::plan::all_candidates;
 use crate::relay::health::{
     classify, is_negentropy_unsupported, is_rate_limited, is_too_many, ErrorClass,
@@ -146,7 +147,7 @@ impl SyncCore {
         }
     }
 
-    /// The shell lost messages: reconcile the relay (or all relays) from scratch, keeping live.
+    /// The shell lost messages of one relay (or of all): see [`RelayState::recover_from_lag`].
     pub(crate) fn on_lagged(&mut self, relay: Option<&RelayUrl>, out: &mut Vec<Command>) {
         let urls: Vec<RelayUrl> = match relay {
             Some(u) => vec![u.clone()],
@@ -154,7 +155,7 @@ impl SyncCore {
         };
         for url in urls {
             if let Some((r, mut ctx)) = self.relay_ctx(&url, out) {
-                r.resync(&mut ctx, Origin::Lag);
+                r.recover_from_lag(&mut ctx);
             }
         }
     }
@@ -264,6 +265,49 @@ impl RelayState {
         self.status = Status::Syncing;
         let candidates = all_candidates(self, ctx);
         self.plan(ctx, &candidates, origin);
+    }
+
+    /// The shell lost some of this relay's messages (its stream overflowed). What can be lost
+    /// is what was on the wire: events and EOSEs of historic REQs, and live events. Historic
+    /// REQs are re-sent from the start of their page (negentropy reconciliations do not use
+    /// the stream and keep going); live-covered confirmed items get a catch-up from now minus
+    /// the margin. Completed batches lost nothing (their EOSE came after their events), so
+    /// nothing is cleared. Repeated lags coalesce: a lag catch-up that has sent nothing yet
+    /// already covers a later lag, unless items were confirmed since it was made.
+    pub(crate) fn recover_from_lag(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.status.is_live() {
+            return;
+        }
+        self.requeue_historic_reqs(ctx);
+        let items: std::collections::BTreeSet<Key> = self
+            .live_items()
+            .filter(|i| self.confirmed.contains(i) && !self.pending.contains(i))
+            .copied()
+            .collect();
+        let unsent = self
+            .pending
+            .batches
+            .values()
+            .find(|b| b.origin == Origin::Lag && b.open.is_empty())
+            .map(|b| (b.id, b.since, b.items.is_superset(&items)));
+        let since = match unsent {
+            Some((_, _, true)) => None,
+            Some((id, since, false)) => {
+                // Rebuilt with the items confirmed since; the earlier `since` covers both lags.
+                let old = self.pending.take(id);
+                let mut all = items;
+                all.extend(old.into_iter().flat_map(|b| b.items));
+                Some((all, since))
+            }
+            None if items.is_empty() => None,
+            None => Some((items, Some(self.catchup_since(ctx, None)))),
+        };
+        if let Some((items, since)) = since {
+            self.start_batch(ctx, items, Origin::Lag, since);
+            self.status = Status::Syncing;
+        }
+        self.pump(ctx);
+        self.check_complete(ctx);
     }
 
     fn run_live_timers(&mut self, ctx: &mut Ctx<'_>) {

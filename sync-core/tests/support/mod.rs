@@ -314,7 +314,39 @@ impl World {
         self.later(LATENCY_MS, Input::NegentropyDiff { relay, sub, result });
     }
 
-    /// Publishes an event on a remote; open live subscriptions that match deliver it.
+    /// The shell's message stream overflowed: every queued EVENT, EOSE, CLOSED and NOTICE of
+    /// `relay` is lost (the host never saw those events), then `Lagged` is fed. Negentropy
+    /// answers do not travel on that stream and are kept. Returns how many messages were lost.
+    pub fn lag(&mut self, relay: &str) -> usize {
+        let u = url(relay);
+        let before = self.queue.len();
+        let mut unsaved = Vec::new();
+        self.queue.retain(|(_, _, input)| match input {
+            Input::Delivered {
+                relay,
+                event,
+                outcome,
+                ..
+            } if *relay == u => {
+                if *outcome == Outcome::Saved {
+                    unsaved.push(event.id);
+                }
+                false
+            }
+            Input::Eose { relay, .. }
+            | Input::Closed { relay, .. }
+            | Input::Notice { relay, .. } => *relay != u,
+            _ => true,
+        });
+        for id in unsaved {
+            self.store.remove(&id);
+        }
+        let lost = before - self.queue.len();
+        self.feed(Input::Lagged { relay: Some(u) });
+        lost
+    }
+
+    /// Publishes an event on a remote (live subscriptions here do not deliver it).
     pub fn publish(&mut self, relay: &str, e: EventMeta) {
         let relay = url(relay);
         self.remotes.get_mut(&relay).expect("remote").events.push(e);
