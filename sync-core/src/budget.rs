@@ -92,9 +92,17 @@ impl Budget {
         (self.total() / 2).max(1)
     }
 
-    /// Live subscriptions never exceed this (one slot always stays for historic work).
+    /// Live subscriptions never exceed this: a quarter of the budget (at least one slot)
+    /// stays for historic work (SPEC §8, "minus room for historic batches"). With one slot
+    /// left, a relay whose live coverage fills its budget pages or reconciles one filter at a
+    /// time (the e2e benchmark's relay without NIP-77 paged at ~115 events/s that way).
     pub(crate) fn live_hard_cap(&self) -> usize {
-        self.total() - 1
+        self.total() - self.historic_reserve()
+    }
+
+    /// Subscription slots live coverage leaves to historic requests.
+    pub(crate) fn historic_reserve(&self) -> usize {
+        (self.total() / 4).max(1)
     }
 
     /// [`Budget::pack`] keeping only the first `max_reqs` REQs: stops pulling filters at the
@@ -181,6 +189,23 @@ mod tests {
             truncated.truncate(keep);
             prop_assert_eq!(count, truncated.iter().map(Vec::len).sum::<usize>());
             prop_assert_eq!(within, truncated);
+        }
+    }
+
+    #[test]
+    fn live_coverage_leaves_a_quarter_of_the_budget_to_historic_requests() {
+        for subs in [2usize, 3, 4, 7, 10, 20, 32, 200, 500] {
+            let cfg = Config {
+                max_subscriptions: subs,
+                ..Config::default()
+            };
+            let b = Budget::new(&cfg);
+            let reserve = b.total() - b.live_hard_cap();
+            assert!(
+                reserve >= 1 && reserve >= b.total() / 4,
+                "{subs}: {reserve}"
+            );
+            assert!(b.live_soft_cap() <= b.live_hard_cap(), "{subs}");
         }
     }
 
