@@ -462,11 +462,11 @@ fn paged_world() -> World {
 }
 
 #[test]
-fn lag_during_a_page_resends_that_page_and_keeps_what_is_confirmed() {
+fn lag_that_loses_a_page_and_its_eose_resends_the_page_after_a_grace_period() {
     let mut w = paged_world();
-    // Run until a page of comments is on its way, then lose the stream's queued messages.
+    // Run until a page of comments is on its way, then lose every queued message.
     w.run_until(5_040);
-    let lost = w.lag(R0);
+    let lost = w.lag(R0, usize::MAX);
     assert!(lost > 0, "the lag hit a page in flight");
     w.run_until(120_000);
     assert_eq!(w.store.len(), 124, "every lost event was fetched again");
@@ -493,9 +493,9 @@ fn repeated_lags_once_synced_make_one_catch_up_since_the_lag() {
     w.publish(R0, lost.clone());
     let confirmed = w.core.relay(&url(R0)).unwrap().confirmed_items();
     assert!(confirmed > 0);
-    w.lag(R0);
-    w.lag(R0);
-    w.lag(R0);
+    w.lag(R0, usize::MAX);
+    w.lag(R0, usize::MAX);
+    w.lag(R0, usize::MAX);
     assert_eq!(
         w.core.relay(&url(R0)).unwrap().confirmed_items(),
         confirmed,
@@ -503,9 +503,26 @@ fn repeated_lags_once_synced_make_one_catch_up_since_the_lag() {
     );
     w.run_until(120_000);
     assert!(w.store.contains(&lost.id), "the catch-up fetched it");
-    assert_eq!(batches(&w) - before, 1, "three lags, one catch-up batch");
+    assert_eq!(
+        batches(&w) - before,
+        2,
+        "three lags in a row: one catch-up and one follow-up, not three"
+    );
     assert_eq!(w.status(R0), Some(Status::Connected));
     let table = w.table();
     assert!(table.contains("since="), "the catch-up is bounded by since");
     insta::assert_snapshot!(table);
+}
+
+#[test]
+fn lag_that_loses_part_of_a_page_resends_it_at_its_eose() {
+    let mut w = paged_world();
+    w.run_until(5_040);
+    // The 5 oldest queued messages are lost; the rest of the page and its EOSE arrive.
+    assert_eq!(w.lag(R0, 5), 5);
+    w.run_until(120_000);
+    assert_eq!(w.store.len(), 124, "every lost event was fetched again");
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    assert_eq!(w.core.stats().batches_failed, 0);
+    insta::assert_snapshot!(w.table());
 }

@@ -162,18 +162,28 @@ impl World {
         }
     }
 
-    /// A lagging shell stream: every queued EVENT, EOSE, CLOSED and NOTICE of `relay` (or of
-    /// every relay) is lost, as when nostr-sdk's broadcast channel overflows. Negentropy
-    /// answers do not travel on that stream (the runtime's executor returns them) and stay.
+    /// A lagging shell stream: the oldest half (rounded up) of the queued EVENT, EOSE, CLOSED
+    /// and NOTICE messages of `relay` (or of every relay) is lost, as when nostr-sdk's
+    /// broadcast receiver falls behind: the oldest messages are overwritten, newer ones still
+    /// arrive. Negentropy answers do not travel on that stream (the runtime's executor
+    /// returns them) and stay.
     fn lose_stream_messages(&mut self, relay: Option<&RelayUrl>) {
-        let before = self.queue.len();
-        self.queue.retain(|_, q| match q {
+        let on_stream = |q: &Queued| match q {
             Queued::Msg { relay: r, msg, .. } => {
-                matches!(msg, RelayMsg::Neg(..)) || relay.is_some_and(|want| want != r)
+                !matches!(msg, RelayMsg::Neg(..)) && relay.is_none_or(|want| want == r)
             }
-            _ => true,
+            _ => false,
+        };
+        let total = self.queue.values().filter(|q| on_stream(q)).count();
+        let mut lose = total.div_ceil(2);
+        self.queue.retain(|_, q| {
+            if lose == 0 || !on_stream(q) {
+                return true;
+            }
+            lose -= 1;
+            false
         });
-        self.counts.dropped_messages += (before - self.queue.len()) as u64;
+        self.counts.dropped_messages += total.div_ceil(2) as u64;
     }
 
     /// Whether anything is in flight for a relay the convergence check counts.

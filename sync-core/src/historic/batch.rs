@@ -70,6 +70,11 @@ pub(crate) struct OpenRequest {
     pub(crate) requeues: u32,
     /// Matching deliveries on this subscription.
     pub(crate) delivered: usize,
+    /// The shell's stream lagged while this REQ was on the wire: some of its events may be
+    /// lost, so at its EOSE (or its batch's deadline, if the EOSE was lost) it is sent again
+    /// from the start of its page instead of being trusted. Always false for negentropy
+    /// reconciliations, which do not travel on that stream.
+    pub(crate) lagged: bool,
 }
 
 /// A historic batch. Invariants: `open` and `queued` are both empty only while resolving;

@@ -20,6 +20,11 @@ use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 /// Times a request is re-sent after a rate-limit CLOSED before its batch fails.
 const MAX_REQUEUES: u32 = 3;
 
+/// After a lag, a batch whose REQs get no delivery and no EOSE for this long re-sends them
+/// (their EOSE was probably lost in the lag). A relay that is merely slow costs one page
+/// sent twice.
+const LAG_EOSE_GRACE_MS: u64 = 10_000;
+
 impl RelayState {
     /// Starts a batch for `items` (negentropy unless disabled or known unsupported).
     pub(crate) fn start_batch(
@@ -146,6 +151,7 @@ impl RelayState {
                 request,
                 requeues,
                 delivered: 0,
+                lagged: false,
             },
         );
         batch.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
@@ -168,23 +174,26 @@ impl RelayState {
         })
     }
 
-    /// Closes every historic REQ on the wire (pages and id fetches, not negentropy
-    /// reconciliations) and re-queues each at the front of its batch, from the start of its
-    /// page: the shell lost messages, so some of their events or their EOSE may be gone.
-    pub(crate) fn requeue_historic_reqs(&mut self, ctx: &mut Ctx<'_>) {
-        let subs: Vec<(SubId, u64)> = self
-            .pending
-            .sub_batch
-            .iter()
-            .filter(|(s, _)| {
-                self.subs
-                    .get(*s)
-                    .is_some_and(|o| matches!(o.role, SubRole::Historic { .. }))
-            })
-            .map(|(s, b)| (s.clone(), *b))
-            .collect();
-        for (sub, batch) in subs.into_iter().rev() {
-            self.requeue(ctx, sub, batch);
+    /// Marks every historic REQ on the wire (pages and id fetches, not negentropy
+    /// reconciliations) as lagged: the shell lost messages, so some of their events may be
+    /// gone. Each is re-sent from the start of its page when its EOSE arrives (or its batch's
+    /// deadline passes). Cancelling them now instead would double the traffic already in the
+    /// pipe, which is what made the stream lag.
+    /// Their batches' deadlines move to at most [`LAG_EOSE_GRACE_MS`] from now, so a lost
+    /// EOSE costs seconds, not the whole batch deadline.
+    pub(crate) fn mark_historic_reqs_lagged(&mut self, ctx: &Ctx<'_>) {
+        let grace = ctx.now.mono.plus_ms(LAG_EOSE_GRACE_MS);
+        for batch in self.pending.batches.values_mut() {
+            let mut marked = false;
+            for open in batch.open.values_mut() {
+                if !matches!(open.request, Request::Diff(_)) {
+                    open.lagged = true;
+                    marked = true;
+                }
+            }
+            if marked {
+                batch.deadline = batch.deadline.map(|d| d.min(grace));
+            }
         }
     }
 
@@ -204,6 +213,30 @@ impl RelayState {
                 b.deadline = None;
             }
         }
+    }
+
+    /// Re-sends the lagged requests of `batch_id` (see [`OpenRequest::lagged`]); whether there
+    /// were any.
+    fn requeue_lagged(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) -> bool {
+        let Some(batch) = self.pending.batches.get(&batch_id) else {
+            return false;
+        };
+        let lagged: Vec<SubId> = batch
+            .open
+            .iter()
+            .filter(|(_, o)| o.lagged)
+            .map(|(s, _)| s.clone())
+            .collect();
+        let any = !lagged.is_empty();
+        for sub in lagged.into_iter().rev() {
+            self.requeue(ctx, sub, batch_id);
+        }
+        if let Some(b) = self.pending.batches.get_mut(&batch_id) {
+            if any && !b.open.is_empty() {
+                b.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
+            }
+        }
+        any
     }
 
     /// Frees `n` slots for live subscriptions by closing the newest historic requests and
@@ -282,6 +315,13 @@ impl RelayState {
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };
+        if open.lagged {
+            batch
+                .queued
+                .push_front((restart(open.request), open.requeues));
+            self.pump(ctx);
+            return;
+        }
         match open.request {
             Request::Ids(ids) => {
                 if let Stage::Fetch(fetch) = &mut batch.stage {
@@ -477,6 +517,8 @@ impl RelayState {
             if in_diff {
                 self.neg = NegSupport::Unsupported;
                 self.fallback(ctx, id);
+            } else if self.requeue_lagged(ctx, id) {
+                // Their EOSE was lost in a lag, not withheld by the relay: sent again.
             } else {
                 self.close_batch_requests(ctx, id);
                 if let Some(b) = self.pending.batches.get_mut(&id) {
@@ -504,6 +546,12 @@ impl RelayState {
             self.had_failures = true;
         } else {
             ctx.stats.batches_confirmed += 1;
+        }
+        if batch.origin == Origin::Lag {
+            if let Some(lag_wall) = self.lag_followup_since.take() {
+                self.start_lag_catchup(ctx, lag_wall);
+                self.pump(ctx);
+            }
         }
         if batch.origin.is_catchup()
             && !self.pending.batches.values().any(|b| b.origin.is_catchup())

@@ -261,6 +261,7 @@ impl RelayState {
         self.confirmed.clear();
         self.had_failures = false;
         self.catchup_pending = false;
+        self.lag_followup_since = None;
         self.neg = NegSupport::Unknown;
         self.status = Status::Syncing;
         let candidates = all_candidates(self, ctx);
@@ -269,45 +270,45 @@ impl RelayState {
 
     /// The shell lost some of this relay's messages (its stream overflowed). What can be lost
     /// is what was on the wire: events and EOSEs of historic REQs, and live events. Historic
-    /// REQs are re-sent from the start of their page (negentropy reconciliations do not use
-    /// the stream and keep going); live-covered confirmed items get a catch-up from now minus
-    /// the margin. Completed batches lost nothing (their EOSE came after their events), so
-    /// nothing is cleared. Repeated lags coalesce: a lag catch-up that has sent nothing yet
-    /// already covers a later lag, unless items were confirmed since it was made.
+    /// REQs on the wire are marked lagged and sent again at their EOSE (negentropy
+    /// reconciliations do not use the stream); live-covered confirmed items get a catch-up
+    /// from now minus the margin. Completed batches lost nothing (their EOSE came after their
+    /// events), so nothing is cleared. One lag catch-up runs at a time: a lag during one is
+    /// remembered and followed up by one more catch-up when it resolves, so a lag storm costs
+    /// at most two catch-ups per relay, not one per lag.
     pub(crate) fn recover_from_lag(&mut self, ctx: &mut Ctx<'_>) {
         if !self.status.is_live() {
             return;
         }
-        self.requeue_historic_reqs(ctx);
+        self.mark_historic_reqs_lagged(ctx);
+        let wall = ctx.now.wall;
+        if self
+            .pending
+            .batches
+            .values()
+            .any(|b| b.origin == Origin::Lag)
+        {
+            self.lag_followup_since = Some(self.lag_followup_since.map_or(wall, |t| t.min(wall)));
+            return;
+        }
+        self.start_lag_catchup(ctx, wall);
+        self.pump(ctx);
+        self.check_complete(ctx);
+    }
+
+    /// Starts a catch-up of the live-covered confirmed items from `lag_wall` minus the margin.
+    pub(crate) fn start_lag_catchup(&mut self, ctx: &mut Ctx<'_>, lag_wall: Timestamp) {
         let items: std::collections::BTreeSet<Key> = self
             .live_items()
             .filter(|i| self.confirmed.contains(i) && !self.pending.contains(i))
             .copied()
             .collect();
-        let unsent = self
-            .pending
-            .batches
-            .values()
-            .find(|b| b.origin == Origin::Lag && b.open.is_empty())
-            .map(|b| (b.id, b.since, b.items.is_superset(&items)));
-        let since = match unsent {
-            Some((_, _, true)) => None,
-            Some((id, since, false)) => {
-                // Rebuilt with the items confirmed since; the earlier `since` covers both lags.
-                let old = self.pending.take(id);
-                let mut all = items;
-                all.extend(old.into_iter().flat_map(|b| b.items));
-                Some((all, since))
-            }
-            None if items.is_empty() => None,
-            None => Some((items, Some(self.catchup_since(ctx, None)))),
-        };
-        if let Some((items, since)) = since {
-            self.start_batch(ctx, items, Origin::Lag, since);
-            self.status = Status::Syncing;
+        if items.is_empty() {
+            return;
         }
-        self.pump(ctx);
-        self.check_complete(ctx);
+        let since = self.catchup_since(ctx, Some(lag_wall));
+        self.start_batch(ctx, items, Origin::Lag, Some(since));
+        self.status = Status::Syncing;
     }
 
     fn run_live_timers(&mut self, ctx: &mut Ctx<'_>) {

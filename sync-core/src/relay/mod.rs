@@ -158,6 +158,9 @@ pub(crate) struct RelayState {
     pub(crate) live_gap_since: Option<Timestamp>,
     /// Live work deferred by a cooldown; replayed when it ends.
     pub(crate) live_dirty: bool,
+    /// The shell lagged while a lag catch-up was running: another catch-up from this wall
+    /// time (minus the margin) starts when that one resolves. `None` outside live statuses.
+    pub(crate) lag_followup_since: Option<Timestamp>,
     /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
     pub(crate) subs: BTreeMap<SubId, OpenSub>,
     /// The last live packing left filters over budget and no live group was closed since:
@@ -202,6 +205,7 @@ impl RelayState {
             live_repair_at: None,
             live_gap_since: None,
             live_dirty: false,
+            lag_followup_since: None,
             subs: BTreeMap::new(),
             live_full: false,
             live_groups: BTreeMap::new(),
@@ -252,6 +256,7 @@ impl RelayState {
         self.daily_at = None;
         self.live_repair_at = None;
         self.live_dirty = false;
+        self.lag_followup_since = None;
         self.connected_at = None;
     }
 }

@@ -314,34 +314,40 @@ impl World {
         self.later(LATENCY_MS, Input::NegentropyDiff { relay, sub, result });
     }
 
-    /// The shell's message stream overflowed: every queued EVENT, EOSE, CLOSED and NOTICE of
-    /// `relay` is lost (the host never saw those events), then `Lagged` is fed. Negentropy
-    /// answers do not travel on that stream and are kept. Returns how many messages were lost.
-    pub fn lag(&mut self, relay: &str) -> usize {
+    /// The shell's message stream overflowed: the `oldest` queued EVENT, EOSE, CLOSED and
+    /// NOTICE messages of `relay` are lost (the host never saw those events; later messages
+    /// still arrive, as with a lagging broadcast receiver), then `Lagged` is fed. Negentropy
+    /// answers do not travel on that stream and are kept. Returns how many were lost.
+    pub fn lag(&mut self, relay: &str, oldest: usize) -> usize {
         let u = url(relay);
-        let before = self.queue.len();
+        self.queue.sort_by_key(|(t, s, _)| (*t, *s));
         let mut unsaved = Vec::new();
-        self.queue.retain(|(_, _, input)| match input {
-            Input::Delivered {
-                relay,
-                event,
-                outcome,
-                ..
-            } if *relay == u => {
-                if *outcome == Outcome::Saved {
-                    unsaved.push(event.id);
-                }
-                false
+        let mut lost = 0;
+        self.queue.retain(|(_, _, input)| {
+            let on_stream = match input {
+                Input::Delivered { relay, .. }
+                | Input::Eose { relay, .. }
+                | Input::Closed { relay, .. }
+                | Input::Notice { relay, .. } => *relay == u,
+                _ => false,
+            };
+            if !on_stream || lost >= oldest {
+                return true;
             }
-            Input::Eose { relay, .. }
-            | Input::Closed { relay, .. }
-            | Input::Notice { relay, .. } => *relay != u,
-            _ => true,
+            lost += 1;
+            if let Input::Delivered {
+                event,
+                outcome: Outcome::Saved,
+                ..
+            } = input
+            {
+                unsaved.push(event.id);
+            }
+            false
         });
         for id in unsaved {
             self.store.remove(&id);
         }
-        let lost = before - self.queue.len();
         self.feed(Input::Lagged { relay: Some(u) });
         lost
     }
