@@ -75,6 +75,10 @@ pub(crate) struct OpenRequest {
     /// from the start of its page instead of being trusted. Always false for negentropy
     /// reconciliations, which do not travel on that stream.
     pub(crate) lagged: bool,
+    /// Set with `lagged`: if nothing of this REQ arrives by then, its EOSE was probably lost
+    /// in the lag and it is re-sent. Cleared by its next delivery (the stream is past the
+    /// lag for it). Invariant: `Some` only if `lagged`.
+    pub(crate) lag_grace: Option<Mono>,
 }
 
 /// A historic batch. Invariants: `open` and `queued` are both empty only while resolving;
@@ -107,6 +111,13 @@ impl Batch {
     /// Whether nothing is on the wire or waiting.
     pub(crate) fn is_idle(&self) -> bool {
         self.open.is_empty() && self.queued.is_empty()
+    }
+
+    /// Progress was made: the deadline moves to `batch_deadline_ms` from now, but never past
+    /// the grace of a lagged request (see [`OpenRequest::lag_grace`]).
+    pub(crate) fn extend_deadline(&mut self, now: Mono, batch_deadline_ms: u64) {
+        let graces = self.open.values().filter_map(|o| o.lag_grace);
+        self.deadline = Some(graces.fold(now.plus_ms(batch_deadline_ms), Mono::min));
     }
 
     /// Whether any request of the given shape is still open or queued.

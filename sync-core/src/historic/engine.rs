@@ -152,9 +152,10 @@ impl RelayState {
                 requeues,
                 delivered: 0,
                 lagged: false,
+                lag_grace: None,
             },
         );
-        batch.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
+        batch.extend_deadline(ctx.now.mono, ctx.cfg.batch_deadline_ms);
         self.pending.sub_batch.insert(sub.clone(), batch_id);
         self.subs.insert(sub, OpenSub { role, filters });
     }
@@ -184,15 +185,12 @@ impl RelayState {
     pub(crate) fn mark_historic_reqs_lagged(&mut self, ctx: &Ctx<'_>) {
         let grace = ctx.now.mono.plus_ms(LAG_EOSE_GRACE_MS);
         for batch in self.pending.batches.values_mut() {
-            let mut marked = false;
             for open in batch.open.values_mut() {
                 if !matches!(open.request, Request::Diff(_)) {
                     open.lagged = true;
-                    marked = true;
+                    open.lag_grace = Some(grace);
+                    batch.deadline = batch.deadline.map(|d| d.min(grace));
                 }
-            }
-            if marked {
-                batch.deadline = batch.deadline.map(|d| d.min(grace));
             }
         }
     }
@@ -215,25 +213,26 @@ impl RelayState {
         }
     }
 
-    /// Re-sends the lagged requests of `batch_id` (see [`OpenRequest::lagged`]); whether there
-    /// were any.
+    /// Re-sends the lagged requests of `batch_id` whose grace has passed (see
+    /// [`OpenRequest::lag_grace`]); whether there were any.
     fn requeue_lagged(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) -> bool {
+        let now = ctx.now.mono;
         let Some(batch) = self.pending.batches.get(&batch_id) else {
             return false;
         };
-        let lagged: Vec<SubId> = batch
+        let lost: Vec<SubId> = batch
             .open
             .iter()
-            .filter(|(_, o)| o.lagged)
+            .filter(|(_, o)| o.lag_grace.is_some_and(|g| g <= now))
             .map(|(s, _)| s.clone())
             .collect();
-        let any = !lagged.is_empty();
-        for sub in lagged.into_iter().rev() {
+        let any = !lost.is_empty();
+        for sub in lost.into_iter().rev() {
             self.requeue(ctx, sub, batch_id);
         }
         if let Some(b) = self.pending.batches.get_mut(&batch_id) {
             if any && !b.open.is_empty() {
-                b.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
+                b.extend_deadline(now, ctx.cfg.batch_deadline_ms);
             }
         }
         any
@@ -273,6 +272,7 @@ impl RelayState {
             return;
         };
         open.delivered += 1;
+        open.lag_grace = None;
         match (&mut open.request, &mut batch.stage) {
             (Request::Ids(_), Stage::Fetch(fetch)) => {
                 fetch.record(meta.id);
@@ -280,7 +280,7 @@ impl RelayState {
             (Request::Page(cursor), _) => cursor.record(meta.id, meta.created_at),
             _ => {}
         }
-        batch.deadline = Some(ctx.now.mono.plus_ms(ctx.cfg.batch_deadline_ms));
+        batch.extend_deadline(ctx.now.mono, ctx.cfg.batch_deadline_ms);
     }
 
     /// Takes a finished request off the wire; `None` if the subscription is not a batch's.

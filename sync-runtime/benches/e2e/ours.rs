@@ -113,7 +113,10 @@ pub(crate) async fn spawn(
     let (counter, when) = (stored.clone(), reached.clone());
     let mut builder = SyncRuntime::builder(config);
     if let Ok(path) = std::env::var("E2E_TRACE") {
-        builder = builder.trace_path(path.into());
+        // One file per runtime spawned: `<path>.1` is the initial sync.
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
+        builder = builder.trace_path(format!("{path}.{n}").into());
     }
     let handle = builder
         .database(db)
