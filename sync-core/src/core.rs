@@ -10,7 +10,7 @@ use crate::event_meta::EventMeta;
 use crate::index::want::WantIndex;
 use crate::input::{Input, Outcome};
 use crate::rejected::{RejectedEntry, RejectedMemory};
-use crate::relay::{RelayState, SubRole};
+use crate::relay::{RelayState, Status, SubRole};
 use crate::stats::Stats;
 use crate::time::{Deadline, Earliest, Mono, Now, TimerKind};
 use crate::url::RelayUrl;
@@ -331,7 +331,7 @@ impl SyncCore {
     /// refreshed.
     fn run_due(&mut self, out: &mut Vec<Command>) {
         self.rejected.expire(self.now);
-        if self.discovery.is_due(self.now.mono) {
+        if self.discovery.is_due(self.now.mono) || self.discovery_can_close_early() {
             self.flush_discovery(out);
         }
         let now = self.now.mono;
@@ -347,6 +347,29 @@ impl SyncCore {
         }
         self.touched.extend(urls);
         self.reindex_touched();
+    }
+
+    /// The discovery window (SPEC §4) coalesces bursts; it closes before its fixed end when
+    /// nothing could add to the burst: some relay is `Syncing` only because of the window
+    /// (its historic work is done) and no relay has a batch in flight, i.e. every update the
+    /// historic sync was going to produce is in. In steady state (no relay `Syncing`) live
+    /// events keep the full window. It also closes once it holds
+    /// [`crate::discovery::FLUSH_AT_UPDATES`] updates.
+    fn discovery_can_close_early(&self) -> bool {
+        if self.discovery.is_idle() {
+            return false;
+        }
+        if self.discovery.is_full() {
+            return true;
+        }
+        let mut waiting = false;
+        for r in self.relays.values() {
+            if !r.pending.is_empty() || r.status == Status::Connecting {
+                return false;
+            }
+            waiting |= r.status == Status::Syncing;
+        }
+        waiting
     }
 
     /// Refreshes the timer index entries of the relays touched this step.

@@ -14,6 +14,11 @@ use crate::item::SyncLevel;
 use crate::time::Mono;
 use crate::url::RelayUrl;
 
+/// The window closes early once it holds this many updates: an initial sync delivers
+/// thousands of root events a second, and a flush this size already amortises its planning
+/// (whose cost grows with what changed, not with the index).
+pub(crate) const FLUSH_AT_UPDATES: usize = 1_000;
+
 /// One buffered discovery update.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Update {
@@ -83,6 +88,12 @@ impl Discovery {
 
     pub(crate) fn is_due(&self, now: Mono) -> bool {
         self.closes_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether the window holds so many updates that waiting longer only makes the flush
+    /// larger (see [`FLUSH_AT_UPDATES`]).
+    pub(crate) fn is_full(&self) -> bool {
+        self.buffer.len() >= FLUSH_AT_UPDATES
     }
 
     pub(crate) fn deadline(&self) -> Option<Mono> {

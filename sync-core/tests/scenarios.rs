@@ -526,3 +526,39 @@ fn lag_that_loses_part_of_a_page_resends_it_at_its_eose() {
     assert_eq!(w.core.stats().batches_failed, 0);
     insta::assert_snapshot!(w.table());
 }
+
+/// The discovery window closes early once the historic sync that feeds it is idle (here the
+/// L3 hop of a fresh start), or once it holds 1 000 updates; live events in steady state keep
+/// the full window.
+#[test]
+fn discovery_window_closes_early_only_when_nothing_more_is_coming() {
+    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
+    w.run_until(6_000);
+    assert_eq!(
+        w.status(R0),
+        Some(Status::Connected),
+        "the root's comments were fetched without waiting for a second 5 s window"
+    );
+    w.run_until(60_000);
+    let root = |n: u64| {
+        ev(
+            5_000 + n,
+            keys(5).public_key(),
+            1617,
+            WALL0 + 60,
+            &[('a', coord(&keys(1), "repo"))],
+        )
+    };
+    w.feed(Input::Accepted { event: root(0) });
+    let window = w.core.next_deadline().expect("a deadline");
+    assert_eq!(window.why, sync_core::TimerKind::DiscoveryWindow);
+    assert_eq!(window.at.0, 65_000, "a live root waits for the full window");
+    for n in 1..1_000 {
+        w.feed(Input::Accepted { event: root(n) });
+    }
+    assert_ne!(
+        w.core.next_deadline().map(|d| d.why),
+        Some(sync_core::TimerKind::DiscoveryWindow),
+        "1 000 buffered updates flush at once"
+    );
+}
