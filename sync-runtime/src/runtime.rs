@@ -134,8 +134,9 @@ impl SyncRuntimeBuilder {
     }
 
     /// Called after every synced event the runtime newly stored (e.g. to push it to the host
-    /// relay's live subscribers). Runs on the ingest task: it must return quickly (spawn for
-    /// anything slow), or it holds up every relay's traffic.
+    /// relay's live subscribers). Runs once per newly stored event, on the task that decided
+    /// it; up to [`MAX_IN_FLIGHT_EVENTS`](crate::MAX_IN_FLIGHT_EVENTS) such tasks run at once, so calls may overlap and need
+    /// not come in stream order. It must return quickly (spawn for anything slow).
     #[must_use]
     pub fn on_stored(mut self, f: Arc<dyn Fn(&Event) + Send + Sync>) -> Self {
         self.on_stored = Some(f);
