@@ -16,16 +16,19 @@
 //! Dependencies between events: the host's policy may accept an event only once another is
 //! stored (a state event needs its announcement). Sequentially, every earlier event was stored
 //! before a later one was judged; concurrently it may not be yet. So an event rejected or
-//! deferred while an event ahead of it in the queue was being stored is judged again when it
-//! reaches the head (every earlier event is decided by then): the outcome the core hears is
-//! never worse than the sequential one.
+//! deferred whose policy check began before the store of an event ahead of it completed is
+//! judged again when it reaches the head (every earlier event is decided by then): the outcome
+//! the core hears is never worse than the sequential one. The price: the host's policy may be
+//! asked twice about such an event (once per delivery it is still asked at most twice).
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
+use nostr::Event;
 use nostr_sdk::RelayPoolNotification;
 use sync_core::Input;
 use tokio::sync::broadcast;
@@ -42,9 +45,38 @@ use crate::driver::DriverMsg;
 /// entry is one event plus a task) while the driver, not the store, is the bottleneck.
 pub const MAX_IN_FLIGHT_EVENTS: usize = 256;
 
+/// A decision and where it fell among the pipeline's stores.
+#[derive(Debug)]
+struct Judged {
+    /// What the host's side made of the event.
+    decision: Decision,
+    /// [`Pipeline::store_seq`] when the judging began: every store numbered up to it was
+    /// committed before the policy looked.
+    started_seq: u64,
+    /// This event's number in [`Pipeline::store_seq`] if it was stored, else 0.
+    stored_seq: u64,
+}
+
+/// Judges `event` on its own task, numbering a store in `seq`.
+fn spawn_judge(ingest: Arc<Ingest>, seq: Arc<AtomicU64>, event: Arc<Event>) -> DecisionTask {
+    DecisionTask(tokio::spawn(async move {
+        let started_seq = seq.load(Ordering::SeqCst);
+        let decision = ingest.judge(&event).await;
+        let stored_seq = match decision {
+            Decision::Stored => seq.fetch_add(1, Ordering::SeqCst) + 1,
+            _ => 0,
+        };
+        Judged {
+            decision,
+            started_seq,
+            stored_seq,
+        }
+    }))
+}
+
 /// A spawned decision that is aborted if the pipeline is dropped (the runtime shut down).
 #[derive(Debug)]
-struct DecisionTask(JoinHandle<Decision>);
+struct DecisionTask(JoinHandle<Judged>);
 
 impl Drop for DecisionTask {
     fn drop(&mut self) {
@@ -57,9 +89,6 @@ impl Drop for DecisionTask {
 struct Deciding {
     /// The routed event.
     pending: Pending,
-    /// [`Pipeline::stored`] when it was queued: if the count has grown by the time it reaches
-    /// the head, an event ahead of it was stored while it was being judged.
-    stored_before: u64,
     /// The task judging it.
     task: DecisionTask,
 }
@@ -79,8 +108,12 @@ struct Pipeline {
     ingest: Arc<Ingest>,
     /// Entries not yet handed to the driver, in stream order; at most [`MAX_IN_FLIGHT_EVENTS`].
     queue: VecDeque<Slot>,
-    /// Events that reached the head as newly stored (only grows).
-    stored: u64,
+    /// Numbers the stores of the pipeline's tasks in the order they completed (only grows).
+    store_seq: Arc<AtomicU64>,
+    /// The highest store number among the entries already handed on. Every entry ahead of the
+    /// head has been handed on, so if this exceeds the head's `started_seq`, an event ahead of
+    /// it was stored after its policy looked.
+    stored_ahead_seq: u64,
 }
 
 impl Pipeline {
@@ -90,14 +123,13 @@ impl Pipeline {
             Step::Skip => {}
             Step::Input(input) => self.queue.push_back(Slot::Ready(input)),
             Step::Decide(pending) => {
-                let ingest = self.ingest.clone();
-                let event = pending.event.clone();
-                let task = tokio::spawn(async move { ingest.judge(&event).await });
-                self.queue.push_back(Slot::Deciding(Deciding {
-                    pending,
-                    stored_before: self.stored,
-                    task: DecisionTask(task),
-                }));
+                let task = spawn_judge(
+                    self.ingest.clone(),
+                    self.store_seq.clone(),
+                    pending.event.clone(),
+                );
+                self.queue
+                    .push_back(Slot::Deciding(Deciding { pending, task }));
             }
         }
     }
@@ -137,25 +169,34 @@ impl Pipeline {
         }
     }
 
-    /// Resolves the decided head entry into its `Delivered` input.
-    async fn finish(&mut self, deciding: Deciding, joined: Result<Decision, JoinError>) -> Input {
-        let Deciding {
-            pending,
-            stored_before,
-            task: _,
-        } = deciding;
-        let mut decision = joined.unwrap_or_else(|e| {
-            tracing::warn!(id = %pending.event.id, error = %e, "deciding an event failed");
-            Decision::Deferred
-        });
-        let raced = self.stored > stored_before;
-        if raced && matches!(decision, Decision::Rejected { .. } | Decision::Deferred) {
-            tracing::debug!(id = %pending.event.id, "judged again after the events ahead of it");
-            decision = self.ingest.judge(&pending.event).await;
+    /// Resolves the decided head entry into its `Delivered` input: a rejection or deferral
+    /// that raced the store of an event ahead of it is judged again first (on its own task,
+    /// so a panicking policy cannot take the reader down).
+    async fn finish(&mut self, pending: Pending, joined: Result<Judged, JoinError>) -> Input {
+        let mut judged = self.joined(&pending, joined);
+        let retry = matches!(
+            judged.as_ref().map(|j| &j.decision),
+            Some(Decision::Rejected { .. } | Decision::Deferred)
+        );
+        if let (true, Some(j)) = (retry, &judged) {
+            if self.stored_ahead_seq > j.started_seq {
+                tracing::debug!(id = %pending.event.id, "judged again after the events ahead of it");
+                let mut task = spawn_judge(
+                    self.ingest.clone(),
+                    self.store_seq.clone(),
+                    pending.event.clone(),
+                );
+                let rejoined = (&mut task.0).await;
+                judged = self.joined(&pending, rejoined);
+            }
         }
-        if decision == Decision::Stored {
-            self.stored += 1;
-        }
+        let decision = match judged {
+            Some(j) => {
+                self.stored_ahead_seq = self.stored_ahead_seq.max(j.stored_seq);
+                j.decision
+            }
+            None => Decision::Deferred,
+        };
         let outcome = self.ingest.record(&pending.event, decision);
         Input::Delivered {
             relay: pending.relay,
@@ -164,13 +205,22 @@ impl Pipeline {
             outcome,
         }
     }
+
+    /// A finished task's result; `None` (logged) if it panicked.
+    fn joined(&self, pending: &Pending, joined: Result<Judged, JoinError>) -> Option<Judged> {
+        joined
+            .inspect_err(|e| {
+                tracing::warn!(id = %pending.event.id, error = %e, "deciding an event failed");
+            })
+            .ok()
+    }
 }
 
 /// Waits until the head entry's decision is done (pending forever if the head is not
 /// deciding). Cancel safe: it only polls the join handle.
 fn head_decided(
     queue: &mut VecDeque<Slot>,
-) -> impl Future<Output = Result<Decision, JoinError>> + '_ {
+) -> impl Future<Output = Result<Judged, JoinError>> + '_ {
     poll_fn(move |cx| match queue.front_mut() {
         Some(Slot::Deciding(d)) => Pin::new(&mut d.task.0).poll(cx),
         _ => Poll::Pending,
@@ -188,7 +238,8 @@ pub(crate) async fn run(
     let mut p = Pipeline {
         ingest,
         queue: VecDeque::with_capacity(MAX_IN_FLIGHT_EVENTS),
-        stored: 0,
+        store_seq: Arc::new(AtomicU64::new(0)),
+        stored_ahead_seq: 0,
     };
     let mut reading = true;
     loop {
@@ -208,7 +259,7 @@ pub(crate) async fn run(
             }
             joined = head_decided(&mut p.queue), if head_deciding => {
                 if let Some(Slot::Deciding(deciding)) = p.queue.pop_front() {
-                    let input = p.finish(deciding, joined).await;
+                    let input = p.finish(deciding.pending, joined).await;
                     p.queue.push_front(Slot::Ready(input));
                 }
             }
