@@ -5,9 +5,14 @@
 //! become inputs as they are; a lagging notification stream becomes `Input::Lagged` (a resync,
 //! never a disconnect).
 //!
-//! One task reads the stream in order, so every EVENT of a subscription reaches the core before
-//! its EOSE. The driver's channel is bounded: when the core falls behind, this task waits, the
-//! SDK's broadcast buffer fills, and the resulting lag is reported as `Lagged`.
+//! This file holds the per-event work ([`Ingest::translate`], [`Ingest::judge`],
+//! [`Ingest::record`]); `ingest/pipeline.rs` runs many events' decisions at once while keeping
+//! the inputs in stream order, and `ingest/lag_burst.rs` folds bursts of lag into one input.
+
+mod lag_burst;
+mod pipeline;
+
+pub use pipeline::MAX_IN_FLIGHT_EVENTS;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -56,25 +61,101 @@ fn event_type(kind: u16) -> &'static str {
     }
 }
 
+/// What the host's side made of one event, before the core hears about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Newly stored (`on_stored` has run).
+    Stored,
+    /// Already stored, or the store declined it (replaced, deleted, …).
+    Duplicate,
+    /// The policy deferred it, or the store failed: not stored.
+    Deferred,
+    /// The policy rejected it.
+    Rejected {
+        /// The policy's reason, for logs.
+        reason: String,
+    },
+}
+
+/// An event routed to an open (or recently closed) subscription, waiting for its decision.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// The core's URL of the relay it came from.
+    pub(crate) relay: sync_core::RelayUrl,
+    /// The subscription it arrived on.
+    pub(crate) sub: sync_core::SubId,
+    /// What the core sees of it.
+    pub(crate) meta: EventMeta,
+    /// The event (shared with the task deciding it).
+    pub(crate) event: Arc<Event>,
+}
+
+impl Pending {
+    fn new(
+        relay: sync_core::RelayUrl,
+        sub: sync_core::SubId,
+        meta: EventMeta,
+        event: Event,
+    ) -> Self {
+        Self {
+            relay,
+            sub,
+            meta,
+            event: Arc::new(event),
+        }
+    }
+}
+
+/// What one relay message becomes.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Nothing for the core.
+    Skip,
+    /// An input as it is.
+    Input(Input),
+    /// An event to decide; its `Input::Delivered` follows the decision.
+    Decide(Pending),
+}
+
 impl Ingest {
     /// Feeds `input` to the driver; `false` if the driver is gone.
     async fn send(&self, input: Input) -> bool {
         self.tx.send(DriverMsg::Input(input)).await.is_ok()
     }
 
-    /// Decides about a verified event: duplicate check, policy, store.
+    /// Decides about a verified event and records a rejection (see [`Ingest::judge`] and
+    /// [`Ingest::record`]).
     pub(crate) async fn decide(&self, event: &Event) -> Outcome {
+        let decision = self.judge(event).await;
+        self.record(event, decision)
+    }
+
+    /// Duplicate check, policy, store; runs `on_stored` after a store. Safe to run for many
+    /// events at once: the store's own duplicate check makes exactly one of two concurrent
+    /// saves of the same event `Stored`.
+    pub(crate) async fn judge(&self, event: &Event) -> Decision {
         match self.db.check_id(&event.id).await {
             Ok(DatabaseEventStatus::Saved | DatabaseEventStatus::Deleted) => {
-                return Outcome::Duplicate
+                return Decision::Duplicate
             }
             Ok(DatabaseEventStatus::NotExistent) => {}
             Err(e) => tracing::warn!(id = %event.id, error = %e, "store check_id failed"),
         }
         match self.policy.check(event).await {
             Verdict::Accept => self.store(event).await,
-            Verdict::Defer => Outcome::Deferred,
-            Verdict::Reject { reason } => {
+            Verdict::Defer => Decision::Deferred,
+            Verdict::Reject { reason } => Decision::Rejected { reason },
+        }
+    }
+
+    /// Turns a final decision into the core's outcome: a rejection is logged, counted and its
+    /// body kept for a re-offer. Called once per decision the core hears about.
+    pub(crate) fn record(&self, event: &Event, decision: Decision) -> Outcome {
+        match decision {
+            Decision::Stored => Outcome::Saved,
+            Decision::Duplicate => Outcome::Duplicate,
+            Decision::Deferred => Outcome::Deferred,
+            Decision::Rejected { reason } => {
                 tracing::debug!(id = %event.id, kind = event.kind.as_u16(), %reason, "policy rejected");
                 self.metrics
                     .policy_rejected
@@ -89,100 +170,69 @@ impl Ingest {
         }
     }
 
-    async fn store(&self, event: &Event) -> Outcome {
+    async fn store(&self, event: &Event) -> Decision {
         match self.db.save_event(event).await {
             Ok(SaveEventStatus::Success) => {
                 if let Some(f) = &self.on_stored {
                     f(event);
                 }
-                Outcome::Saved
+                Decision::Stored
             }
-            Ok(SaveEventStatus::Rejected(RejectedReason::Duplicate)) => Outcome::Duplicate,
+            Ok(SaveEventStatus::Rejected(RejectedReason::Duplicate)) => Decision::Duplicate,
             Ok(SaveEventStatus::Rejected(reason)) => {
                 // Replaced by a newer version, deleted, expired, …: nothing new was stored.
                 tracing::debug!(id = %event.id, ?reason, "store declined event");
-                Outcome::Duplicate
+                Decision::Duplicate
             }
             Err(e) => {
                 tracing::warn!(id = %event.id, error = %e, "store failed");
                 self.metrics.store_errors.inc();
-                Outcome::Deferred
+                Decision::Deferred
             }
         }
     }
 
-    /// Handles one EVENT from `sdk_url` on `sub`.
-    async fn on_event(&self, sdk_url: &str, sub: &str, event: &Event) -> bool {
-        let meta = EventMeta::from_event(event);
-        let (relay, outcome) = match self.routing.route(sdk_url, sub, &meta) {
-            Route::UnknownRelay => return true,
-            // Not offered to the host. `Deferred` has no effect in the core, which counts the
-            // delivery as late / out of filter.
-            Route::UnknownSub(relay) => {
-                self.metrics
-                    .events_dropped
-                    .with_label_values(&["unknown_subscription"])
-                    .inc();
-                (relay, Outcome::Deferred)
-            }
-            Route::OutOfFilter(relay) => {
-                tracing::debug!(relay = %relay, %sub, id = %event.id, "event outside the subscription's filters");
-                self.metrics
-                    .events_dropped
-                    .with_label_values(&["out_of_filter"])
-                    .inc();
-                (relay, Outcome::Deferred)
-            }
-            Route::Matched(relay) => (relay, self.decide(event).await),
+    /// Routes one EVENT from `sdk_url` on `sub`: to be decided, or an input at once.
+    fn route_event(&self, sdk_url: &str, sub: &str, event: Event) -> Step {
+        let meta = EventMeta::from_event(&event);
+        let sub_id = sync_core::SubId(sub.to_string());
+        let (relay, dropped) = match self.routing.route(sdk_url, sub, &meta) {
+            Route::UnknownRelay => return Step::Skip,
+            Route::Matched(relay) => return Step::Decide(Pending::new(relay, sub_id, meta, event)),
             // Asked-for data that queued behind other traffic past its batch's deadline: still
             // offered to the host (the core counts it as late and still learns what was saved).
             Route::LateMatched(relay) => {
                 tracing::debug!(relay = %relay, %sub, id = %event.id, "late event on a closed subscription");
-                (relay, self.decide(event).await)
+                return Step::Decide(Pending::new(relay, sub_id, meta, event));
+            }
+            // Not offered to the host. `Deferred` has no effect in the core, which counts the
+            // delivery as late / out of filter.
+            Route::UnknownSub(relay) => (relay, "unknown_subscription"),
+            Route::OutOfFilter(relay) => {
+                tracing::debug!(relay = %relay, %sub, id = %event.id, "event outside the subscription's filters");
+                (relay, "out_of_filter")
             }
         };
-        let sub = sync_core::SubId(sub.to_string());
-        self.send(Input::Delivered {
+        self.metrics
+            .events_dropped
+            .with_label_values(&[dropped])
+            .inc();
+        Step::Input(Input::Delivered {
             relay,
-            sub,
+            sub: sub_id,
             event: meta,
-            outcome,
+            outcome: Outcome::Deferred,
         })
-        .await
     }
 
-    /// Runs re-offered events through the policy again and tells the core the verdicts.
-    pub(crate) async fn reoffer(&self, ids: Vec<EventId>) {
-        let bodies = self
-            .reoffer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(&ids, Instant::now());
-        for event in bodies {
-            let event_meta = EventMeta::from_event(&event);
-            let input = match self.decide(&event).await {
-                Outcome::Saved | Outcome::Duplicate => Input::Accepted { event: event_meta },
-                Outcome::Rejected => Input::Rejected { event: event_meta },
-                Outcome::Deferred => continue,
-            };
-            if !self.send(input).await {
-                return;
-            }
-        }
-    }
-
-    /// Translates one relay message; `false` when the driver is gone.
-    async fn on_message(&self, sdk_url: &str, message: RelayMessage<'_>) -> bool {
+    /// Translates one relay message into what the pipeline does with it.
+    fn translate(&self, sdk_url: &str, message: RelayMessage<'_>) -> Step {
         let relay = || self.routing.relay(sdk_url);
         let input = match message {
             RelayMessage::Event {
                 subscription_id,
                 event,
-            } => {
-                return self
-                    .on_event(sdk_url, subscription_id.as_str(), &event)
-                    .await
-            }
+            } => return self.route_event(sdk_url, subscription_id.as_str(), event.into_owned()),
             RelayMessage::EndOfStoredEvents(sub) => relay().map(|relay| Input::Eose {
                 relay,
                 sub: sync_core::SubId(sub.to_string()),
@@ -202,33 +252,30 @@ impl Ingest {
             // NEG-* are consumed by the negentropy executor; OK/AUTH/COUNT are not ours.
             _ => None,
         };
-        match input {
-            Some(input) => self.send(input).await,
-            None => true,
-        }
+        input.map_or(Step::Skip, Step::Input)
     }
 
-    /// Reads the SDK's notification stream until it or the driver ends.
-    pub(crate) async fn run(self, mut notifications: broadcast::Receiver<RelayPoolNotification>) {
-        loop {
-            let keep_going = match notifications.recv().await {
-                Ok(RelayPoolNotification::Message { relay_url, message }) => {
-                    self.on_message(relay_url.as_str(), message).await
-                }
-                Ok(RelayPoolNotification::Event { .. }) => true,
-                Ok(RelayPoolNotification::Shutdown) | Err(broadcast::error::RecvError::Closed) => {
-                    false
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        missed,
-                        "relay message stream lagged; every relay catches up"
-                    );
-                    self.metrics.stream_lagged.inc();
-                    self.send(Input::Lagged { relay: None }).await
-                }
+    /// Reads the SDK's notification stream until it or the driver ends (see
+    /// `ingest/pipeline.rs`: many events decided at once, inputs in stream order).
+    pub(crate) async fn run(self, notifications: broadcast::Receiver<RelayPoolNotification>) {
+        pipeline::run(Arc::new(self), notifications).await;
+    }
+
+    /// Runs re-offered events through the policy again and tells the core the verdicts.
+    pub(crate) async fn reoffer(&self, ids: Vec<EventId>) {
+        let bodies = self
+            .reoffer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(&ids, Instant::now());
+        for event in bodies {
+            let event_meta = EventMeta::from_event(&event);
+            let input = match self.decide(&event).await {
+                Outcome::Saved | Outcome::Duplicate => Input::Accepted { event: event_meta },
+                Outcome::Rejected => Input::Rejected { event: event_meta },
+                Outcome::Deferred => continue,
             };
-            if !keep_going {
+            if !self.send(input).await {
                 return;
             }
         }
@@ -257,6 +304,30 @@ mod tests {
         }
     }
 
+    /// An ingest over `db` with `policy`, a driver inbox of `inbox`, and a counter of
+    /// `on_stored` calls (shared with the pipeline's tests).
+    pub(super) fn ingest_with(
+        policy: Arc<dyn WritePolicy>,
+        db: Arc<dyn NostrDatabase>,
+        inbox: usize,
+    ) -> (Ingest, mpsc::Receiver<DriverMsg>, Arc<AtomicUsize>) {
+        let stored = Arc::new(AtomicUsize::new(0));
+        let counter = stored.clone();
+        let (tx, rx) = mpsc::channel(inbox);
+        let ingest = Ingest {
+            db,
+            policy,
+            routing: Arc::new(Routing::default()),
+            reoffer: Arc::new(Mutex::new(ReofferCache::new(Duration::from_secs(120), 10))),
+            on_stored: Some(Arc::new(move |_e: &Event| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })),
+            metrics: Metrics::register(prometheus::Registry::new()).unwrap(),
+            tx,
+        };
+        (ingest, rx, stored)
+    }
+
     fn ingest(
         verdict: Verdict,
     ) -> (
@@ -270,20 +341,7 @@ mod tests {
             max_events: None,
         }));
         let policy = Arc::new(Fixed(verdict, AtomicUsize::new(0)));
-        let stored = Arc::new(AtomicUsize::new(0));
-        let counter = stored.clone();
-        let (tx, rx) = mpsc::channel(16);
-        let ingest = Ingest {
-            db,
-            policy: policy.clone(),
-            routing: Arc::new(Routing::default()),
-            reoffer: Arc::new(Mutex::new(ReofferCache::new(Duration::from_secs(120), 10))),
-            on_stored: Some(Arc::new(move |_e: &Event| {
-                counter.fetch_add(1, Ordering::SeqCst);
-            })),
-            metrics: Metrics::register(prometheus::Registry::new()).unwrap(),
-            tx,
-        };
+        let (ingest, rx, stored) = ingest_with(policy.clone(), db, 16);
         (ingest, policy, rx, stored)
     }
 

@@ -93,6 +93,7 @@
 //! | `driver.rs` | the loop that owns the core |
 //! | `executor.rs` | commands → nostr-sdk |
 //! | `ingest.rs` | relay messages → policy → store → inputs |
+//! | `ingest/pipeline.rs`, `ingest/lag_burst.rs` | concurrent decisions in stream order, lag bursts as one `Lagged` |
 //! | `routing.rs` | relay/subscription lookup and filter check |
 //! | `monitor.rs` | connection losses |
 //! | `negentropy.rs`, `nip11.rs`, `transport.rs` | NIP-77 diff, NIP-11 limits, `TCP_NODELAY` |
@@ -122,7 +123,7 @@ pub mod testkit;
 mod transport;
 
 pub use crate::error::RuntimeError;
-pub use crate::ingest::OnStored;
+pub use crate::ingest::{OnStored, MAX_IN_FLIGHT_EVENTS};
 pub use crate::policy::{AcceptAll, PolicyFuture, Verdict, WritePolicy};
 pub use crate::rejected_store::REJECTED_FILE;
 pub use crate::runtime::{

@@ -64,7 +64,8 @@ pub(crate) struct Metrics {
     pub(crate) policy_rejected: IntCounterVec,
     /// Events the host's store could not save.
     pub(crate) store_errors: IntCounter,
-    /// Notification-stream lags (each one triggers a catch-up).
+    /// Notification-stream lag results, every one counted (a burst of them triggers one
+    /// catch-up, `ingest/lag_burst.rs`).
     pub(crate) stream_lagged: IntCounter,
 }
 
@@ -138,7 +139,7 @@ impl Metrics {
             events_dropped: counter_vec(r, "ngit_sync_events_dropped_total", "Events dropped by the runtime before the host's policy", &["reason"])?,
             policy_rejected: counter_vec(r, "ngit_sync_rejected_events_total", "Events the host's policy rejected, by event type", &["event_type"])?,
             store_errors: counter(r, "ngit_sync_store_errors_total", "Events the host's store failed to save")?,
-            stream_lagged: counter(r, "ngit_sync_stream_lagged_total", "Times the relay message stream lagged (each triggers a catch-up)")?,
+            stream_lagged: counter(r, "ngit_sync_stream_lagged_total", "Times the relay message stream lagged (a burst of lags triggers one catch-up)")?,
             registry,
         })
     }

@@ -4,6 +4,20 @@
 //! finds the ids, it downloads nothing, avoiding the SDK's early-returning download mode,
 //! findings note G1). The ids the relay has and the store lacks go back to the core, which
 //! removes the ids the host rejected recently and fetches the rest with its own `ids` REQs.
+//!
+//! Lag: nostr-sdk 0.44 runs the exchange on a receiver of the relay's own notification channel
+//! (`RelayOptions::notification_channel_size`, default 2 048; every message of that relay
+//! passes through it, each new EVENT of our other subscriptions twice). Its loop is
+//! `while let Ok(n) = recv().await`: if that receiver lags, the loop ends and
+//! `sync_with_items` returns `Ok` with whatever was found so far, so a reconciliation that
+//! lost a NEG-MSG would look complete. [`diff`] therefore watches the same channel on the same
+//! task while the exchange runs; if the watcher lagged, the result is reported as `Failed`
+//! (the core falls back to REQs for that batch) rather than trusted. The watcher is a
+//! heuristic: polled alongside the exchange, it falls behind under the same starvation, but
+//! it cannot see the SDK's receiver itself. The channel keeps the SDK's size: tokio
+//! preallocates every slot (272 bytes each for a `RelayNotification` on x86_64, measured), so
+//! it costs 2 048 x 272 B = 544 KiB per relay already, and a larger one would be paid by every
+//! relay the runtime tracks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +27,7 @@ use nostr_database::NostrDatabase;
 use nostr_sdk::pool::relay::Error as RelayError;
 use nostr_sdk::{Relay, SyncOptions};
 use sync_core::NegentropyResult;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 /// Maps an SDK error to the core's view: does the relay not speak NIP-77, or did this one
 /// reconciliation fail?
@@ -55,13 +70,44 @@ pub(crate) async fn diff(
     let opts = SyncOptions::default()
         .dry_run()
         .initial_timeout(initial_timeout);
-    match relay.sync_with_items(filter, items, &opts).await {
+    // Subscribed before the exchange starts, so it sees everything the SDK's receiver sees.
+    let watcher = relay.notifications();
+    let (result, lagged) =
+        watch_for_lag(relay.sync_with_items(filter, items, &opts), watcher).await;
+    if lagged {
+        return NegentropyResult::Failed {
+            message:
+                "relay notification channel lagged during reconciliation; result may be incomplete"
+                    .into(),
+        };
+    }
+    match result {
         Ok(reconciliation) => {
             let mut ids: Vec<_> = reconciliation.remote.into_iter().collect();
             ids.sort();
             NegentropyResult::Missing { ids }
         }
         Err(e) => classify(&e),
+    }
+}
+
+/// Runs `work` while draining `watcher`; also returns whether `watcher` lagged meanwhile.
+async fn watch_for_lag<T: Clone, R>(
+    work: impl std::future::Future<Output = R>,
+    mut watcher: broadcast::Receiver<T>,
+) -> (R, bool) {
+    tokio::pin!(work);
+    let mut lagged = false;
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            result = &mut work => return (result, lagged),
+            received = watcher.recv(), if watching => match received {
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => lagged = true,
+                Err(RecvError::Closed) => watching = false,
+            },
+        }
     }
 }
 
@@ -84,5 +130,35 @@ mod tests {
         }
         let failed = classify(&RelayError::RelayMessage("error: closed, too slow".into()));
         assert!(matches!(failed, NegentropyResult::Failed { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_during_the_work_reports_lag() {
+        let (tx, watcher) = broadcast::channel(2);
+        // Current-thread runtime: all ten sends happen before the watcher is polled again.
+        let work = async {
+            tokio::task::yield_now().await;
+            for i in 0..10u8 {
+                tx.send(i).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            "done"
+        };
+        assert_eq!(watch_for_lag(work, watcher).await, ("done", true));
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_keeps_up_or_closes_reports_no_lag() {
+        let (tx, watcher) = broadcast::channel(2);
+        let work = async {
+            for i in 0..10u8 {
+                tx.send(i).unwrap();
+                tokio::task::yield_now().await;
+            }
+            drop(tx);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            7
+        };
+        assert_eq!(watch_for_lag(work, watcher).await, (7, false));
     }
 }

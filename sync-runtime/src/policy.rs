@@ -41,7 +41,10 @@ impl Verdict {
 }
 
 /// The host's write policy. Implementations must be cheap to call concurrently; the runtime
-/// may check several events at once.
+/// checks up to [`MAX_IN_FLIGHT_EVENTS`](crate::MAX_IN_FLIGHT_EVENTS) events at once. An event
+/// the policy rejected or deferred while an event that arrived before it was still being
+/// stored is checked a second time once that store is done (the store may be what it needed),
+/// so a policy must not count calls as deliveries.
 pub trait WritePolicy: Send + Sync + 'static {
     /// Decides about `event` (already verified). Must not store it: the runtime does.
     fn check<'a>(&'a self, event: &'a Event) -> PolicyFuture<'a>;

@@ -124,7 +124,10 @@ async fn rejected_announcements_are_not_downloaded_again() {
         .unwrap();
     let first = wait_connected(&handle, &[&a.url]).await;
     assert!(holds_all(host.as_ref(), std::slice::from_ref(&ours)).await);
-    assert_eq!(policy.checks_of(&foreign.id), 1, "offered once");
+    // Once, or twice when its first check raced the store of `ours` (the pipelined ingest
+    // judges such a rejection again, WritePolicy docs): one delivery either way.
+    let offered = policy.checks_of(&foreign.id);
+    assert!((1..=2).contains(&offered), "offered once: {offered} checks");
     let (after, resynced) = handle
         .wait_for_status(WAIT, |s| {
             s.totals.negentropy_batches >= 2 * first.totals.negentropy_batches.max(1)
@@ -134,7 +137,7 @@ async fn rejected_announcements_are_not_downloaded_again() {
     assert!(resynced, "a daily resync ran: {:?}", after.totals);
     assert_eq!(
         policy.checks_of(&foreign.id),
-        1,
+        offered,
         "not downloaded again on the resync"
     );
     assert!(
@@ -157,7 +160,7 @@ async fn rejected_announcements_are_not_downloaded_again() {
     assert!(status.totals.negentropy_batches > 0);
     assert_eq!(
         policy.checks_of(&foreign.id),
-        1,
+        offered,
         "not downloaded again after a restart"
     );
     assert!(status.totals.rejected.hits >= 1);
@@ -289,6 +292,85 @@ async fn a_lagging_stream_means_catch_up_never_disconnected() {
         "no reconnect"
     );
     handle.shutdown().await.unwrap();
+}
+
+/// Counts the stored notifications per event.
+fn stored_counter() -> (Arc<Mutex<BTreeMap<EventId, usize>>>, sync_runtime::OnStored) {
+    let counts = Arc::new(Mutex::new(BTreeMap::<EventId, usize>::new()));
+    let inner = counts.clone();
+    let f: sync_runtime::OnStored = Arc::new(move |e: &Event| {
+        *inner.lock().unwrap().entry(e.id).or_default() += 1;
+    });
+    (counts, f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_events_from_two_relays_through_a_small_sdk_channel_arrive_in_order_stored_once()
+{
+    let (a, b) = (TestRelay::start(None).await, TestRelay::start(None).await);
+    let owner = Keys::generate();
+    let t = now_secs() - 3_600;
+    let ann = announcement(&owner, "load", &[&a.url, &b.url, OWN_URL], t);
+    let c = coord(&owner, "load");
+    let patches: Vec<Event> = (0..1_000)
+        .map(|n| root(&owner, 1617, &c, n, t + 1 + n))
+        .collect();
+    // Both relays hold every patch: copies can arrive from both at once.
+    a.store(&patches).await;
+    b.store(&patches).await;
+
+    let host = host_db();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let (counts, on_stored) = stored_counter();
+    let handle = SyncRuntime::builder(fast_config(&[]))
+        .database(host.clone())
+        .on_stored(on_stored)
+        .channel_capacities(sync_runtime::DRIVER_INBOX_CAPACITY, 128)
+        .trace_path(trace.clone())
+        .seed(21)
+        .spawn()
+        .await
+        .unwrap();
+    host_accepts(&handle, host.as_ref(), &ann).await;
+    assert!(
+        eventually(Duration::from_secs(30), || holds_all(
+            host.as_ref(),
+            &patches
+        ))
+        .await,
+        "every patch stored"
+    );
+    let lagged = metric(&handle.metrics_text(), "ngit_sync_stream_lagged_total").unwrap_or(0.0);
+    handle.shutdown().await.unwrap();
+
+    let counts = counts.lock().unwrap().clone();
+    assert_eq!(counts.len(), patches.len(), "on_stored for every patch");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "on_stored once per event (lagged {lagged} times)"
+    );
+    // Stream order: no subscription hears an event after its EOSE or CLOSED.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let (_, steps) = sync_core::trace::parse(&text).unwrap();
+    let mut ended = std::collections::BTreeSet::new();
+    let mut delivered = 0;
+    for step in &steps {
+        match &step.input {
+            sync_core::Input::Eose { relay, sub } | sync_core::Input::Closed { relay, sub, .. } => {
+                ended.insert((relay.clone(), sub.clone()));
+            }
+            sync_core::Input::Delivered { relay, sub, .. } => {
+                delivered += 1;
+                assert!(
+                    !ended.contains(&(relay.clone(), sub.clone())),
+                    "an event of {relay} {sub:?} after its end"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(delivered >= patches.len(), "{delivered} deliveries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
