@@ -118,6 +118,13 @@ pub(crate) async fn spawn(
         let n = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
         builder = builder.trace_path(format!("{path}.{n}").into());
     }
+    if let Some(n) = std::env::var("E2E_SDK_CHANNEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        // A small SDK channel forces lags: the lag-recovery stress knob.
+        builder = builder.channel_capacities(sync_runtime::DRIVER_INBOX_CAPACITY, n);
+    }
     let handle = builder
         .database(db)
         .policy(policy)
@@ -139,7 +146,7 @@ pub(crate) async fn spawn(
     })
 }
 
-/// How often the relay message stream lagged (each lag makes every relay catch up).
+/// How often the relay message stream lagged (each burst makes the core recover what was on the wire).
 pub(crate) fn stream_lagged(handle: &SyncHandle) -> u64 {
     handle
         .metrics_text()
