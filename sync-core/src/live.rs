@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
-use crate::filters::{build_keys, key_values};
+use crate::filters::key_values;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
 use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
@@ -55,8 +55,8 @@ impl RelayState {
         if self.live_sub_count() > 0 {
             let mut after = self.live_sub_count() + self.reqs_for(ctx, &items);
             if after > self.budget.live_soft_cap() && !self.live_full {
-                self.absorb_small_tail(ctx, &mut items);
-                after = self.live_sub_count() + self.reqs_for(ctx, &items);
+                let reqs = self.absorb_small_tail(ctx, &mut items);
+                after = self.live_sub_count() + reqs;
             }
             if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
                 ctx.stats.consolidations += 1;
@@ -114,12 +114,12 @@ impl RelayState {
         self.live_groups.insert(group, LiveGroup { subs, items });
     }
 
-    /// How many REQs the live filters of `items` alone would take.
-    fn reqs_for(&self, ctx: &Ctx<'_>, items: &BTreeSet<Key>) -> usize {
-        let filters = build_keys(items, ctx.want, ctx.cfg.chunk_size);
+    /// How many REQs the live filters of `items` alone would take (counted from the values'
+    /// sizes; no filter is built). `items` may chain several disjoint sets.
+    fn reqs_for<'k>(&self, ctx: &Ctx<'_>, items: impl IntoIterator<Item = &'k Key>) -> usize {
+        let values = key_values(items, ctx.want);
         self.budget
-            .pack(filters.into_iter().map(|f| f.filter.limit(0)).collect())
-            .len()
+            .count_reqs(values.filter_sizes(ctx.cfg.chunk_size))
     }
 
     /// The logarithmic method (binary-counter merging, as in a log-structured tree): the newest
@@ -131,24 +131,26 @@ impl RelayState {
     /// (quadratic in the number of discovered roots). Only used once the soft cap would be
     /// exceeded (below it, a new group costs one REQ and no churn), and not while `live_full`
     /// (the newest group then also holds items left out over budget; re-packing adds no room).
-    fn absorb_small_tail(&mut self, ctx: &mut Ctx<'_>, items: &mut BTreeSet<Key>) {
+    /// Returns how many REQs the live filters of `items` take afterwards.
+    fn absorb_small_tail(&mut self, ctx: &mut Ctx<'_>, items: &mut BTreeSet<Key>) -> usize {
+        let mut items_reqs = self.reqs_for(ctx, &*items);
         let mut merged = false;
         while let Some((&tail, g)) = self.live_groups.last_key_value() {
             if g.items.len() > items.len() {
                 break;
             }
-            let tail_reqs = g.subs.len();
-            let mut union = items.clone();
-            union.extend(g.items.iter().copied());
-            if self.reqs_for(ctx, &union) >= self.reqs_for(ctx, items) + tail_reqs {
+            let union_reqs = self.reqs_for(ctx, items.iter().chain(&g.items));
+            if union_reqs >= items_reqs + g.subs.len() {
                 break;
             }
-            self.close_group(ctx, tail);
-            *items = union;
+            let tail_items = self.close_group(ctx, tail);
+            items.extend(tail_items);
+            items_reqs = union_reqs;
             merged = true;
         }
         // A close and re-pack, counted like the full consolidation it replaces.
         ctx.stats.consolidations += u64::from(merged);
+        items_reqs
     }
 
     /// The groups a consolidation re-packs with `new`: every group but the largest when that
@@ -164,15 +166,8 @@ impl RelayState {
             return all;
         };
         let others: Vec<u64> = all.iter().copied().filter(|g| *g != largest).collect();
-        let mut merged = new.clone();
-        for g in &others {
-            merged.extend(self.live_groups[g].items.iter().copied());
-        }
-        let filters = build_keys(&merged, ctx.want, ctx.cfg.chunk_size);
-        let reqs = self
-            .budget
-            .pack(filters.into_iter().map(|f| f.filter.limit(0)).collect())
-            .len();
+        let others_items = others.iter().flat_map(|g| &self.live_groups[g].items);
+        let reqs = self.reqs_for(ctx, new.iter().chain(others_items));
         if big.subs.len() + reqs <= self.budget.live_soft_cap() {
             others
         } else {
