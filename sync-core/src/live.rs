@@ -12,7 +12,7 @@ use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STAT
 use crate::filters::key_values;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
-use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
+use crate::relay::{KindCounts, LiveGroup, OpenSub, RelayState, SubRole};
 
 impl RelayState {
     /// Makes live coverage of `candidates` match the target: opens what is missing, closes
@@ -83,7 +83,10 @@ impl RelayState {
             // Nothing fits (over budget): record the items with the newest group rather than
             // growing a group with no subscription per discovery batch.
             if let Some(g) = self.live_groups.values_mut().next_back() {
+                // `items` are covered by no group, so the sets are disjoint.
+                g.counts = g.counts.plus(KindCounts::of(&items));
                 g.items.extend(items);
+                debug_assert_eq!(g.counts, KindCounts::of(&g.items));
                 return;
             }
         }
@@ -110,8 +113,14 @@ impl RelayState {
         }
         // Rebuilt from its sorted iterator, the set's B-tree nodes are full (inserting one item
         // at a time leaves them about half full).
+        let counts = KindCounts::of(&items);
         let items = items.into_iter().collect();
-        self.live_groups.insert(group, LiveGroup { subs, items });
+        let live = LiveGroup {
+            subs,
+            items,
+            counts,
+        };
+        self.live_groups.insert(group, live);
     }
 
     /// How many REQs the live filters of `items` alone would take (counted from the values'
@@ -187,20 +196,15 @@ impl RelayState {
         if self.live_full {
             return false;
         }
-        let (mut l1, mut state, mut repos, mut roots) = (false, false, 0usize, 0usize);
-        for key in self.live_items().chain(new) {
-            match key.kind() {
-                KeyKind::Announcements => l1 = true,
-                KeyKind::State(_) => state = true,
-                KeyKind::RepoEvents(_) => repos += 1,
-                KeyKind::Root(_) => roots += 1,
-            }
-        }
+        // The groups' sets and `new` are disjoint, so their counts add up.
+        let counts =
+            (self.live_groups.values()).fold(KindCounts::of(new), |sum, g| sum.plus(g.counts));
+        debug_assert_eq!(counts, KindCounts::of(self.live_items().chain(new)));
         let chunk = ctx.cfg.chunk_size.max(1);
-        let filters = usize::from(l1)
-            + usize::from(state)
-            + 3 * repos.div_ceil(chunk)
-            + 3 * roots.div_ceil(chunk);
+        let filters = usize::from(counts.l1 > 0)
+            + usize::from(counts.states > 0)
+            + 3 * counts.repos.div_ceil(chunk)
+            + 3 * counts.roots.div_ceil(chunk);
         let reqs = filters.div_ceil(self.budget.max_filters.max(1));
         let hard = self.budget.live_hard_cap();
         reqs <= self.budget.live_soft_cap() || (after > hard && reqs <= hard)
