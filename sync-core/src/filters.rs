@@ -289,14 +289,16 @@ impl<'a> Values<'a> {
             let values = chunk.iter().map(|c| coord_string(c)).collect();
             three(Layer::L2, ['a', 'A', 'q'], values)
         });
-        let mut roots = self.roots;
-        // Byte order, as `EventId`'s `Ord`, but comparing two integers instead of calling
-        // `memcmp` per comparison (a relay's re-packed live coverage sorts thousands of ids).
-        roots.sort_unstable_by(|a, b| {
-            id_prefix(a)
-                .cmp(&id_prefix(b))
-                .then_with(|| a.as_bytes().cmp(b.as_bytes()))
-        });
+        // Byte order, as `EventId`'s `Ord`, but sorting (prefix, id) pairs held contiguously:
+        // comparisons read integers instead of following two pointers into the want index
+        // and calling `memcmp` (a relay's re-packed live coverage sorts thousands of ids).
+        let mut keyed: Vec<(u128, &EventId)> = self
+            .roots
+            .into_iter()
+            .map(|id| (id_prefix(id), id))
+            .collect();
+        keyed.sort_unstable();
+        let roots: Vec<&EventId> = keyed.into_iter().map(|(_, id)| id).collect();
         let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
             three(

@@ -37,7 +37,11 @@ impl RelayState {
         }
         for group in stale_groups {
             let items = self.close_group(ctx, group);
-            add.extend(items.into_iter().filter(|i| ctx.want.wants(&self.url, i)));
+            // Bulk-built and merged: a closed group can hold thousands of items.
+            let mut kept: BTreeSet<Key> = (items.into_iter())
+                .filter(|i| ctx.want.wants(&self.url, i))
+                .collect();
+            add.append(&mut kept);
         }
         if add.is_empty() {
             return;
@@ -61,7 +65,8 @@ impl RelayState {
             if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
                 ctx.stats.consolidations += 1;
                 for g in self.groups_to_merge(ctx, &items) {
-                    items.extend(self.close_group(ctx, g));
+                    // A linear merge of two sorted sets, not one insert per item.
+                    items.append(&mut self.close_group(ctx, g));
                 }
             }
         }
@@ -152,8 +157,7 @@ impl RelayState {
             if union_reqs >= items_reqs + g.subs.len() {
                 break;
             }
-            let tail_items = self.close_group(ctx, tail);
-            items.extend(tail_items);
+            items.append(&mut self.close_group(ctx, tail));
             items_reqs = union_reqs;
             merged = true;
         }
@@ -219,7 +223,7 @@ impl RelayState {
             let groups: Vec<u64> = self.live_groups.keys().copied().collect();
             let mut items = BTreeSet::new();
             for g in groups {
-                items.extend(self.close_group(ctx, g));
+                items.append(&mut self.close_group(ctx, g));
             }
             self.reconcile_live(ctx, &items);
         }
