@@ -165,12 +165,21 @@ const fn tag_value_bytes(len_bytes: usize) -> usize {
     len_bytes + 3
 }
 
-/// The first 16 bytes of an id as a big-endian integer: comparing these orders ids as their
-/// bytes do, up to ties.
-fn id_prefix(id: &EventId) -> u128 {
-    let mut prefix = [0u8; 16];
-    prefix.copy_from_slice(&id.as_bytes()[..16]);
-    u128::from_be_bytes(prefix)
+/// An id as two big-endian integers (first 16 bytes, last 16): their order is the order of
+/// the bytes, i.e. of `EventId`'s `Ord` and of the hex strings.
+fn id_halves(id: &EventId) -> (u128, u128) {
+    let (mut hi, mut lo) = ([0u8; 16], [0u8; 16]);
+    hi.copy_from_slice(&id.as_bytes()[..16]);
+    lo.copy_from_slice(&id.as_bytes()[16..]);
+    (u128::from_be_bytes(hi), u128::from_be_bytes(lo))
+}
+
+/// The bytes [`id_halves`] was made from.
+fn id_bytes((hi, lo): (u128, u128)) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(&hi.to_be_bytes());
+    bytes[16..].copy_from_slice(&lo.to_be_bytes());
+    bytes
 }
 
 /// Lower-case hex of 32 bytes, written into a fixed buffer (no `char` iterator, no
@@ -289,22 +298,21 @@ impl<'a> Values<'a> {
             let values = chunk.iter().map(|c| coord_string(c)).collect();
             three(Layer::L2, ['a', 'A', 'q'], values)
         });
-        // Byte order, as `EventId`'s `Ord`, but sorting (prefix, id) pairs held contiguously:
-        // comparisons read integers instead of following two pointers into the want index
-        // and calling `memcmp` (a relay's re-packed live coverage sorts thousands of ids).
-        let mut keyed: Vec<(u128, &EventId)> = self
-            .roots
-            .into_iter()
-            .map(|id| (id_prefix(id), id))
-            .collect();
-        keyed.sort_unstable();
-        let roots: Vec<&EventId> = keyed.into_iter().map(|(_, id)| id).collect();
+        // Ids copied out of the want index once (in its memory order) as pairs of big-endian
+        // integers, whose order is the ids' byte order: the sort compares integers held
+        // contiguously instead of following pointers and calling `memcmp`, and formatting
+        // reads them back in order (a re-packed live group sorts thousands of ids).
+        let mut roots: Vec<(u128, u128)> = self.roots.into_iter().map(id_halves).collect();
+        roots.sort_unstable();
         let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
             three(
                 Layer::L3,
                 ['e', 'E', 'q'],
-                chunk.iter().map(|id| hex32(id.as_bytes())).collect(),
+                chunk
+                    .iter()
+                    .map(|halves| hex32(&id_bytes(*halves)))
+                    .collect(),
             )
         });
         l1.into_iter().chain(state).chain(l2).chain(l3)
@@ -503,6 +511,9 @@ mod tests {
         fn fast_hex_and_coord_strings_match_display(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), da in "[a-z:0-9-]{0,8}", db in "[a-z:0-9-]{0,8}") {
             let id = EventId::from_byte_array(a);
             prop_assert_eq!(hex32(id.as_bytes()), id.to_hex());
+            prop_assert_eq!(id_bytes(id_halves(&id)), a);
+            let other = EventId::from_byte_array(b);
+            prop_assert_eq!(id_halves(&id).cmp(&id_halves(&other)), id.cmp(&other));
             let ca = RepoCoord { owner: nostr::PublicKey::from_byte_array(a), identifier: da };
             let cb = RepoCoord { owner: nostr::PublicKey::from_byte_array(b), identifier: db };
             prop_assert_eq!(coord_string(&ca), ca.to_string());
