@@ -114,29 +114,85 @@ impl Budget {
         max_reqs: usize,
     ) -> (Vec<Vec<Filter>>, usize) {
         let mut out: Vec<Vec<Filter>> = Vec::new();
-        let (mut bytes, mut packed) = (0, 0);
+        let mut packer = Packer::new(self);
         for f in filters {
             let b = wire_bytes(&f);
-            let fits = out
-                .last()
-                .is_some_and(|last| last.len() < self.max_filters && bytes + b <= self.max_bytes);
-            if fits {
-                bytes += b;
-                out.last_mut().expect("checked").push(f);
+            if packer.joins_last(b) {
+                out.last_mut().expect("joins an open REQ").push(f);
             } else if out.len() < max_reqs {
-                bytes = REQ_OVERHEAD_BYTES + b;
                 out.push(vec![f]);
             } else {
                 break;
             }
-            packed += 1;
+            packer.add(b);
         }
-        (out, packed)
+        (out, packer.filters)
     }
 
-    /// Packs filters greedily into REQs of at most `max_filters` filters and `max_bytes` bytes.
+    /// How many REQs [`Budget::pack`] makes of filters of these wire sizes (see
+    /// `filters::Values::filter_sizes`), without building them: the same packing rule.
+    pub(crate) fn count_reqs(&self, sizes_bytes: impl IntoIterator<Item = usize>) -> usize {
+        let mut packer = Packer::new(self);
+        for b in sizes_bytes {
+            packer.add(b);
+        }
+        packer.reqs
+    }
+
+    /// Packs filters greedily into REQs of at most `max_filters` filters and `max_bytes` bytes
+    /// (the reference the size-only [`Budget::count_reqs`] is tested against).
+    #[cfg(test)]
     pub(crate) fn pack(&self, filters: Vec<Filter>) -> Vec<Vec<Filter>> {
         self.pack_within(filters.into_iter(), usize::MAX).0
+    }
+}
+
+/// The greedy packing rule shared by [`Budget::pack_within`] and [`Budget::count_reqs`] (so
+/// building and counting can never disagree): a filter joins the last REQ while that REQ has
+/// fewer than `max_filters` filters and stays within `max_bytes`, else it opens a new REQ.
+struct Packer<'b> {
+    /// The limits.
+    budget: &'b Budget,
+    /// REQs opened so far.
+    reqs: usize,
+    /// Filters placed so far.
+    filters: usize,
+    /// Filters in the last REQ (0 iff `reqs == 0`).
+    in_last: usize,
+    /// Bytes of the last REQ, its overhead included (0 iff `reqs == 0`).
+    last_bytes: usize,
+}
+
+impl<'b> Packer<'b> {
+    /// An empty packing.
+    fn new(budget: &'b Budget) -> Self {
+        Self {
+            budget,
+            reqs: 0,
+            filters: 0,
+            in_last: 0,
+            last_bytes: 0,
+        }
+    }
+
+    /// Whether a filter of `bytes` joins the last REQ (else it opens a new one).
+    fn joins_last(&self, bytes: usize) -> bool {
+        self.reqs > 0
+            && self.in_last < self.budget.max_filters
+            && self.last_bytes + bytes <= self.budget.max_bytes
+    }
+
+    /// Places a filter of `bytes`.
+    fn add(&mut self, bytes: usize) {
+        if self.joins_last(bytes) {
+            self.in_last += 1;
+            self.last_bytes += bytes;
+        } else {
+            self.reqs += 1;
+            self.in_last = 1;
+            self.last_bytes = REQ_OVERHEAD_BYTES + bytes;
+        }
+        self.filters += 1;
     }
 }
 
@@ -181,6 +237,7 @@ mod tests {
             let b = Budget::new(&cfg);
             let filters: Vec<Filter> = (0..n).map(|i| Filter::new().limit(i)).collect();
             let packed = b.pack(filters.clone());
+            prop_assert_eq!(b.count_reqs(filters.iter().map(wire_bytes)), packed.len());
             prop_assert_eq!(packed.iter().flatten().cloned().collect::<Vec<_>>(), filters.clone());
             prop_assert!(packed.iter().all(|r| !r.is_empty() && r.len() <= max_filters));
             let keep = n % 7;

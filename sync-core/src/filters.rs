@@ -85,18 +85,15 @@ pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -
     for item in items {
         match item {
             Item::Announcements => values.l1 = true,
-            Item::State(c) => {
-                values.identifiers.insert(&c.identifier);
-            }
-            Item::RepoEvents(c) => {
-                values.coords.insert(c);
-            }
-            Item::Root(id) => {
-                values.roots.insert(*id);
-            }
+            Item::State(c) => values.identifiers.push(&c.identifier),
+            Item::RepoEvents(c) => values.coords.push(c),
+            Item::Root(id) => values.roots.push(id),
         }
     }
-    values.filters(chunk_size).collect()
+    // Items may repeat: roots are made distinct here (keys are distinct by construction).
+    values.roots.sort_unstable();
+    values.roots.dedup();
+    values.normalised().filters(chunk_size).collect()
 }
 
 /// [`build`] over interned keys (keys the want index does not know are skipped).
@@ -108,55 +105,93 @@ pub(crate) fn build_keys<'a>(
     key_values(keys, want).filters(chunk_size).collect()
 }
 
-/// The distinct values the filters of `keys` carry (no filter is built yet).
+/// The distinct values the filters of `keys` carry (no filter is built yet). `keys` may
+/// repeat and come in any order (e.g. two sets chained).
 pub(crate) fn key_values<'a, 'w>(
     keys: impl IntoIterator<Item = &'a Key>,
     want: &'w WantIndex,
 ) -> Values<'w> {
+    // Distinct keys are distinct repositories and roots (both are interned), so only the
+    // identifiers (shared across owners) need deduplicating by value below.
+    let mut keys: Vec<Key> = keys.into_iter().copied().collect();
+    keys.sort_unstable();
+    keys.dedup();
     let mut values = Values::default();
     for key in keys {
         match key.kind() {
             KeyKind::Announcements => values.l1 = true,
-            KeyKind::State(n) => {
-                if let Some(c) = want.coord(n) {
-                    values.identifiers.insert(&c.identifier);
-                }
-            }
-            KeyKind::RepoEvents(n) => {
-                if let Some(c) = want.coord(n) {
-                    values.coords.insert(c);
-                }
-            }
-            KeyKind::Root(x) => {
-                if let Some(id) = want.root_id(x) {
-                    values.roots.insert(id);
-                }
-            }
+            KeyKind::State(n) => values
+                .identifiers
+                .extend(want.coord(n).map(|c| &c.identifier)),
+            KeyKind::RepoEvents(n) => values.coords.extend(want.coord(n)),
+            KeyKind::Root(x) => values.roots.extend(want.root_id(x)),
         }
     }
-    values
+    values.normalised()
 }
 
-/// The distinct values of each layer, sorted. Coordinates are kept as `RepoCoord`s: their
-/// order is the order of their strings (`30617:` + fixed-length lower-case hex owner + `:` +
-/// identifier), and only the chunks actually built are formatted.
+/// The distinct values of each layer. Coordinates are kept as `RepoCoord`s: their order is the
+/// order of their strings (`30617:` + fixed-length lower-case hex owner + `:` + identifier),
+/// and only the chunks actually built are formatted. Invariants (once built by [`build`] or
+/// [`key_values`]): `identifiers` and `coords` are sorted and distinct; `roots` are distinct
+/// but unsorted (their sizes do not depend on order; [`Values::filters`] sorts them).
 #[derive(Default)]
 pub(crate) struct Values<'a> {
+    /// Layer 1 is wanted.
     l1: bool,
-    identifiers: BTreeSet<&'a String>,
-    coords: BTreeSet<&'a RepoCoord>,
-    roots: BTreeSet<EventId>,
+    /// State identifiers (`#d`), sorted and distinct.
+    identifiers: Vec<&'a String>,
+    /// Repository coordinates (`#a/#A/#q`), sorted and distinct.
+    coords: Vec<&'a RepoCoord>,
+    /// Root ids (`#e/#E/#q`), distinct, in no particular order.
+    roots: Vec<&'a EventId>,
 }
 
-/// Lower-case hex of 32 bytes, without going through a `char` iterator.
+/// Bytes [`wire_bytes`] counts for every filter (braces, `limit`/`since` room).
+const FILTER_BASE_BYTES: usize = 40;
+/// Bytes [`wire_bytes`] counts per tag key (`"#a":[…]`).
+const TAG_KEY_BYTES: usize = 8;
+/// Bytes [`wire_bytes`] counts per kind.
+const KIND_BYTES: usize = 6;
+/// Bytes [`wire_bytes`] counts per id in `ids` (64 hex digits, quotes, comma).
+const ID_BYTES: usize = 67;
+/// Bytes of a coordinate string besides its identifier: `30617:` + 64 hex digits + `:`.
+const COORD_PREFIX_BYTES: usize = 71;
+/// Bytes of a hex event id.
+const HEX_ID_BYTES: usize = 64;
+
+/// Bytes [`wire_bytes`] counts for a tag value of `len_bytes` (quotes and comma).
+const fn tag_value_bytes(len_bytes: usize) -> usize {
+    len_bytes + 3
+}
+
+/// An id as two big-endian integers (first 16 bytes, last 16): their order is the order of
+/// the bytes, i.e. of `EventId`'s `Ord` and of the hex strings.
+fn id_halves(id: &EventId) -> (u128, u128) {
+    let (mut hi, mut lo) = ([0u8; 16], [0u8; 16]);
+    hi.copy_from_slice(&id.as_bytes()[..16]);
+    lo.copy_from_slice(&id.as_bytes()[16..]);
+    (u128::from_be_bytes(hi), u128::from_be_bytes(lo))
+}
+
+/// The bytes [`id_halves`] was made from.
+fn id_bytes((hi, lo): (u128, u128)) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(&hi.to_be_bytes());
+    bytes[16..].copy_from_slice(&lo.to_be_bytes());
+    bytes
+}
+
+/// Lower-case hex of 32 bytes, written into a fixed buffer (no `char` iterator, no
+/// per-byte capacity checks) and copied into one allocation.
 pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(64);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 15)]);
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
-    String::from_utf8(out).unwrap_or_default()
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// `30617:<owner hex>:<identifier>`, as `RepoCoord`'s `Display` writes it.
@@ -196,6 +231,15 @@ fn three(layer: Layer, letters: [char; 3], values: BTreeSet<String>) -> [LayerFi
 }
 
 impl<'a> Values<'a> {
+    /// Sorts and deduplicates identifiers and coordinates (see the invariants).
+    fn normalised(mut self) -> Self {
+        self.identifiers.sort_unstable();
+        self.identifiers.dedup();
+        self.coords.sort_unstable();
+        self.coords.dedup();
+        self
+    }
+
     /// How many filters [`Values::filters`] yields.
     pub(crate) fn filter_count(&self, chunk_size: usize) -> usize {
         let size = chunk_size.max(1);
@@ -203,6 +247,31 @@ impl<'a> Values<'a> {
             + self.identifiers.len().div_ceil(size)
             + 3 * self.coords.len().div_ceil(size)
             + 3 * self.roots.len().div_ceil(size)
+    }
+
+    /// The exact [`wire_bytes`] of each filter [`Values::filters`] yields, in the same order,
+    /// computed from value counts and lengths without building a filter or a string (for
+    /// counting REQs with `Budget::count_reqs`). `limit`/`since` do not change the figure.
+    pub(crate) fn filter_sizes(&self, chunk_size: usize) -> impl Iterator<Item = usize> + '_ {
+        let size = chunk_size.max(1);
+        let l1 = self.l1.then_some(FILTER_BASE_BYTES + 2 * KIND_BYTES);
+        let state = self.identifiers.chunks(size).map(|chunk| {
+            let values: usize = chunk.iter().map(|v| tag_value_bytes(v.len())).sum();
+            FILTER_BASE_BYTES + KIND_BYTES + TAG_KEY_BYTES + values
+        });
+        let l2 = self.coords.chunks(size).flat_map(|chunk| {
+            let values: usize = chunk
+                .iter()
+                .map(|c| tag_value_bytes(COORD_PREFIX_BYTES + c.identifier.len()))
+                .sum();
+            [FILTER_BASE_BYTES + TAG_KEY_BYTES + values; 3]
+        });
+        let roots = self.roots.len();
+        let l3 = (0..roots.div_ceil(size)).flat_map(move |i| {
+            let values = size.min(roots - i * size) * tag_value_bytes(HEX_ID_BYTES);
+            [FILTER_BASE_BYTES + TAG_KEY_BYTES + values; 3]
+        });
+        l1.into_iter().chain(state).chain(l2).chain(l3)
     }
 
     /// The filters, in layer order, built one chunk at a time (a caller that stops early does
@@ -213,7 +282,7 @@ impl<'a> Values<'a> {
             layer: Layer::L1,
             filter: Filter::new().kinds([KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from)),
         });
-        let identifiers: Vec<&String> = self.identifiers.into_iter().collect();
+        let identifiers = self.identifiers;
         let state = (0..identifiers.len().div_ceil(size)).map(move |i| {
             let chunk = &identifiers[i * size..((i + 1) * size).min(identifiers.len())];
             let mut filter = tag_filter('d', chunk.iter().map(|v| (*v).clone()).collect());
@@ -223,19 +292,27 @@ impl<'a> Values<'a> {
                 filter,
             }
         });
-        let coords: Vec<&RepoCoord> = self.coords.into_iter().collect();
+        let coords = self.coords;
         let l2 = (0..coords.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &coords[i * size..((i + 1) * size).min(coords.len())];
             let values = chunk.iter().map(|c| coord_string(c)).collect();
             three(Layer::L2, ['a', 'A', 'q'], values)
         });
-        let roots: Vec<EventId> = self.roots.into_iter().collect();
+        // Ids copied out of the want index once (in its memory order) as pairs of big-endian
+        // integers, whose order is the ids' byte order: the sort compares integers held
+        // contiguously instead of following pointers and calling `memcmp`, and formatting
+        // reads them back in order (a re-packed live group sorts thousands of ids).
+        let mut roots: Vec<(u128, u128)> = self.roots.into_iter().map(id_halves).collect();
+        roots.sort_unstable();
         let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
             three(
                 Layer::L3,
                 ['e', 'E', 'q'],
-                chunk.iter().map(|id| hex32(id.as_bytes())).collect(),
+                chunk
+                    .iter()
+                    .map(|halves| hex32(&id_bytes(*halves)))
+                    .collect(),
             )
         });
         l1.into_iter().chain(state).chain(l2).chain(l3)
@@ -282,11 +359,11 @@ pub fn wire_bytes(filter: &Filter) -> usize {
         .generic_tags
         .values()
         .flat_map(|v| v.iter())
-        .map(|v| v.len() + 3)
+        .map(|v| tag_value_bytes(v.len()))
         .sum();
-    let ids = filter.ids.as_ref().map_or(0, |s| s.len() * 67);
-    let kinds = filter.kinds.as_ref().map_or(0, |s| s.len() * 6);
-    40 + values + ids + kinds + filter.generic_tags.len() * 8
+    let ids = filter.ids.as_ref().map_or(0, |s| s.len() * ID_BYTES);
+    let kinds = filter.kinds.as_ref().map_or(0, |s| s.len() * KIND_BYTES);
+    FILTER_BASE_BYTES + values + ids + kinds + filter.generic_tags.len() * TAG_KEY_BYTES
 }
 
 #[cfg(test)]
@@ -313,6 +390,52 @@ mod tests {
 
     fn count(filters: &[LayerFilter], layer: Layer) -> usize {
         filters.iter().filter(|f| f.layer == layer).count()
+    }
+
+    /// A want index holding `repos` (owner number, identifier: identifiers repeat across
+    /// owners) and `roots`, and the set of keys `picks` selects (kind, index modulo the table).
+    fn interned(
+        repos: &[(u8, String)],
+        roots: &[[u8; 32]],
+        picks: &[(u8, u16)],
+    ) -> (WantIndex, BTreeSet<Key>) {
+        use crate::index::want::RepoWant;
+        use crate::item::SyncLevel;
+        let mut want = WantIndex::default();
+        let coords: Vec<RepoCoord> = repos
+            .iter()
+            .map(|(o, d)| RepoCoord {
+                owner: nostr::PublicKey::from_byte_array([*o; 32]),
+                identifier: d.clone(),
+            })
+            .collect();
+        for c in &coords {
+            let w = RepoWant {
+                relays: Vec::new(),
+                level: SyncLevel::Full,
+                announced_at: None,
+            };
+            want.set_repo(c, w);
+        }
+        let ids: Vec<EventId> = roots.iter().map(|b| EventId::from_byte_array(*b)).collect();
+        let tagged = BTreeSet::from([coord(9, "tagged")]);
+        for id in &ids {
+            want.add_root(*id, &tagged);
+        }
+        let keys = picks
+            .iter()
+            .filter_map(|(kind, i)| {
+                let i = usize::from(*i);
+                let item = match kind {
+                    0 => Item::Announcements,
+                    1 => Item::State(coords.get(i % coords.len().max(1))?.clone()),
+                    2 => Item::RepoEvents(coords.get(i % coords.len().max(1))?.clone()),
+                    _ => Item::Root(*ids.get(i % ids.len().max(1))?),
+                };
+                want.key(&item)
+            })
+            .collect();
+        (want, keys)
     }
 
     #[test]
@@ -388,10 +511,48 @@ mod tests {
         fn fast_hex_and_coord_strings_match_display(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), da in "[a-z:0-9-]{0,8}", db in "[a-z:0-9-]{0,8}") {
             let id = EventId::from_byte_array(a);
             prop_assert_eq!(hex32(id.as_bytes()), id.to_hex());
+            prop_assert_eq!(id_bytes(id_halves(&id)), a);
+            let other = EventId::from_byte_array(b);
+            prop_assert_eq!(id_halves(&id).cmp(&id_halves(&other)), id.cmp(&other));
             let ca = RepoCoord { owner: nostr::PublicKey::from_byte_array(a), identifier: da };
             let cb = RepoCoord { owner: nostr::PublicKey::from_byte_array(b), identifier: db };
             prop_assert_eq!(coord_string(&ca), ca.to_string());
             prop_assert_eq!(ca.cmp(&cb), ca.to_string().cmp(&cb.to_string()));
+        }
+
+        /// The size-only path agrees with building: for random interned items, each filter's
+        /// computed size is the `wire_bytes` of the built live filter (`limit: 0`), and the
+        /// REQs counted from sizes are the REQs packing the built filters makes. Keys may
+        /// repeat (chained sets) without changing either.
+        #[test]
+        fn filter_sizes_and_req_counts_match_the_built_filters(
+            repos in prop::collection::vec((0u8..3, "[a-c]{0,12}"), 0..40),
+            roots in prop::collection::vec(any::<[u8; 32]>(), 0..60),
+            picks in prop::collection::vec((0u8..4, any::<u16>()), 0..120),
+            chunk_size in 1usize..9,
+            max_filters in 1usize..12,
+            max_bytes in 1024usize..6000,
+        ) {
+            let (want, keys) = interned(&repos, &roots, &picks);
+            let built: Vec<Filter> = build_keys(&keys, &want, chunk_size)
+                .into_iter()
+                .map(|f| f.filter.limit(0))
+                .collect();
+            let values = key_values(&keys, &want);
+            let sizes: Vec<usize> = values.filter_sizes(chunk_size).collect();
+            prop_assert_eq!(&sizes, &built.iter().map(wire_bytes).collect::<Vec<_>>());
+            prop_assert_eq!(values.filter_count(chunk_size), built.len());
+            let twice: Vec<usize> = key_values(keys.iter().chain(&keys), &want)
+                .filter_sizes(chunk_size)
+                .collect();
+            prop_assert_eq!(&twice, &sizes);
+            let cfg = crate::config::Config {
+                max_filters_per_req: max_filters,
+                max_message_bytes: max_bytes,
+                ..crate::config::Config::default()
+            };
+            let budget = crate::budget::Budget::new(&cfg);
+            prop_assert_eq!(budget.count_reqs(sizes), budget.pack(built).len());
         }
 
         #[test]

@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use crate::command::{Command, SubId, SubKind};
 use crate::core::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
-use crate::filters::{build_keys, key_values};
+use crate::filters::key_values;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
-use crate::relay::{LiveGroup, OpenSub, RelayState, SubRole};
+use crate::relay::{KindCounts, LiveGroup, OpenSub, RelayState, SubRole};
 
 impl RelayState {
     /// Makes live coverage of `candidates` match the target: opens what is missing, closes
@@ -37,7 +37,11 @@ impl RelayState {
         }
         for group in stale_groups {
             let items = self.close_group(ctx, group);
-            add.extend(items.into_iter().filter(|i| ctx.want.wants(&self.url, i)));
+            // Bulk-built and merged: a closed group can hold thousands of items.
+            let mut kept: BTreeSet<Key> = (items.into_iter())
+                .filter(|i| ctx.want.wants(&self.url, i))
+                .collect();
+            add.append(&mut kept);
         }
         if add.is_empty() {
             return;
@@ -55,13 +59,14 @@ impl RelayState {
         if self.live_sub_count() > 0 {
             let mut after = self.live_sub_count() + self.reqs_for(ctx, &items);
             if after > self.budget.live_soft_cap() && !self.live_full {
-                self.absorb_small_tail(ctx, &mut items);
-                after = self.live_sub_count() + self.reqs_for(ctx, &items);
+                let reqs = self.absorb_small_tail(ctx, &mut items);
+                after = self.live_sub_count() + reqs;
             }
             if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
                 ctx.stats.consolidations += 1;
                 for g in self.groups_to_merge(ctx, &items) {
-                    items.extend(self.close_group(ctx, g));
+                    // A linear merge of two sorted sets, not one insert per item.
+                    items.append(&mut self.close_group(ctx, g));
                 }
             }
         }
@@ -83,7 +88,10 @@ impl RelayState {
             // Nothing fits (over budget): record the items with the newest group rather than
             // growing a group with no subscription per discovery batch.
             if let Some(g) = self.live_groups.values_mut().next_back() {
+                // `items` are covered by no group, so the sets are disjoint.
+                g.counts = g.counts.plus(KindCounts::of(&items));
                 g.items.extend(items);
+                debug_assert_eq!(g.counts, KindCounts::of(&g.items));
                 return;
             }
         }
@@ -110,16 +118,22 @@ impl RelayState {
         }
         // Rebuilt from its sorted iterator, the set's B-tree nodes are full (inserting one item
         // at a time leaves them about half full).
+        let counts = KindCounts::of(&items);
         let items = items.into_iter().collect();
-        self.live_groups.insert(group, LiveGroup { subs, items });
+        let live = LiveGroup {
+            subs,
+            items,
+            counts,
+        };
+        self.live_groups.insert(group, live);
     }
 
-    /// How many REQs the live filters of `items` alone would take.
-    fn reqs_for(&self, ctx: &Ctx<'_>, items: &BTreeSet<Key>) -> usize {
-        let filters = build_keys(items, ctx.want, ctx.cfg.chunk_size);
+    /// How many REQs the live filters of `items` alone would take (counted from the values'
+    /// sizes; no filter is built). `items` may chain several disjoint sets.
+    fn reqs_for<'k>(&self, ctx: &Ctx<'_>, items: impl IntoIterator<Item = &'k Key>) -> usize {
+        let values = key_values(items, ctx.want);
         self.budget
-            .pack(filters.into_iter().map(|f| f.filter.limit(0)).collect())
-            .len()
+            .count_reqs(values.filter_sizes(ctx.cfg.chunk_size))
     }
 
     /// The logarithmic method (binary-counter merging, as in a log-structured tree): the newest
@@ -131,24 +145,25 @@ impl RelayState {
     /// (quadratic in the number of discovered roots). Only used once the soft cap would be
     /// exceeded (below it, a new group costs one REQ and no churn), and not while `live_full`
     /// (the newest group then also holds items left out over budget; re-packing adds no room).
-    fn absorb_small_tail(&mut self, ctx: &mut Ctx<'_>, items: &mut BTreeSet<Key>) {
+    /// Returns how many REQs the live filters of `items` take afterwards.
+    fn absorb_small_tail(&mut self, ctx: &mut Ctx<'_>, items: &mut BTreeSet<Key>) -> usize {
+        let mut items_reqs = self.reqs_for(ctx, &*items);
         let mut merged = false;
         while let Some((&tail, g)) = self.live_groups.last_key_value() {
             if g.items.len() > items.len() {
                 break;
             }
-            let tail_reqs = g.subs.len();
-            let mut union = items.clone();
-            union.extend(g.items.iter().copied());
-            if self.reqs_for(ctx, &union) >= self.reqs_for(ctx, items) + tail_reqs {
+            let union_reqs = self.reqs_for(ctx, items.iter().chain(&g.items));
+            if union_reqs >= items_reqs + g.subs.len() {
                 break;
             }
-            self.close_group(ctx, tail);
-            *items = union;
+            items.append(&mut self.close_group(ctx, tail));
+            items_reqs = union_reqs;
             merged = true;
         }
         // A close and re-pack, counted like the full consolidation it replaces.
         ctx.stats.consolidations += u64::from(merged);
+        items_reqs
     }
 
     /// The groups a consolidation re-packs with `new`: every group but the largest when that
@@ -164,15 +179,8 @@ impl RelayState {
             return all;
         };
         let others: Vec<u64> = all.iter().copied().filter(|g| *g != largest).collect();
-        let mut merged = new.clone();
-        for g in &others {
-            merged.extend(self.live_groups[g].items.iter().copied());
-        }
-        let filters = build_keys(&merged, ctx.want, ctx.cfg.chunk_size);
-        let reqs = self
-            .budget
-            .pack(filters.into_iter().map(|f| f.filter.limit(0)).collect())
-            .len();
+        let others_items = others.iter().flat_map(|g| &self.live_groups[g].items);
+        let reqs = self.reqs_for(ctx, new.iter().chain(others_items));
         if big.subs.len() + reqs <= self.budget.live_soft_cap() {
             others
         } else {
@@ -192,20 +200,15 @@ impl RelayState {
         if self.live_full {
             return false;
         }
-        let (mut l1, mut state, mut repos, mut roots) = (false, false, 0usize, 0usize);
-        for key in self.live_items().chain(new) {
-            match key.kind() {
-                KeyKind::Announcements => l1 = true,
-                KeyKind::State(_) => state = true,
-                KeyKind::RepoEvents(_) => repos += 1,
-                KeyKind::Root(_) => roots += 1,
-            }
-        }
+        // The groups' sets and `new` are disjoint, so their counts add up.
+        let counts =
+            (self.live_groups.values()).fold(KindCounts::of(new), |sum, g| sum.plus(g.counts));
+        debug_assert_eq!(counts, KindCounts::of(self.live_items().chain(new)));
         let chunk = ctx.cfg.chunk_size.max(1);
-        let filters = usize::from(l1)
-            + usize::from(state)
-            + 3 * repos.div_ceil(chunk)
-            + 3 * roots.div_ceil(chunk);
+        let filters = usize::from(counts.l1 > 0)
+            + usize::from(counts.states > 0)
+            + 3 * counts.repos.div_ceil(chunk)
+            + 3 * counts.roots.div_ceil(chunk);
         let reqs = filters.div_ceil(self.budget.max_filters.max(1));
         let hard = self.budget.live_hard_cap();
         reqs <= self.budget.live_soft_cap() || (after > hard && reqs <= hard)
@@ -220,7 +223,7 @@ impl RelayState {
             let groups: Vec<u64> = self.live_groups.keys().copied().collect();
             let mut items = BTreeSet::new();
             for g in groups {
-                items.extend(self.close_group(ctx, g));
+                items.append(&mut self.close_group(ctx, g));
             }
             self.reconcile_live(ctx, &items);
         }

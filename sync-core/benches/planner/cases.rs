@@ -111,8 +111,8 @@ pub(crate) fn setup(w: Workload, seed: u64, report: &mut Report) -> Setup {
 
 fn note(c: &Counts) -> String {
     format!(
-        "{} live REQ, {} hist REQ, {} diffs, {} CLOSE",
-        c.live_reqs, c.historic_reqs, c.diffs, c.closes
+        "{} live REQ, {} hist REQ, {} diffs, {} CLOSE, {} tag values",
+        c.live_reqs, c.historic_reqs, c.diffs, c.closes, c.values
     )
 }
 

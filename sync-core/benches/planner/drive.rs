@@ -22,10 +22,18 @@ pub(crate) struct Counts {
     pub(crate) filters: u64,
     /// Negentropy reconciliations asked for.
     pub(crate) diffs: u64,
+    /// Tag values (owned strings) in the filters of REQs and reconciliations: a floor on the
+    /// allocations any engine emitting these commands makes.
+    pub(crate) values: u64,
     /// CLOSEs sent.
     pub(crate) closes: u64,
     /// Connects asked for.
     pub(crate) connects: u64,
+}
+
+/// Tag values in a filter.
+fn tag_values(f: &nostr::Filter) -> u64 {
+    f.generic_tags.values().map(|v| v.len() as u64).sum()
 }
 
 impl Counts {
@@ -34,12 +42,16 @@ impl Counts {
         match c {
             Command::Subscribe { kind, filters, .. } => {
                 self.filters += filters.len() as u64;
+                self.values += filters.iter().map(tag_values).sum::<u64>();
                 match kind {
                     SubKind::Live => self.live_reqs += 1,
                     SubKind::Historic => self.historic_reqs += 1,
                 }
             }
-            Command::NegentropyDiff { .. } => self.diffs += 1,
+            Command::NegentropyDiff { filter, .. } => {
+                self.diffs += 1;
+                self.values += tag_values(filter);
+            }
             Command::Unsubscribe { .. } => self.closes += 1,
             Command::Connect { .. } => self.connects += 1,
             Command::Disconnect { .. } | Command::Reoffer { .. } => {}

@@ -259,8 +259,8 @@ impl WantIndex {
     }
 
     /// The root id of table index `x`.
-    pub(crate) fn root_id(&self, x: u32) -> Option<EventId> {
-        self.roots.get_index(x as usize).map(|(id, _)| *id)
+    pub(crate) fn root_id(&self, x: u32) -> Option<&EventId> {
+        self.roots.get_index(x as usize).map(|(id, _)| id)
     }
 
     /// The key of an item, if it was interned.
@@ -281,7 +281,7 @@ impl WantIndex {
             KeyKind::Announcements => Item::Announcements,
             KeyKind::State(n) => Item::State(self.coord(n)?.clone()),
             KeyKind::RepoEvents(n) => Item::RepoEvents(self.coord(n)?.clone()),
-            KeyKind::Root(x) => Item::Root(self.root_id(x)?),
+            KeyKind::Root(x) => Item::Root(*self.root_id(x)?),
         })
     }
 

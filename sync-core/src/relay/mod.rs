@@ -14,7 +14,7 @@ use crate::command::SubId;
 use crate::config::Config;
 use crate::index::confirmed::Confirmed;
 use crate::index::pending::Pending;
-use crate::item::Key;
+use crate::item::{Key, KeyKind};
 use crate::rng::RelayRng;
 use crate::time::Mono;
 use crate::url::RelayUrl;
@@ -96,8 +96,53 @@ pub(crate) struct OpenSub {
 /// Live subscriptions opened together for a set of items.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LiveGroup {
+    /// The group's live subscriptions (each also in `RelayState::subs`).
     pub(crate) subs: Vec<SubId>,
+    /// The items the group covers (disjoint from every other group's).
     pub(crate) items: BTreeSet<Key>,
+    /// Invariant: `counts == KindCounts::of(&items)` (kept up to date wherever `items`
+    /// changes, so consolidation decisions need not scan every live item of the relay).
+    pub(crate) counts: KindCounts,
+}
+
+/// How many keys of each kind a set holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KindCounts {
+    /// `Announcements` keys (0 or 1 in a set).
+    pub(crate) l1: usize,
+    /// State keys.
+    pub(crate) states: usize,
+    /// Repo-events keys.
+    pub(crate) repos: usize,
+    /// Root keys.
+    pub(crate) roots: usize,
+}
+
+impl KindCounts {
+    /// Counts `keys` by kind (each key once per occurrence).
+    pub(crate) fn of<'a>(keys: impl IntoIterator<Item = &'a Key>) -> Self {
+        let mut c = Self::default();
+        for key in keys {
+            match key.kind() {
+                KeyKind::Announcements => c.l1 += 1,
+                KeyKind::State(_) => c.states += 1,
+                KeyKind::RepoEvents(_) => c.repos += 1,
+                KeyKind::Root(_) => c.roots += 1,
+            }
+        }
+        c
+    }
+
+    /// The counts of two disjoint sets together.
+    #[must_use]
+    pub(crate) fn plus(self, other: Self) -> Self {
+        Self {
+            l1: self.l1 + other.l1,
+            states: self.states + other.states,
+            repos: self.repos + other.repos,
+            roots: self.roots + other.roots,
+        }
+    }
 }
 
 /// Per-relay counters (exported per relay).
