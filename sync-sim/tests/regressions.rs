@@ -512,3 +512,35 @@ fn lagging_stream_loses_nothing_and_fails_no_batch() {
     let v = w.core.relay(&url(R0)).unwrap();
     assert_eq!(v.counters().connects_ok, 1, "a lag is never a disconnect");
 }
+
+/// A lag storm (60 lags over 8 s) on a relay with a small budget (4 subscriptions) and pages
+/// of 40: every page is recovered and no batch fails.
+#[test]
+fn lag_storm_with_a_full_budget_fails_no_batch() {
+    let mut b = Builder::new(14);
+    b.scenario.config.max_subscriptions = 4;
+    b.relay(sync_sim::scenario::RelaySpec {
+        neg: NegMode::UnsupportedNegErr,
+        page_cap: 40,
+        advertise_limits: true,
+        ..relay(R0)
+    });
+    let mut all = Vec::new();
+    for (n, d) in ["a", "b", "c"].iter().enumerate() {
+        b.announce(d, &[OUR_URL, R0], &[R0], true);
+        all.extend(b.repo_events(d, 10 + n as u32, 150, &[R0]));
+    }
+    for k in 0..60u64 {
+        b.fault(
+            5_050 + k * 137,
+            Fault::Lagged {
+                relay: Some(R0.into()),
+            },
+        );
+    }
+    b.phases(HOUR, HOUR);
+    let w = check(&b.build());
+    assert!(w.counts.dropped_messages > 0, "the lags lost messages");
+    assert_eq!(stored(&w, &all), 450);
+    assert_eq!(w.core.stats().batches_failed, 0);
+}

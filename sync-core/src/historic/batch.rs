@@ -113,11 +113,16 @@ impl Batch {
         self.open.is_empty() && self.queued.is_empty()
     }
 
-    /// Progress was made: the deadline moves to `batch_deadline_ms` from now, but never past
-    /// the grace of a lagged request (see [`OpenRequest::lag_grace`]).
+    /// Progress was made: the deadline moves to `batch_deadline_ms` from now.
     pub(crate) fn extend_deadline(&mut self, now: Mono, batch_deadline_ms: u64) {
+        self.deadline = Some(now.plus_ms(batch_deadline_ms));
+    }
+
+    /// When the batch next needs attention: its deadline, or earlier the grace of a lagged
+    /// request on the wire (see [`OpenRequest::lag_grace`]). `None` iff nothing is open.
+    pub(crate) fn due_at(&self) -> Option<Mono> {
         let graces = self.open.values().filter_map(|o| o.lag_grace);
-        self.deadline = Some(graces.fold(now.plus_ms(batch_deadline_ms), Mono::min));
+        self.deadline.map(|d| graces.fold(d, Mono::min))
     }
 
     /// Whether any request of the given shape is still open or queued.

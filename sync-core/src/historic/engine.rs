@@ -180,8 +180,8 @@ impl RelayState {
     /// gone. Each is re-sent from the start of its page when its EOSE arrives (or its batch's
     /// deadline passes). Cancelling them now instead would double the traffic already in the
     /// pipe, which is what made the stream lag.
-    /// Their batches' deadlines move to at most [`LAG_EOSE_GRACE_MS`] from now, so a lost
-    /// EOSE costs seconds, not the whole batch deadline.
+    /// Each gets a grace of [`LAG_EOSE_GRACE_MS`], so a lost EOSE costs seconds, not the whole
+    /// batch deadline.
     pub(crate) fn mark_historic_reqs_lagged(&mut self, ctx: &Ctx<'_>) {
         let grace = ctx.now.mono.plus_ms(LAG_EOSE_GRACE_MS);
         for batch in self.pending.batches.values_mut() {
@@ -189,7 +189,6 @@ impl RelayState {
                 if !matches!(open.request, Request::Diff(_)) {
                     open.lagged = true;
                     open.lag_grace = Some(grace);
-                    batch.deadline = batch.deadline.map(|d| d.min(grace));
                 }
             }
         }
@@ -506,7 +505,7 @@ impl RelayState {
             .pending
             .batches
             .values()
-            .filter(|b| b.deadline.is_some_and(|d| d <= ctx.now.mono))
+            .filter(|b| b.due_at().is_some_and(|d| d <= ctx.now.mono))
             .map(|b| b.id)
             .collect();
         for id in due {
@@ -517,8 +516,15 @@ impl RelayState {
             if in_diff {
                 self.neg = NegSupport::Unsupported;
                 self.fallback(ctx, id);
-            } else if self.requeue_lagged(ctx, id) {
-                // Their EOSE was lost in a lag, not withheld by the relay: sent again.
+            } else if self.requeue_lagged(ctx, id)
+                || self
+                    .pending
+                    .batches
+                    .get(&id)
+                    .is_none_or(|b| b.deadline.is_none_or(|d| d > ctx.now.mono))
+            {
+                // Lagged requests whose EOSE was lost were sent again; the batch itself is
+                // not past its deadline.
             } else {
                 self.close_batch_requests(ctx, id);
                 if let Some(b) = self.pending.batches.get_mut(&id) {

@@ -427,7 +427,7 @@ impl RelayState {
                     self.pending
                         .batches
                         .values()
-                        .filter_map(|b| b.deadline)
+                        .filter_map(|b| b.due_at())
                         .min(),
                     TimerKind::BatchDeadline,
                     url,
