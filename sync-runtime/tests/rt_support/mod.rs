@@ -88,6 +88,16 @@ impl TestRelay {
     /// Stops the relay (sessions closed without a close frame).
     pub fn stop(&self) {
         self.relay.shutdown();
+        // `shutdown` wakes only the tasks waiting at that instant: a session busy with a
+        // message misses it and keeps its connection open (findings note G9). Repeat it a few
+        // times so every session sees one.
+        let relay = self.relay.clone();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                relay.shutdown();
+            }
+        });
     }
 
     /// Starts a new relay on the same port with the same database (retrying while the port is
