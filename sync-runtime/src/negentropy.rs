@@ -51,6 +51,11 @@ fn classify(error: &RelayError) -> NegentropyResult {
     }
 }
 
+/// Reconciliations whose relay channel lagged (a possibly partial result) are run again up to
+/// this many times in all before the diff is reported as failed: a lag is a burst of traffic
+/// on that relay, and a REQ fallback for the whole batch costs far more than a re-run.
+const LAGGED_ATTEMPTS: u32 = 3;
+
 /// Reconciles `filter` on `relay` against `db`; `initial_timeout` bounds the wait for the
 /// relay's first answer.
 pub(crate) async fn diff(
@@ -70,17 +75,25 @@ pub(crate) async fn diff(
     let opts = SyncOptions::default()
         .dry_run()
         .initial_timeout(initial_timeout);
-    // Subscribed before the exchange starts, so it sees everything the SDK's receiver sees.
-    let watcher = relay.notifications();
-    let (result, lagged) =
-        watch_for_lag(relay.sync_with_items(filter, items, &opts), watcher).await;
-    if lagged {
-        return NegentropyResult::Failed {
-            message:
-                "relay notification channel lagged during reconciliation; result may be incomplete"
+    let mut attempt = 1;
+    let result = loop {
+        // Subscribed before the exchange starts, so it sees everything the SDK's receiver sees.
+        let watcher = relay.notifications();
+        let work = relay.sync_with_items(filter.clone(), items.clone(), &opts);
+        let (result, lagged) = watch_for_lag(work, watcher).await;
+        if !lagged {
+            break result;
+        }
+        if attempt == LAGGED_ATTEMPTS {
+            // The core falls back to REQ for the batch: slower, but complete.
+            return NegentropyResult::Failed {
+                message: "relay notification channel lagged during every reconciliation \
+                          attempt; results may be incomplete"
                     .into(),
-        };
-    }
+            };
+        }
+        attempt += 1;
+    };
     match result {
         Ok(reconciliation) => {
             let mut ids: Vec<_> = reconciliation.remote.into_iter().collect();
