@@ -15,7 +15,7 @@ mod pipeline;
 pub use pipeline::MAX_IN_FLIGHT_EVENTS;
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nostr::{Event, EventId, RelayMessage};
 use nostr_database::{DatabaseEventStatus, NostrDatabase, RejectedReason, SaveEventStatus};
@@ -49,7 +49,14 @@ pub(crate) struct Ingest {
     pub(crate) metrics: Metrics,
     /// The driver's inbox (bounded).
     pub(crate) tx: mpsc::Sender<DriverMsg>,
+    /// A policy check that has not answered by then counts as `Defer` ([`POLICY_TIMEOUT`]).
+    pub(crate) policy_timeout: Duration,
 }
+
+/// How long the host's policy may take over one event before it counts as `Defer` (not
+/// stored; found again by a later resync). A hung policy would otherwise hold a pipeline slot
+/// for ever, and with every slot held the stream stops being read.
+pub const POLICY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn event_type(kind: u16) -> &'static str {
     match kind {
@@ -141,10 +148,15 @@ impl Ingest {
             Ok(DatabaseEventStatus::NotExistent) => {}
             Err(e) => tracing::warn!(id = %event.id, error = %e, "store check_id failed"),
         }
-        match self.policy.check(event).await {
-            Verdict::Accept => self.store(event).await,
-            Verdict::Defer => Decision::Deferred,
-            Verdict::Reject { reason } => Decision::Rejected { reason },
+        match tokio::time::timeout(self.policy_timeout, self.policy.check(event)).await {
+            Ok(Verdict::Accept) => self.store(event).await,
+            Ok(Verdict::Defer) => Decision::Deferred,
+            Ok(Verdict::Reject { reason }) => Decision::Rejected { reason },
+            Err(_) => {
+                tracing::warn!(id = %event.id, timeout = ?self.policy_timeout, "policy did not answer in time; event deferred");
+                self.metrics.policy_timeouts.inc();
+                Decision::Deferred
+            }
         }
     }
 
@@ -324,6 +336,7 @@ mod tests {
             })),
             metrics: Metrics::register(prometheus::Registry::new()).unwrap(),
             tx,
+            policy_timeout: POLICY_TIMEOUT,
         };
         (ingest, rx, stored)
     }
@@ -367,6 +380,37 @@ mod tests {
             stored.load(Ordering::SeqCst),
             1,
             "on_stored runs once, after the store"
+        );
+    }
+
+    /// Never answers.
+    struct Hung;
+
+    impl WritePolicy for Hung {
+        fn check<'a>(&'a self, _event: &'a Event) -> PolicyFuture<'a> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_never_answers_defers_the_event_after_the_timeout() {
+        let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+            events: true,
+            max_events: None,
+        }));
+        let (mut ingest, _rx, stored) = ingest_with(Arc::new(Hung), db, 4);
+        ingest.policy_timeout = Duration::from_millis(50);
+        let event = announcement();
+        assert_eq!(ingest.decide(&event).await, Outcome::Deferred);
+        assert!(ingest.db.event_by_id(&event.id).await.unwrap().is_none());
+        assert_eq!(stored.load(Ordering::SeqCst), 0);
+        assert!(
+            ingest
+                .metrics
+                .text()
+                .contains("ngit_sync_policy_timeouts_total 1"),
+            "{}",
+            ingest.metrics.text()
         );
     }
 

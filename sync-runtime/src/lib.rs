@@ -123,7 +123,7 @@ pub mod testkit;
 mod transport;
 
 pub use crate::error::RuntimeError;
-pub use crate::ingest::{OnStored, MAX_IN_FLIGHT_EVENTS};
+pub use crate::ingest::{OnStored, MAX_IN_FLIGHT_EVENTS, POLICY_TIMEOUT};
 pub use crate::policy::{AcceptAll, PolicyFuture, Verdict, WritePolicy};
 pub use crate::rejected_store::REJECTED_FILE;
 pub use crate::runtime::{

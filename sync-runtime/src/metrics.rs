@@ -67,6 +67,8 @@ pub(crate) struct Metrics {
     /// Notification-stream lag results, every one counted (a burst of them triggers one
     /// catch-up, `ingest/lag_burst.rs`).
     pub(crate) stream_lagged: IntCounter,
+    /// Policy checks that did not answer within `ingest::POLICY_TIMEOUT` (event deferred).
+    pub(crate) policy_timeouts: IntCounter,
 }
 
 fn gauge_vec(
@@ -140,6 +142,7 @@ impl Metrics {
             policy_rejected: counter_vec(r, "ngit_sync_rejected_events_total", "Events the host's policy rejected, by event type", &["event_type"])?,
             store_errors: counter(r, "ngit_sync_store_errors_total", "Events the host's store failed to save")?,
             stream_lagged: counter(r, "ngit_sync_stream_lagged_total", "Times the relay message stream lagged (a burst of lags triggers one catch-up)")?,
+            policy_timeouts: counter(r, "ngit_sync_policy_timeouts_total", "Policy checks that did not answer in time (event deferred, found again by a later resync)")?,
             registry,
         })
     }

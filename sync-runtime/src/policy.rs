@@ -44,7 +44,9 @@ impl Verdict {
 /// checks up to [`MAX_IN_FLIGHT_EVENTS`](crate::MAX_IN_FLIGHT_EVENTS) events at once. An event
 /// the policy rejected or deferred while an event that arrived before it was still being
 /// stored is checked a second time once that store is done (the store may be what it needed),
-/// so a policy must not count calls as deliveries.
+/// so a policy must not count calls as deliveries. A check that has not answered within
+/// [`POLICY_TIMEOUT`](crate::POLICY_TIMEOUT) counts as [`Verdict::Defer`] (and is counted in
+/// `ngit_sync_policy_timeouts_total`).
 pub trait WritePolicy: Send + Sync + 'static {
     /// Decides about `event` (already verified). Must not store it: the runtime does.
     fn check<'a>(&'a self, event: &'a Event) -> PolicyFuture<'a>;

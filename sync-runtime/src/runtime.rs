@@ -232,6 +232,7 @@ impl SyncRuntimeBuilder {
             on_stored: self.on_stored,
             metrics: p.metrics.clone(),
             tx: tx.clone(),
+            policy_timeout: crate::ingest::POLICY_TIMEOUT,
         };
         let executor = Executor::new(
             client.clone(),
