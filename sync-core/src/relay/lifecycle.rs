@@ -247,9 +247,9 @@ impl RelayState {
             .record_failure(ctx.now.mono, ErrorClass::Other, ctx.cfg, &mut self.rng);
     }
 
-    /// A full reconciliation on the open connection: pending and confirmed are cleared, live
+    /// The daily full reconciliation on the open connection: pending and confirmed are cleared, live
     /// subscriptions are kept (they already cover the target), NIP-77 support is re-tried.
-    pub(crate) fn resync(&mut self, ctx: &mut Ctx<'_>, origin: Origin) {
+    pub(crate) fn resync(&mut self, ctx: &mut Ctx<'_>) {
         if !self.status.is_live() {
             return;
         }
@@ -265,7 +265,7 @@ impl RelayState {
         self.neg = NegSupport::Unknown;
         self.status = Status::Syncing;
         let candidates = all_candidates(self, ctx);
-        self.plan(ctx, &candidates, origin);
+        self.plan(ctx, &candidates, Origin::Daily);
     }
 
     /// The shell lost some of this relay's messages (its stream overflowed). What can be lost
@@ -298,17 +298,35 @@ impl RelayState {
 
     /// Starts a catch-up of the live-covered confirmed items from `lag_wall` minus the margin.
     pub(crate) fn start_lag_catchup(&mut self, ctx: &mut Ctx<'_>, lag_wall: Timestamp) {
-        let items: std::collections::BTreeSet<Key> = self
+        let items: Vec<Key> = self
             .live_items()
-            .filter(|i| self.confirmed.contains(i) && !self.pending.contains(i))
+            .filter(|i| self.confirmed.contains(i))
             .copied()
             .collect();
-        if items.is_empty() {
-            return;
+        if self.start_catchup(ctx, items, Origin::Lag, lag_wall) {
+            self.status = Status::Syncing;
         }
-        let since = self.catchup_since(ctx, Some(lag_wall));
-        self.start_batch(ctx, items, Origin::Lag, Some(since));
-        self.status = Status::Syncing;
+    }
+
+    /// Starts a catch-up batch of `origin` for those of `items` no batch is fetching yet, from
+    /// `from_wall` minus the margin; whether there was anything to catch up.
+    fn start_catchup(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        items: impl IntoIterator<Item = Key>,
+        origin: Origin,
+        from_wall: Timestamp,
+    ) -> bool {
+        let items: std::collections::BTreeSet<Key> = items
+            .into_iter()
+            .filter(|i| !self.pending.contains(i))
+            .collect();
+        if items.is_empty() {
+            return false;
+        }
+        let since = self.catchup_since(ctx, Some(from_wall));
+        self.start_batch(ctx, items, origin, Some(since));
+        true
     }
 
     fn run_live_timers(&mut self, ctx: &mut Ctx<'_>) {
@@ -333,7 +351,7 @@ impl RelayState {
         if self.daily_at.is_some_and(|t| t <= now) {
             self.schedule_daily(ctx);
             if self.status != Status::Syncing {
-                self.resync(ctx, Origin::Daily);
+                self.resync(ctx);
             }
         }
     }
@@ -342,22 +360,15 @@ impl RelayState {
     fn repair_live(&mut self, ctx: &mut Ctx<'_>) {
         self.live_repair_at = None;
         let candidates = all_candidates(self, ctx);
-        let uncovered: std::collections::BTreeSet<_> = self
+        let uncovered: Vec<Key> = self
             .confirmed
             .iter()
             .filter(|i| self.live_group_of(i).is_none() && ctx.want.wants(&self.url, i))
-            .cloned()
+            .copied()
             .collect();
         self.reconcile_live(ctx, &candidates);
         if let Some(gap) = self.live_gap_since.take() {
-            let items: std::collections::BTreeSet<_> = uncovered
-                .into_iter()
-                .filter(|i| !self.pending.contains(i))
-                .collect();
-            if !items.is_empty() {
-                let since = self.catchup_since(ctx, Some(gap));
-                self.start_batch(ctx, items, Origin::Reconnect, Some(since));
-            }
+            self.start_catchup(ctx, uncovered, Origin::Reconnect, gap);
         }
         self.pump(ctx);
     }
