@@ -80,6 +80,15 @@ pub struct Config {
     pub disable_negentropy: bool,
     /// Derive relay URLs from `clone` URLs (`https://h/…` → `wss://h`).
     pub derive_relays_from_clone_urls: bool,
+    /// Let targets taken from events point at non-global addresses (loopback, private,
+    /// link-local, …). A lab setting: off, a stranger's announcement cannot make us connect
+    /// into the operator's network (docs/spec.md §13). Bootstrap relays are always allowed.
+    pub allow_private_targets: bool,
+    /// Upper bound on relays tracked at once (bootstrap relays included); relays beyond it
+    /// are refused when an announcement names them, and counted.
+    pub max_tracked_relays: usize,
+    /// Relay URLs longer than this (bytes, as written in the event) are refused and counted.
+    pub max_relay_url_bytes: usize,
 }
 
 impl Default for Config {
@@ -119,6 +128,9 @@ impl Default for Config {
             max_relays_per_repo: 64,
             disable_negentropy: false,
             derive_relays_from_clone_urls: true,
+            allow_private_targets: false,
+            max_tracked_relays: 2_000,
+            max_relay_url_bytes: 512,
         }
     }
 }
@@ -157,7 +169,9 @@ impl Config {
                 );
             }
         }
-        let positive: [(&'static str, u64); 10] = [
+        let positive: [(&'static str, u64); 12] = [
+            ("max_tracked_relays", self.max_tracked_relays as u64),
+            ("max_relay_url_bytes", self.max_relay_url_bytes as u64),
             ("chunk_size", self.chunk_size as u64),
             ("id_chunk_size", self.id_chunk_size as u64),
             ("backoff_base_ms", self.backoff_base_ms),

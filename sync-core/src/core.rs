@@ -10,8 +10,10 @@ use crate::event_meta::EventMeta;
 use crate::index::want::WantIndex;
 use crate::input::{Input, Outcome};
 use crate::rejected::{RejectedEntry, RejectedMemory};
+use crate::relay::health::{classify, ErrorClass};
 use crate::relay::{RelayState, Status, SubRole};
 use crate::stats::Stats;
+use crate::targets::{Refusal, Refusals};
 use crate::time::{Deadline, Earliest, Mono, Now, TimerKind};
 use crate::url::RelayUrl;
 use crate::view::RelayView;
@@ -50,6 +52,8 @@ pub struct SyncCore {
     pub(crate) retired_seq: u64,
     pub(crate) discovery: Discovery,
     pub(crate) rejected: RejectedMemory,
+    /// Relay URLs from events that the open-network rules refused (bounded, recent first out).
+    pub(crate) refusals: Refusals,
     pub(crate) stats: Stats,
     /// Relay timer index: `(due, url)` of every tracked relay that has a timer. Invariant: as
     /// of the end of each step it holds exactly one entry per relay with a deadline, equal to
@@ -105,6 +109,7 @@ impl SyncCore {
             retired_seq: 0,
             discovery: Discovery::default(),
             rejected,
+            refusals: Refusals::default(),
             stats,
             timers: BTreeSet::new(),
             timer_at: BTreeMap::new(),
@@ -148,7 +153,15 @@ impl SyncCore {
                 self.discovery.withdraw(coord, self.now.mono, &self.cfg)
             }
             Input::Connected { relay } => self.on_connected(&relay, out),
-            Input::ConnectFailed { relay, error } => self.on_connect_failed(&relay, &error, out),
+            Input::ConnectFailed { relay, error } => {
+                self.on_connect_failed(&relay, classify(&error), out)
+            }
+            Input::ConnectRefused { relay, address } => {
+                let refusal = Refusal::ResolvesNonGlobal(address);
+                self.refusals
+                    .record(relay.to_string(), refusal, &mut self.stats.targets_refused);
+                self.on_connect_failed(&relay, ErrorClass::Address, out);
+            }
             Input::Disconnected { relay } => self.on_disconnected(&relay, out),
             Input::Delivered {
                 relay,
@@ -469,6 +482,12 @@ impl SyncCore {
         self.relays
             .get(url)
             .map(|r| RelayView::new(r, self.now, &self.cfg))
+    }
+
+    /// The most recently refused relay URLs from events (at most [`crate::RECENT_REFUSALS`]),
+    /// in URL order, with the reason; counts by reason are in [`Stats::targets_refused`].
+    pub fn refused_targets(&self) -> impl Iterator<Item = (&str, Refusal)> {
+        self.refusals.iter()
     }
 
     /// The rejected-events memory to persist (wall-clock times; restore with

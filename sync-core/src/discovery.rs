@@ -11,6 +11,7 @@ use crate::event_meta::{EventMeta, RepoCoord};
 use crate::historic::batch::Origin;
 use crate::index::want::{Candidates, RepoWant};
 use crate::item::SyncLevel;
+use crate::targets::{vet, Refusal, Vetted};
 use crate::time::Mono;
 use crate::url::RelayUrl;
 
@@ -108,30 +109,64 @@ impl Discovery {
 
 impl SyncCore {
     /// Canonical relays of an announcement: `relays` tags plus clone-derived URLs, minus our own,
-    /// at most `max_relays_per_repo`. Invalid URLs are counted.
+    /// each vetted by the open-network rules (`targets.rs`), at most `max_relays_per_repo`, and
+    /// new relays only while fewer than `max_tracked_relays` are wanted. Invalid URLs and
+    /// refusals are counted.
     fn repo_relays<'a>(
         &mut self,
         relays: impl Iterator<Item = &'a String>,
         clones: &[String],
     ) -> BTreeSet<RelayUrl> {
+        let derive = self.cfg.derive_relays_from_clone_urls;
+        let raws = relays
+            .map(|r| (r, false))
+            .chain(clones.iter().filter(|_| derive).map(|c| (c, true)));
         let mut out = BTreeSet::new();
-        for raw in relays {
-            match RelayUrl::parse(raw) {
-                Some(u) => {
+        for (raw, from_clone) in raws {
+            match vet(raw, from_clone, &self.cfg, &self.bootstrap) {
+                Vetted::Target(u) => {
                     out.insert(u);
                 }
-                None => self.stats.invalid_relay_urls += 1,
+                // A clone URL with another scheme (ssh, git) names no relay: not invalid.
+                Vetted::Invalid if from_clone => {}
+                Vetted::Invalid => self.stats.invalid_relay_urls += 1,
+                Vetted::Refused(text, why) => {
+                    self.refusals
+                        .record(text, why, &mut self.stats.targets_refused);
+                }
             }
-        }
-        if self.cfg.derive_relays_from_clone_urls {
-            out.extend(clones.iter().filter_map(|c| RelayUrl::from_clone_url(c)));
         }
         out.retain(|u| !self.own.contains(u));
         if out.len() > self.cfg.max_relays_per_repo {
             self.stats.relay_urls_truncated += (out.len() - self.cfg.max_relays_per_repo) as u64;
             out = out.into_iter().take(self.cfg.max_relays_per_repo).collect();
         }
-        out
+        self.within_tracked_cap(out)
+    }
+
+    /// Keeps the relays that are already wanted or tracked, and new ones while the number of
+    /// wanted relays (plus bootstrap relays) stays below `max_tracked_relays`.
+    fn within_tracked_cap(&mut self, relays: BTreeSet<RelayUrl>) -> BTreeSet<RelayUrl> {
+        let mut wanted = self.want.relay_count() + self.bootstrap.len();
+        let mut kept = BTreeSet::new();
+        for url in relays {
+            let known = self.want.has_target(&url)
+                || self.relays.contains_key(&url)
+                || self.bootstrap.contains(&url);
+            if known {
+                kept.insert(url);
+            } else if wanted < self.cfg.max_tracked_relays {
+                wanted += 1;
+                kept.insert(url);
+            } else {
+                self.refusals.record(
+                    url.to_string(),
+                    Refusal::TrackedRelaysCap,
+                    &mut self.stats.targets_refused,
+                );
+            }
+        }
+        kept
     }
 
     fn apply_update(&mut self, update: Update) -> Candidates {

@@ -95,6 +95,14 @@ pub enum Input {
         /// The transport's error text.
         error: String,
     },
+    /// The shell refused to dial the relay: its host name resolved to a non-global address and
+    /// `allow_private_targets` is off (docs/spec.md §13). No connection was attempted.
+    ConnectRefused {
+        /// The relay.
+        relay: RelayUrl,
+        /// The class of the first non-global address the name resolved to.
+        address: crate::address::NonGlobal,
+    },
     /// An open connection closed (unexpectedly, or as asked by `Disconnect`).
     Disconnected {
         /// The relay.

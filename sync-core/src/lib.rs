@@ -90,6 +90,7 @@
 //! | traces (record, parse, replay) | `trace.rs` |
 //! | inputs, commands, stats, views | `input.rs`, `command.rs`, `stats.rs`, `view.rs` |
 
+mod address;
 mod budget;
 mod command;
 mod config;
@@ -108,11 +109,13 @@ mod rejected;
 pub mod relay;
 mod rng;
 mod stats;
+mod targets;
 mod time;
 pub mod trace;
 mod url;
 mod view;
 
+pub use crate::address::{classify_host, classify_ip, embedded_v4, HostClass, NonGlobal};
 pub use crate::command::{Command, SubId, SubKind};
 pub use crate::config::{Config, ConfigError};
 pub use crate::core::SyncCore;
@@ -128,6 +131,7 @@ pub use crate::rejected::{RejectedEntry, RejectedStats};
 pub use crate::relay::health::{ErrorClass, HealthState};
 pub use crate::relay::{NegSupport, RelayCounters, Status};
 pub use crate::stats::{SourceCounts, Stats};
+pub use crate::targets::{Refusal, RefusalCounts, RECENT_REFUSALS};
 pub use crate::time::{Deadline, Mono, Now, TimerKind};
 pub use crate::url::RelayUrl;
 pub use crate::view::{RelaySnapshot, RelayView};

@@ -54,6 +54,9 @@ pub struct Stats {
     pub invalid_relay_urls: u64,
     /// Relay URLs dropped because an announcement listed more than the cap.
     pub relay_urls_truncated: u64,
+    /// Relay URLs from events refused by the open-network rules, by reason.
+    #[serde(default)]
+    pub targets_refused: crate::targets::RefusalCounts,
     /// Historic REQ pages requested.
     pub pages_requested: u64,
     /// Same-second bursts larger than a page on a single-value filter (stepped past).

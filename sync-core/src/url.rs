@@ -68,6 +68,30 @@ impl RelayUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The host as the URL parser normalised it: lower-case name, dotted IPv4, or IPv6 in
+    /// brackets (`127.1` and `2130706433` are already `127.0.0.1` here).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        let rest = self.0.split_once("://").map_or(&*self.0, |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        if authority.starts_with('[') {
+            return authority.find(']').map_or(authority, |i| &authority[..=i]);
+        }
+        authority.split(':').next().unwrap_or(authority)
+    }
+
+    /// The port: explicit, or the scheme's default (`ws` 80, `wss` 443).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        let rest = self.0.split_once("://").map_or(&*self.0, |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        let after_host = &authority[self.host().len().min(authority.len())..];
+        after_host
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(if self.0.starts_with("wss:") { 443 } else { 80 })
+    }
 }
 
 impl fmt::Display for RelayUrl {
@@ -132,6 +156,23 @@ mod tests {
             canon("wss://h/nostr/?x=1#frag").as_deref(),
             Some("wss://h/nostr?x=1")
         );
+    }
+
+    #[test]
+    fn host_and_port_are_read_back() {
+        let hp = |raw: &str| {
+            let u = RelayUrl::parse(raw).unwrap();
+            (u.host().to_string(), u.port())
+        };
+        assert_eq!(
+            hp("wss://Relay.Example.com/x"),
+            ("relay.example.com".into(), 443)
+        );
+        assert_eq!(hp("ws://127.1:7000"), ("127.0.0.1".into(), 7000));
+        assert_eq!(hp("ws://2130706433"), ("127.0.0.1".into(), 80));
+        assert_eq!(hp("ws://[::1]:7000/p?q=1"), ("[::1]".into(), 7000));
+        assert_eq!(hp("wss://[2001:db8::1]"), ("[2001:db8::1]".into(), 443));
+        assert_eq!(hp("wss://h?x=1:2"), ("h".into(), 443));
     }
 
     #[test]

@@ -34,6 +34,10 @@ fn purity() {
         "std::thread",
         "std::fs",
         "std::net",
+        "TcpStream",
+        "UdpSocket",
+        "ToSocketAddrs",
+        "lookup_host",
         "HashMap",
         "HashSet",
     ];

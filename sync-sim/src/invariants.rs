@@ -97,7 +97,7 @@ impl Checker {
     /// Updates the observed subscriptions for an input about to be fed at `at_ms`.
     pub fn observe_input(&mut self, input: &Input, at_ms: u64) {
         match input {
-            Input::ConnectFailed { relay, .. } => {
+            Input::ConnectFailed { relay, .. } | Input::ConnectRefused { relay, .. } => {
                 self.open.remove(relay);
                 self.failed_at.insert(relay.clone(), at_ms);
             }

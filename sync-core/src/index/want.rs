@@ -209,6 +209,11 @@ impl WantIndex {
         self.relay_repos.contains_key(relay)
     }
 
+    /// How many relays some repository lists.
+    pub(crate) fn relay_count(&self) -> usize {
+        self.relay_repos.len()
+    }
+
     /// Every relay some repository lists.
     pub(crate) fn relays(&self) -> impl Iterator<Item = &RelayUrl> {
         self.relay_repos.keys()

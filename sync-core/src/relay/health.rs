@@ -17,6 +17,9 @@ pub enum ErrorClass {
     Tls,
     /// The server is not a WebSocket (nostr) server.
     Protocol,
+    /// The shell refused to dial: the host resolves to a non-global address
+    /// (docs/spec.md §13). Retried like the naughty classes, in case the name changes.
+    Address,
     /// Anything else (refused, reset, timeout, …): ordinary backoff.
     Other,
 }
@@ -29,6 +32,7 @@ impl ErrorClass {
             Self::Dns => "dns",
             Self::Tls => "tls",
             Self::Protocol => "protocol",
+            Self::Address => "address",
             Self::Other => "other",
         }
     }

@@ -10,9 +10,7 @@ use crate::event_meta::EventMeta;
 use crate::historic::batch::Origin;
 use crate::item::Key;
 use crate::plan::all_candidates;
-use crate::relay::health::{
-    classify, is_negentropy_unsupported, is_rate_limited, is_too_many, ErrorClass,
-};
+use crate::relay::health::{is_negentropy_unsupported, is_rate_limited, is_too_many, ErrorClass};
 use crate::relay::{NegSupport, RelayState, Status};
 use crate::time::{Earliest, TimerKind};
 use crate::url::RelayUrl;
@@ -108,7 +106,7 @@ impl SyncCore {
     pub(crate) fn on_connect_failed(
         &mut self,
         url: &RelayUrl,
-        error: &str,
+        class: ErrorClass,
         out: &mut Vec<Command>,
     ) {
         let wanted = self.is_wanted(url);
@@ -116,7 +114,7 @@ impl SyncCore {
             return;
         };
         match r.status {
-            Status::Connecting => r.connect_failed(&mut ctx, classify(error)),
+            Status::Connecting => r.connect_failed(&mut ctx, class),
             Status::Disconnecting => r.status = Status::Disconnected,
             _ => ctx.stats.ignored_inputs += 1,
         }

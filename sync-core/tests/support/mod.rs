@@ -46,6 +46,9 @@ pub struct Remote {
     pub failing_connects: u32,
     /// Down: connects fail.
     pub down: bool,
+    /// The shell finds that the relay's name resolves to this non-global address class and
+    /// refuses to dial it.
+    pub resolves_to: Option<sync_core::NonGlobal>,
     pub connected: bool,
 }
 
@@ -58,6 +61,7 @@ impl Default for Remote {
             id_cap: 1000,
             failing_connects: 0,
             down: false,
+            resolves_to: None,
             connected: false,
         }
     }
@@ -224,7 +228,9 @@ impl World {
         match c {
             Command::Connect { relay } => {
                 let r = self.remotes.get_mut(&relay).expect("known remote");
-                if r.down || r.failing_connects > 0 {
+                if let Some(address) = r.resolves_to {
+                    self.later(LATENCY_MS, Input::ConnectRefused { relay, address });
+                } else if r.down || r.failing_connects > 0 {
                     r.failing_connects = r.failing_connects.saturating_sub(1);
                     self.later(
                         LATENCY_MS,
@@ -421,6 +427,9 @@ impl World {
             Input::WithdrawRepo { coord } => format!("WithdrawRepo {coord}"),
             Input::Connected { relay } => format!("Connected {relay}"),
             Input::ConnectFailed { relay, error } => format!("ConnectFailed {relay} {error:?}"),
+            Input::ConnectRefused { relay, address } => {
+                format!("ConnectRefused {relay} {}", address.label())
+            }
             Input::Disconnected { relay } => format!("Disconnected {relay}"),
             Input::Delivered {
                 relay,
