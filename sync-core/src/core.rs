@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::command::Command;
+use crate::command::{Command, SubId};
 use crate::config::{Config, ConfigError};
 use crate::discovery::Discovery;
 use crate::event_meta::EventMeta;
@@ -134,8 +134,47 @@ impl SyncCore {
         let mut out = Vec::new();
         self.dispatch(input, &mut out);
         self.run_due(&mut out);
+        self.drop_subscriptions_to_disconnected(&mut out);
         self.update_gauges();
         out
+    }
+
+    /// A relay this step disconnects (a `Disconnect` is in `out` and the relay ends the step
+    /// outside the live statuses) gets no new subscription from the same step. A handler can
+    /// queue work before the step decides to disconnect: an EOSE sends the next page, then the
+    /// discovery window closing in the same step reaps the relay (sync-sim seed 3772). The
+    /// disconnect already forgot that work (`drop_connection_state` clears subscriptions and
+    /// pending batches), so only its commands are left to drop: the `Subscribe`s and
+    /// `NegentropyDiff`s, and an `Unsubscribe` of one of them. Closes of subscriptions opened
+    /// by earlier steps stay (they are valid on the connection until it closes).
+    fn drop_subscriptions_to_disconnected(&self, out: &mut Vec<Command>) {
+        let closing: BTreeSet<RelayUrl> = out
+            .iter()
+            .filter_map(|c| match c {
+                Command::Disconnect { relay }
+                    if !self.relays.get(relay).is_some_and(|r| r.status.is_live()) =>
+                {
+                    Some(relay.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        if closing.is_empty() {
+            return;
+        }
+        let mut dropped: BTreeSet<(RelayUrl, SubId)> = BTreeSet::new();
+        out.retain(|c| match c {
+            Command::Subscribe { relay, sub, .. } | Command::NegentropyDiff { relay, sub, .. }
+                if closing.contains(relay) =>
+            {
+                dropped.insert((relay.clone(), sub.clone()));
+                false
+            }
+            Command::Unsubscribe { relay, sub } if closing.contains(relay) => {
+                !dropped.contains(&(relay.clone(), sub.clone()))
+            }
+            _ => true,
+        });
     }
 
     fn dispatch(&mut self, input: Input, out: &mut Vec<Command>) {

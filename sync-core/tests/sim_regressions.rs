@@ -4,7 +4,7 @@
 mod support;
 
 use support::*;
-use sync_core::{Config, Input, Status};
+use sync_core::{Command, Config, Input, Outcome, Status, SubKind};
 
 const OUR: &str = "wss://our.relay";
 const R0: &str = "wss://r0.example";
@@ -108,4 +108,97 @@ fn a_relay_reaped_and_added_again_never_reuses_subscription_ids() {
             "{id} was used before reaping"
         );
     }
+}
+
+/// sync-sim seed 3772 (shrunk: `sync-sim/tests/regressions/003-no-subscribe-to-a-relay-being-reaped.json`):
+/// an EOSE of a full page arrived in the very millisecond the discovery window closed with the
+/// relay's only repository withdrawn. The EOSE queued and sent the next page's REQ, then the
+/// flush reaped the relay: the step sent `Subscribe` and then `Disconnect` to it, a
+/// subscription on a connection the same step closes.
+#[test]
+fn a_relay_reaped_in_a_step_gets_no_new_subscription_from_that_step() {
+    let cfg = Config {
+        disable_negentropy: true,
+        page_limit: 2,
+        ..cfg()
+    };
+    let mut core = sync_core::SyncCore::new(cfg, 7, now(0));
+    let alice = keys(1);
+    let ann = announcement(1, &alice, "repo", &[OUR, R0], 1_000);
+    let step = |core: &mut sync_core::SyncCore, ms: u64, input: Input| core.step(now(ms), input);
+    let _ = step(&mut core, 0, Input::Accepted { event: ann });
+    let out = step(&mut core, 5_000, Input::Tick);
+    assert!(matches!(out[..], [Command::Connect { .. }]), "{out:?}");
+    let out = step(&mut core, 5_010, Input::Connected { relay: url(R0) });
+    let page = out
+        .iter()
+        .find_map(|c| match c {
+            Command::Subscribe {
+                sub,
+                kind: SubKind::Historic,
+                filters,
+                ..
+            } if filters[0].generic_tags.keys().any(|t| t.as_char() == 'a') => Some(sub.clone()),
+            _ => None,
+        })
+        .expect("a historic page for the repository's events");
+    // A full page (duplicates: nothing enters the discovery window).
+    for n in 0..2u64 {
+        let e = ev(
+            10 + n,
+            alice.public_key(),
+            1617,
+            1_000 + n,
+            &[('a', coord(&alice, "repo"))],
+        );
+        let _ = step(
+            &mut core,
+            5_020,
+            Input::Delivered {
+                relay: url(R0),
+                sub: page.clone(),
+                event: e,
+                outcome: Outcome::Duplicate,
+            },
+        );
+    }
+    let repo = sync_core::RepoCoord {
+        owner: alice.public_key(),
+        identifier: "repo".into(),
+    };
+    let _ = step(&mut core, 6_000, Input::WithdrawRepo { coord: repo });
+    // The page's EOSE arrives as the window closes (6 000 + 5 000 ms).
+    let out = step(
+        &mut core,
+        11_000,
+        Input::Eose {
+            relay: url(R0),
+            sub: page,
+        },
+    );
+    assert!(
+        out.iter().any(|c| matches!(c, Command::Disconnect { .. })),
+        "r0 was reaped: {out:?}"
+    );
+    assert!(
+        !out.iter().any(|c| matches!(
+            c,
+            Command::Subscribe { .. } | Command::NegentropyDiff { .. }
+        )),
+        "nothing is opened on a connection the step closes: {out:?}"
+    );
+    let v = core
+        .relay(&url(R0))
+        .expect("still tracked while disconnecting");
+    assert_eq!(v.status(), Status::Disconnecting);
+    assert_eq!((v.open_subscriptions(), v.pending_batches()), (0, 0));
+    let _ = step(&mut core, 11_010, Input::Disconnected { relay: url(R0) });
+    assert!(
+        core.relay(&url(R0)).is_none(),
+        "forgotten once disconnected"
+    );
+}
+
+fn now(ms: u64) -> sync_core::Now {
+    sync_core::Now::at(ms, WALL0 + ms / 1000)
 }
