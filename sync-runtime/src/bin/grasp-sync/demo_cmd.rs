@@ -163,6 +163,7 @@ async fn node_settings(
         record_trace: None,
         log: args.log,
         sync: sync_core::Config::default(),
+        clients: sync_runtime::demo::ClientLimits::default(),
     };
     let listeners = serve::bind(&settings).await?;
     settings.listen = listeners.relay.local_addr().map_err(|e| e.to_string())?;

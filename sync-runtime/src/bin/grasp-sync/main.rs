@@ -3,6 +3,7 @@
 //! | Concept | File |
 //! |---|---|
 //! | command line (flags, env vars) | `cli.rs` |
+//! | limits on the relay's own clients | `client_options.rs` |
 //! | the `--config` TOML file | `config_file.rs` |
 //! | merge flag > env > file > default, validation | `settings.rs` |
 //! | logging | `logging.rs` |
@@ -13,6 +14,7 @@
 //! | `demo` | `demo_cmd.rs`, `demo_scenario.rs` |
 
 mod cli;
+mod client_options;
 mod config_file;
 mod demo_cmd;
 mod demo_scenario;

@@ -1,6 +1,7 @@
 //! The syncing relay as one unit ("node"): the LMDB store in the data directory, the default
-//! GRASP policy, the sync runtime, the relay served on `--listen` (NIP-01 and NIP-77 by
-//! nostr-relay-builder's `LocalRelay`) and the metrics/status HTTP server. Used by `run` and by
+//! GRASP policy, the sync runtime, the relay served on `--listen`
+//! (NIP-01 and NIP-77 by nostr-relay-builder's `LocalRelay`, its clients guarded by
+//! `sync_runtime::demo::ClientGuard`) and the metrics/status HTTP server. Used by `run` and by
 //! the demo, so the demo exercises exactly what `run` starts.
 
 use std::net::SocketAddr;
@@ -10,10 +11,9 @@ use std::sync::{Arc, OnceLock};
 use nostr::Event;
 use nostr_database::NostrDatabase;
 use nostr_lmdb::NostrLMDB;
-use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use serde::Serialize;
-use sync_runtime::demo::RelayFront;
+use sync_runtime::demo::{ClientGuard, ClientMetrics, RelayFront};
 use sync_runtime::grasp::{GraspPolicy, LocalRelayPolicy};
 use sync_runtime::{RuntimeStatus, SyncHandle, SyncRuntime};
 use tokio::net::TcpListener;
@@ -26,8 +26,6 @@ use crate::shutdown::{self, Trigger};
 
 /// Sub-directory of the data directory holding the LMDB environment.
 pub(crate) const STORE_DIR: &str = "lmdb";
-/// Events one client connection may publish per minute.
-const NOTES_PER_MINUTE: u32 = 600;
 
 /// The two listening sockets, bound before anything starts so "address in use" is reported
 /// first and clearly.
@@ -96,17 +94,17 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
     );
     let handle_cell: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
     let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .database(db.clone())
-            .rate_limit(RateLimit {
-                max_reqs: 500,
-                notes_per_minute: NOTES_PER_MINUTE,
-            })
+        settings
+            .clients
+            .apply(RelayBuilder::default().database(db.clone()))
             .write_policy(LocalRelayPolicy::new(
                 policy.clone(),
                 Some(accepted_callback(handle_cell.clone())),
             )),
     );
+    let registry = prometheus::Registry::new();
+    let client_metrics = ClientMetrics::register(&registry)
+        .map_err(|e| format!("cannot register the client metrics: {e}"))?;
     let pushed_relay = relay.clone();
     let on_stored = Arc::new(move |event: &Event| {
         // Live subscribers of our relay see synced events too; a full channel only means a
@@ -116,7 +114,7 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
     let mut builder = SyncRuntime::builder(settings.sync.clone())
         .database(db.clone())
         .policy(policy)
-        .registry(prometheus::Registry::new())
+        .registry(registry)
         .state_dir(settings.data_dir.clone())
         .seed(settings.seed)
         .on_stored(on_stored);
@@ -131,10 +129,12 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
     let _first = handle_cell.set(handle.clone());
     let relay_addr = listeners.relay.local_addr().map_err(|e| e.to_string())?;
     let metrics_addr = listeners.metrics.local_addr().map_err(|e| e.to_string())?;
-    let front = RelayFront::start(
+    let guard = ClientGuard::new(settings.clients, Some(client_metrics));
+    let front = RelayFront::start_guarded(
         relay.clone(),
         listeners.relay,
         Some(nip11_document(settings)),
+        guard,
     );
     let (stop, stopped) = shutdown::channel();
     let endpoints = Arc::new(NodeEndpoints {
@@ -206,6 +206,10 @@ fn nip11_document(settings: &Settings) -> String {
         "version": env!("CARGO_PKG_VERSION"),
         "supported_nips": [1, 9, 11, 34, 77],
         "service_urls": settings.service_urls,
+        "limitation": {
+            "max_message_length": settings.clients.max_message_bytes,
+            "max_subscriptions": settings.clients.max_subscriptions,
+        },
     })
     .to_string()
 }
