@@ -1,10 +1,11 @@
-//! `grasp-sync run` against its own clients, as an operator sees it: a real process, real
-//! WebSocket clients. The `--client-*` flags are honoured; bad client messages only cost a
-//! NOTICE; the NIP-11 document and `/metrics` say so.
+//! `grasp-sync run` against its own clients and a second copy of itself, as an operator sees
+//! it: a real process, real WebSocket clients. A second `run` on the same data directory is
+//! refused while the first keeps serving; the `--client-*` flags are honoured; bad client
+//! messages only cost a NOTICE; the NIP-11 document and `/metrics` say so.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -146,6 +147,48 @@ async fn req_eose(ws: &mut Ws, sub: &str) {
         }
         assert_eq!(message[0], "EVENT", "{message}");
     }
+}
+
+/// Waits up to 20 s for the process to exit on its own.
+fn wait_exit(mut child: Child) -> Output {
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the second grasp-sync did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_the_same_data_dir_is_refused_and_the_first_keeps_serving() {
+    let scratch = Scratch::new("lock");
+    let data = scratch.0.join("data");
+    let first = Node::start(&data, &[]).await;
+    let mut client = connect(&first.url()).await;
+    req_eose(&mut client, "before").await;
+
+    let second = command(&data, free_port(), free_port(), &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("second grasp-sync starts");
+    let output = wait_exit(second);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "second run succeeded: {stderr}");
+    assert!(
+        stderr.contains(data.to_str().expect("utf-8")),
+        "the message names the directory: {stderr}"
+    );
+    assert!(stderr.contains("another grasp-sync"), "{stderr}");
+
+    // The first one never noticed: same connection, new connection, still running.
+    req_eose(&mut client, "after").await;
+    req_eose(&mut connect(&first.url()).await, "fresh").await;
+    let mut first = first;
+    assert!(first.child.try_wait().expect("wait").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

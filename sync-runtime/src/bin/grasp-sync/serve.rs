@@ -1,5 +1,5 @@
-//! The syncing relay as one unit ("node"): the LMDB store in the data directory, the default
-//! GRASP policy, the sync runtime, the relay served on `--listen`
+//! The syncing relay as one unit ("node"): the LMDB store in the data directory (whose lock
+//! the node holds), the default GRASP policy, the sync runtime, the relay served on `--listen`
 //! (NIP-01 and NIP-77 by nostr-relay-builder's `LocalRelay`, its clients guarded by
 //! `sync_runtime::demo::ClientGuard`) and the metrics/status HTTP server. Used by `run` and by
 //! the demo, so the demo exercises exactly what `run` starts.
@@ -19,6 +19,7 @@ use sync_runtime::{RuntimeStatus, SyncHandle, SyncRuntime};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::data_lock::DataDirLock;
 use crate::http::{self, BodyFuture, Endpoints};
 use crate::progress_log;
 use crate::settings::Settings;
@@ -75,10 +76,17 @@ pub(crate) struct Node {
     pub(crate) relay_addr: SocketAddr,
     /// The metrics server's address.
     pub(crate) metrics_addr: SocketAddr,
+    /// The data directory's lock; released after the store.
+    lock: DataDirLock,
 }
 
-/// Opens the store, starts the runtime, then serves the relay and the HTTP endpoints.
-pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<Node, String> {
+/// Opens the store (in the data directory `lock` holds), starts the runtime, then serves the
+/// relay and the HTTP endpoints.
+pub(crate) async fn start(
+    settings: &Settings,
+    listeners: Listeners,
+    lock: DataDirLock,
+) -> Result<Node, String> {
     let store_path = settings.data_dir.join(STORE_DIR);
     let db: Arc<dyn NostrDatabase> = Arc::new(
         NostrLMDB::open(&store_path)
@@ -154,6 +162,7 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
         db,
         relay_addr,
         metrics_addr,
+        lock,
     })
 }
 
@@ -193,6 +202,7 @@ impl Node {
         self.relay.shutdown();
         drop(self.relay);
         drop(self.db);
+        drop(self.lock);
         result
     }
 }
