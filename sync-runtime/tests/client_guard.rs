@@ -13,6 +13,8 @@ use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use serde_json::Value;
 use sync_runtime::demo::{ClientGuard, ClientLimits, ClientMetrics, RelayFront};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -155,12 +157,9 @@ async fn refused_messages_get_notices_and_the_connection_keeps_working() {
     assert_eq!(refused(&node.registry, "too_large"), 1);
 }
 
-/// Sends a message past the hard cap on a fresh connection; returns the close code the
-/// client reads.
-async fn close_code_for_huge_message(url: &str, size: usize) -> Option<u16> {
-    let mut ws = connect(url).await;
-    // The relay may close before the whole message is written; that is the point.
-    let _sent = ws.send(Message::text("y".repeat(size))).await;
+/// The code of the Close frame the relay sends next (`None` if the connection ends without
+/// one); panics after 5 s.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
     tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match ws.next().await {
@@ -172,6 +171,15 @@ async fn close_code_for_huge_message(url: &str, size: usize) -> Option<u16> {
     })
     .await
     .expect("closed within 5 s")
+}
+
+/// Sends a message past the hard cap on a fresh connection; returns the close code the
+/// client reads.
+async fn close_code_for_huge_message(url: &str, size: usize) -> Option<u16> {
+    let mut ws = connect(url).await;
+    // The relay may close before the whole message is written; that is the point.
+    let _sent = ws.send(Message::text("y".repeat(size))).await;
+    close_code(&mut ws).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +194,20 @@ async fn a_message_past_the_hard_cap_closes_only_its_connection_with_1009() {
         assert!(req_until_eose(&mut other, "fine").await.is_empty());
         assert_eq!(refused(&node.registry, "too_large"), 1);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_is_not_utf8_closes_only_its_connection_with_1007() {
+    let node = guarded(small_limits()).await;
+    let url = node.front.url();
+    let mut other = connect(&url).await;
+    let mut ws = connect(&url).await;
+    let text = OpCode::Data(Data::Text);
+    let frame = Frame::message(vec![b'[', 0xff, 0xfe, b']'], text, true);
+    ws.send(Message::Frame(frame)).await.expect("send");
+    assert_eq!(close_code(&mut ws).await, Some(1007));
+    assert!(req_until_eose(&mut other, "fine").await.is_empty());
+    assert_eq!(refused(&node.registry, "malformed"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

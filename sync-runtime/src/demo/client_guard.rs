@@ -13,7 +13,8 @@
 //!
 //! A message over the limit is read whole before it can be refused (WebSocket has no way to
 //! skip one), so tungstenite itself stops at [`ClientLimits::hard_cap`] (4x the limit): a
-//! message past that closes the connection with code 1009 (message too big).
+//! message past that closes the connection with code 1009 (message too big). A text message
+//! that is not UTF-8 closes it with 1007, as RFC 6455 requires.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,7 +141,8 @@ impl ClientGuard {
     }
 
     /// Client to relay: valid text goes on, everything refused is answered through `out`.
-    /// Returns the Close frame to send when the client sent a message past the hard cap.
+    /// Returns the Close frame to send when the client sent a message that ends the
+    /// connection (past the hard cap, or text that is not UTF-8).
     async fn inbound(
         &self,
         client_rx: &mut SplitStream<WebSocketStream<TcpStream>>,
@@ -163,10 +165,12 @@ impl ClientGuard {
                 Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
                     self.count(Reason::TooLarge);
                     let reason = format!("message too large ({size} bytes, max {max_size})");
-                    return Some(CloseFrame {
-                        code: CloseCode::Size,
-                        reason: reason.into(),
-                    });
+                    return Some(close_frame(CloseCode::Size, reason));
+                }
+                Err(WsError::Utf8) => {
+                    // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection.
+                    self.count(Reason::Malformed);
+                    return Some(close_frame(CloseCode::Invalid, "text is not UTF-8".into()));
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "client connection failed");
@@ -205,10 +209,7 @@ async fn outbound(
             return;
         }
     }
-    let frame = CloseFrame {
-        code: CloseCode::Away,
-        reason: "relay session ended".into(),
-    };
+    let frame = close_frame(CloseCode::Away, "relay session ended".into());
     let _queued = out.send(Message::Close(Some(frame))).await;
 }
 
@@ -236,6 +237,14 @@ async fn write_client(
         }
     }
     let _closed = client_tx.close().await;
+}
+
+/// A Close frame.
+fn close_frame(code: CloseCode, reason: String) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
 }
 
 /// Sends `frame`, then half-closes and reads away what the client still sends (for at most
