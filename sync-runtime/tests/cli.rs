@@ -75,6 +75,11 @@ fn help_lists_options_tunables_and_their_env_vars() {
         "--rate-limit-cooldown-ms",
         "GRASP_SYNC_BATCH_DEADLINE_MS",
         "GRASP_SYNC_LISTEN",
+        "--client-max-subscriptions",
+        "--client-events-per-minute",
+        "--client-max-message-bytes",
+        "--client-max-connections",
+        "GRASP_SYNC_CLIENT_MAX_MESSAGE_BYTES",
     ] {
         assert!(help.contains(needle), "{needle} missing from run --help");
     }
@@ -85,7 +90,7 @@ fn bad_flags_and_values_name_the_option() {
     let dir = Scratch::new("bad-values");
     let data = dir.path("data");
     let data = data.to_str().expect("utf-8 path");
-    let cases: [(&[&str], &[&str]); 7] = [
+    let cases: [(&[&str], &[&str]); 9] = [
         (&["--listen", "nonsense"], &["--listen", "nonsense"]),
         (&["--metrics-listen", "1.2.3.4"], &["--metrics-listen"]),
         (
@@ -96,6 +101,14 @@ fn bad_flags_and_values_name_the_option() {
         (&["--service-url", "ftp://x"], &["--service-url"]),
         (&["--chunk-size", "0"], &["--chunk-size", "greater than 0"]),
         (&["--max-subscriptions", "1"], &["--max-subscriptions"]),
+        (
+            &["--client-max-message-bytes", "10"],
+            &["--client-max-message-bytes", "between"],
+        ),
+        (
+            &["--client-max-subscriptions", "0"],
+            &["--client-max-subscriptions"],
+        ),
     ];
     for (args, needles) in cases {
         let mut all = vec!["run", "--data-dir", data];

@@ -6,7 +6,9 @@
 //! connection task, so every client sees its TCP connection close at once
 //! (`LocalRelay::shutdown` alone can miss sessions that are busy, see the nostr-sdk findings,
 //! G9). A plain HTTP GET with `Accept: application/nostr+json` gets the NIP-11 document.
-//! The `grasp-sync` binary serves its own relay through this front too.
+//! The `grasp-sync` binary serves its own relay through this front too, guarded
+//! ([`RelayFront::start_guarded`], `client_guard.rs`): client messages are checked before the
+//! relay sees them and the number of connections is capped (HTTP 503 past it).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::client_guard::ClientGuard;
 
 /// Largest HTTP request head accepted before the upgrade.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -35,10 +39,37 @@ impl RelayFront {
     /// Serves `relay` on `listener` (already bound, so "address in use" is the caller's error).
     /// `nip11` is the JSON document answered to `Accept: application/nostr+json`.
     pub fn start(relay: LocalRelay, listener: TcpListener, nip11: Option<String>) -> Self {
+        Self::spawn(relay, listener, nip11, None)
+    }
+
+    /// Like [`RelayFront::start`], but every client connection goes through `guard`: messages
+    /// are checked before the relay sees them (a refused one gets a NOTICE, the connection
+    /// stays), and connections past the guard's limit are answered HTTP 503.
+    pub fn start_guarded(
+        relay: LocalRelay,
+        listener: TcpListener,
+        nip11: Option<String>,
+        guard: ClientGuard,
+    ) -> Self {
+        Self::spawn(relay, listener, nip11, Some(guard))
+    }
+
+    /// Spawns the accept loop.
+    fn spawn(
+        relay: LocalRelay,
+        listener: TcpListener,
+        nip11: Option<String>,
+        guard: Option<ClientGuard>,
+    ) -> Self {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let accept = tokio::spawn(accept_loop(relay, listener, nip11));
+        let front = Front {
+            relay,
+            nip11,
+            guard,
+        };
+        let accept = tokio::spawn(accept_loop(front, listener));
         Self {
             addr,
             accept: Some(accept),
@@ -75,18 +106,28 @@ impl Drop for RelayFront {
     }
 }
 
+/// What every connection task needs.
+#[derive(Clone)]
+struct Front {
+    /// The relay the connections are handed to.
+    relay: LocalRelay,
+    /// The NIP-11 document, if any.
+    nip11: Option<String>,
+    /// The client guard; `None` hands connections to the relay directly.
+    guard: Option<ClientGuard>,
+}
+
 /// Accepts connections until aborted; reaps finished connection tasks so the set stays
 /// bounded by the live connections.
-async fn accept_loop(relay: LocalRelay, listener: TcpListener, nip11: Option<String>) {
+async fn accept_loop(front: Front, listener: TcpListener) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let relay = relay.clone();
-                    let nip11 = nip11.clone();
+                    let front = front.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(relay, stream, peer, nip11).await {
+                        if let Err(e) = serve_connection(front, stream, peer).await {
                             tracing::debug!(%peer, error = %e, "relay connection ended with an error");
                         }
                     });
@@ -103,35 +144,60 @@ async fn accept_loop(relay: LocalRelay, listener: TcpListener, nip11: Option<Str
 
 /// Upgrades one connection (or answers its plain HTTP request) and hands it to the relay.
 async fn serve_connection(
-    relay: LocalRelay,
+    front: Front,
     mut stream: TcpStream,
     peer: SocketAddr,
-    nip11: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     stream.set_nodelay(true)?;
     let head = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut stream)).await??;
     let request = Request::parse(&head);
     if let Some(key) = request.websocket_key {
+        // A guarded front admits at most `max_connections` clients.
+        let guarded = match &front.guard {
+            Some(guard) => match guard.admit() {
+                Some(slot) => Some((guard.clone(), slot)),
+                None => {
+                    let busy = "Too many connections: try again later.\n";
+                    return respond(stream, "503 Service Unavailable", "text/plain", busy).await;
+                }
+            },
+            None => None,
+        };
         let accept = derive_accept_key(key.as_bytes());
         let response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
         );
         stream.write_all(response.as_bytes()).await?;
-        relay
-            .take_connection(stream, peer)
-            .await
-            .map_err(|e| e.to_string())?;
+        match guarded {
+            Some((guard, slot)) => guard.serve(front.relay, stream, peer, slot).await,
+            None => front
+                .relay
+                .take_connection(stream, peer)
+                .await
+                .map_err(|e| e.to_string())?,
+        }
         return Ok(());
     }
-    let (content_type, body) = match nip11 {
-        Some(doc) if request.wants_nip11 => ("application/nostr+json", doc),
-        _ => (
-            "text/plain; charset=utf-8",
-            "This is a nostr relay: connect with a WebSocket client.\n".to_string(),
-        ),
-    };
+    match front.nip11 {
+        Some(doc) if request.wants_nip11 => {
+            respond(stream, "200 OK", "application/nostr+json", &doc).await
+        }
+        _ => {
+            let text = "This is a nostr relay: connect with a WebSocket client.\n";
+            respond(stream, "200 OK", "text/plain; charset=utf-8", text).await
+        }
+    }
+}
+
+/// Answers a plain HTTP request and closes the connection.
+async fn respond(
+    mut stream: TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;

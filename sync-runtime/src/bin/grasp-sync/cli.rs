@@ -105,6 +105,9 @@ pub(crate) struct RunArgs {
     /// The sync engine's tunables (SPEC §12).
     #[command(flatten)]
     pub(crate) sync: Tunables,
+    /// Limits on the relay's own clients.
+    #[command(flatten)]
+    pub(crate) clients: crate::client_options::ClientArgs,
 }
 
 /// Options of `grasp-sync demo`.

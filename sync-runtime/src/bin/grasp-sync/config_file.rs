@@ -2,7 +2,8 @@
 //!
 //! Keys are the long flag names with `_` for `-` (`listen`, `service_url = [..]`, `data_dir`,
 //! `bootstrap = [..]`, `archive_all`, `disable_negentropy`, `metrics_listen`, `seed`,
-//! `record_trace`, `log`); the sync tunables go in a `[sync]` table with the same names as their
+//! `record_trace`, `log`, `client_max_subscriptions`, `client_events_per_minute`,
+//! `client_max_message_bytes`, `client_max_connections`); the sync tunables go in a `[sync]` table with the same names as their
 //! flags (`[sync] chunk_size = 100`). Unknown keys are errors, so a typo never passes silently.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,14 @@ pub(crate) struct FileConfig {
     pub(crate) record_trace: Option<PathBuf>,
     /// `--log` (`"pretty"` or `"json"`).
     pub(crate) log: Option<LogFormat>,
+    /// `--client-max-subscriptions`.
+    pub(crate) client_max_subscriptions: Option<usize>,
+    /// `--client-events-per-minute`.
+    pub(crate) client_events_per_minute: Option<u32>,
+    /// `--client-max-message-bytes`.
+    pub(crate) client_max_message_bytes: Option<usize>,
+    /// `--client-max-connections`.
+    pub(crate) client_max_connections: Option<usize>,
     /// The `[sync]` table: tunables of SPEC §12.
     #[serde(default)]
     pub(crate) sync: Tunables,
@@ -74,6 +83,10 @@ mod tests {
             seed = 5
             record_trace = "trace.jsonl"
             log = "json"
+            client_max_subscriptions = 20
+            client_events_per_minute = 120
+            client_max_message_bytes = 65536
+            client_max_connections = 100
             [sync]
             chunk_size = 50
             derive_relays_from_clone_urls = false
@@ -84,6 +97,10 @@ mod tests {
         assert_eq!(file.bootstrap.len(), 2);
         assert_eq!(file.archive_all, Some(true));
         assert_eq!(file.log, Some(LogFormat::Json));
+        assert_eq!(file.client_max_subscriptions, Some(20));
+        assert_eq!(file.client_events_per_minute, Some(120));
+        assert_eq!(file.client_max_message_bytes, Some(65536));
+        assert_eq!(file.client_max_connections, Some(100));
         assert_eq!(file.sync.chunk_size, Some(50));
         assert_eq!(file.sync.derive_relays_from_clone_urls, Some(false));
     }

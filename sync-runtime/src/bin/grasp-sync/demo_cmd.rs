@@ -23,6 +23,7 @@ use sync_runtime::demo::{
 };
 
 use crate::cli::DemoArgs;
+use crate::data_lock::DataDirLock;
 use crate::demo_scenario::Scenario;
 use crate::serve::{self, Node};
 use crate::settings::Settings;
@@ -87,6 +88,8 @@ impl Sources {
 async fn demo(args: DemoArgs) -> Result<bool, String> {
     let started = Instant::now();
     let dir = DemoDir::new(args.data_dir.clone())?;
+    // First: a `--data-dir` a running grasp-sync holds is refused before any set-up.
+    let lock = DataDirLock::acquire(&dir.path)?;
     let mut sources = start_sources(args.relays as usize).await?;
     let (settings, listeners) = node_settings(&args, &dir.path, &sources).await?;
     let our_url = settings.service_urls[0].clone();
@@ -99,7 +102,7 @@ async fn demo(args: DemoArgs) -> Result<bool, String> {
     });
     fill_sources(&sources, &corpus).await?;
     print_header(&args, &settings, &sources, &corpus);
-    let node = serve::start(&settings, listeners).await?;
+    let node = serve::start(&settings, listeners, lock).await?;
     println!(
         "syncing relay {our_url} started (metrics on http://{}/metrics) after {:.1}s of set-up",
         node.metrics_addr,
@@ -163,6 +166,7 @@ async fn node_settings(
         record_trace: None,
         log: args.log,
         sync: sync_core::Config::default(),
+        clients: sync_runtime::demo::ClientLimits::default(),
     };
     let listeners = serve::bind(&settings).await?;
     settings.listen = listeners.relay.local_addr().map_err(|e| e.to_string())?;

@@ -3,7 +3,9 @@
 //! | Concept | File |
 //! |---|---|
 //! | command line (flags, env vars) | `cli.rs` |
+//! | limits on the relay's own clients | `client_options.rs` |
 //! | the `--config` TOML file | `config_file.rs` |
+//! | one process per data directory (lock file) | `data_lock.rs` |
 //! | merge flag > env > file > default, validation | `settings.rs` |
 //! | logging | `logging.rs` |
 //! | the node: store, policy, runtime, relay, HTTP | `serve.rs` |
@@ -13,7 +15,9 @@
 //! | `demo` | `demo_cmd.rs`, `demo_scenario.rs` |
 
 mod cli;
+mod client_options;
 mod config_file;
+mod data_lock;
 mod demo_cmd;
 mod demo_scenario;
 mod http;
@@ -60,6 +64,14 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
     logging::init(settings.log, logging::DEFAULT_FILTER);
+    // Before the ports: a second grasp-sync on the same directory is told exactly that.
+    let lock = match data_lock::DataDirLock::acquire(&settings.data_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("grasp-sync: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let listeners = match serve::bind(&settings).await {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -79,7 +91,7 @@ async fn run(args: RunArgs) -> ExitCode {
         negentropy = !settings.sync.disable_negentropy,
         "grasp-sync starting"
     );
-    let node = match serve::start(&settings, listeners).await {
+    let node = match serve::start(&settings, listeners, lock).await {
         Ok(node) => node,
         Err(e) => {
             tracing::error!("{e}");

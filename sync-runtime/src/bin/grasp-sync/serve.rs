@@ -1,6 +1,7 @@
-//! The syncing relay as one unit ("node"): the LMDB store in the data directory, the default
-//! GRASP policy, the sync runtime, the relay served on `--listen` (NIP-01 and NIP-77 by
-//! nostr-relay-builder's `LocalRelay`) and the metrics/status HTTP server. Used by `run` and by
+//! The syncing relay as one unit ("node"): the LMDB store in the data directory (whose lock
+//! the node holds), the default GRASP policy, the sync runtime, the relay served on `--listen`
+//! (NIP-01 and NIP-77 by nostr-relay-builder's `LocalRelay`, its clients guarded by
+//! `sync_runtime::demo::ClientGuard`) and the metrics/status HTTP server. Used by `run` and by
 //! the demo, so the demo exercises exactly what `run` starts.
 
 use std::net::SocketAddr;
@@ -10,15 +11,15 @@ use std::sync::{Arc, OnceLock};
 use nostr::Event;
 use nostr_database::NostrDatabase;
 use nostr_lmdb::NostrLMDB;
-use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use serde::Serialize;
-use sync_runtime::demo::RelayFront;
+use sync_runtime::demo::{ClientGuard, ClientMetrics, RelayFront};
 use sync_runtime::grasp::{GraspPolicy, LocalRelayPolicy};
 use sync_runtime::{RuntimeStatus, SyncHandle, SyncRuntime};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::data_lock::DataDirLock;
 use crate::http::{self, BodyFuture, Endpoints};
 use crate::progress_log;
 use crate::settings::Settings;
@@ -26,8 +27,6 @@ use crate::shutdown::{self, Trigger};
 
 /// Sub-directory of the data directory holding the LMDB environment.
 pub(crate) const STORE_DIR: &str = "lmdb";
-/// Events one client connection may publish per minute.
-const NOTES_PER_MINUTE: u32 = 600;
 
 /// The two listening sockets, bound before anything starts so "address in use" is reported
 /// first and clearly.
@@ -77,10 +76,17 @@ pub(crate) struct Node {
     pub(crate) relay_addr: SocketAddr,
     /// The metrics server's address.
     pub(crate) metrics_addr: SocketAddr,
+    /// The data directory's lock; released after the store.
+    lock: DataDirLock,
 }
 
-/// Opens the store, starts the runtime, then serves the relay and the HTTP endpoints.
-pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<Node, String> {
+/// Opens the store (in the data directory `lock` holds), starts the runtime, then serves the
+/// relay and the HTTP endpoints.
+pub(crate) async fn start(
+    settings: &Settings,
+    listeners: Listeners,
+    lock: DataDirLock,
+) -> Result<Node, String> {
     let store_path = settings.data_dir.join(STORE_DIR);
     let db: Arc<dyn NostrDatabase> = Arc::new(
         NostrLMDB::open(&store_path)
@@ -96,17 +102,17 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
     );
     let handle_cell: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
     let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .database(db.clone())
-            .rate_limit(RateLimit {
-                max_reqs: 500,
-                notes_per_minute: NOTES_PER_MINUTE,
-            })
+        settings
+            .clients
+            .apply(RelayBuilder::default().database(db.clone()))
             .write_policy(LocalRelayPolicy::new(
                 policy.clone(),
                 Some(accepted_callback(handle_cell.clone())),
             )),
     );
+    let registry = prometheus::Registry::new();
+    let client_metrics = ClientMetrics::register(&registry)
+        .map_err(|e| format!("cannot register the client metrics: {e}"))?;
     let pushed_relay = relay.clone();
     let on_stored = Arc::new(move |event: &Event| {
         // Live subscribers of our relay see synced events too; a full channel only means a
@@ -116,7 +122,7 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
     let mut builder = SyncRuntime::builder(settings.sync.clone())
         .database(db.clone())
         .policy(policy)
-        .registry(prometheus::Registry::new())
+        .registry(registry)
         .state_dir(settings.data_dir.clone())
         .seed(settings.seed)
         .on_stored(on_stored);
@@ -131,10 +137,12 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
     let _first = handle_cell.set(handle.clone());
     let relay_addr = listeners.relay.local_addr().map_err(|e| e.to_string())?;
     let metrics_addr = listeners.metrics.local_addr().map_err(|e| e.to_string())?;
-    let front = RelayFront::start(
+    let guard = ClientGuard::new(settings.clients, Some(client_metrics));
+    let front = RelayFront::start_guarded(
         relay.clone(),
         listeners.relay,
         Some(nip11_document(settings)),
+        guard,
     );
     let (stop, stopped) = shutdown::channel();
     let endpoints = Arc::new(NodeEndpoints {
@@ -154,6 +162,7 @@ pub(crate) async fn start(settings: &Settings, listeners: Listeners) -> Result<N
         db,
         relay_addr,
         metrics_addr,
+        lock,
     })
 }
 
@@ -193,6 +202,7 @@ impl Node {
         self.relay.shutdown();
         drop(self.relay);
         drop(self.db);
+        drop(self.lock);
         result
     }
 }
@@ -206,6 +216,10 @@ fn nip11_document(settings: &Settings) -> String {
         "version": env!("CARGO_PKG_VERSION"),
         "supported_nips": [1, 9, 11, 34, 77],
         "service_urls": settings.service_urls,
+        "limitation": {
+            "max_message_length": settings.clients.max_message_bytes,
+            "max_subscriptions": settings.clients.max_subscriptions,
+        },
     })
     .to_string()
 }

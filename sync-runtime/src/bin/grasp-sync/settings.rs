@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use sync_core::RelayUrl;
 
 use crate::cli::{LogFormat, RunArgs, Tunables};
+use crate::client_options;
 use crate::config_file::{self, FileConfig};
+use sync_runtime::demo::ClientLimits;
 
 /// Default `--listen`.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7777";
@@ -40,6 +42,8 @@ pub(crate) struct Settings {
     /// The engine configuration: own URLs = `service_urls`, bootstrap relays, negentropy switch
     /// and every tunable; `validate()` passed.
     pub(crate) sync: sync_core::Config,
+    /// Limits on the relay's own clients, validated.
+    pub(crate) clients: ClientLimits,
 }
 
 /// Resolves `args` (flags > env) over the `--config` file over the defaults.
@@ -53,6 +57,7 @@ pub(crate) fn resolve(args: RunArgs) -> Result<Settings, String> {
 
 /// The merge and validation, separate from reading the file so it can be tested.
 pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String> {
+    let clients = client_options::merge(args.clients, &file)?;
     let listen_text = args.listen.or(file.listen);
     let listen = parse_addr("--listen", listen_text.as_deref().unwrap_or(DEFAULT_LISTEN))?;
     let metrics_text = args.metrics_listen.or(file.metrics_listen);
@@ -103,6 +108,7 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         record_trace: args.record_trace.or(file.record_trace),
         log: args.log.or(file.log).unwrap_or_default(),
         sync,
+        clients,
     })
 }
 
