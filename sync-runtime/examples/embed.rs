@@ -65,6 +65,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = sync_core::Config {
         own_relay_urls: vec![OWN_URL.into()],
         discovery_window_ms: 100,
+        // This example's remote relay is on loopback; in production leave this off, so no
+        // announcement can point your relay at your own network (docs/spec.md §13).
+        allow_private_targets: true,
         ..sync_core::Config::default()
     };
     let registry = prometheus::Registry::new();

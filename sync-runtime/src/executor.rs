@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::dial::Dialer;
 use crate::driver::DriverMsg;
 use crate::ingest::Ingest;
 use crate::routing::Routing;
@@ -45,6 +46,16 @@ pub(crate) struct ExecTimings {
     pub(crate) nip11: Duration,
 }
 
+/// How the executor reaches relays: the open-network dialer (shared with the transport) and
+/// the SDK's limits for every relay it adds.
+#[derive(Clone, Debug)]
+pub(crate) struct Reach {
+    /// Resolves, checks and connects; holds the refusals the transport made.
+    pub(crate) dialer: Arc<Dialer>,
+    /// nostr-sdk's message and event limits (`EventLimits::sdk_limits`).
+    pub(crate) sdk_limits: nostr_sdk::pool::RelayLimits,
+}
+
 impl ExecTimings {
     /// Timings for `config`: the SDK's connect timeout stays below the core's, so the core
     /// hears the SDK's answer before its own timer fires.
@@ -69,6 +80,8 @@ pub(crate) struct Executor {
     tx: mpsc::Sender<DriverMsg>,
     /// Timeouts.
     timings: ExecTimings,
+    /// The dialer and the SDK limits.
+    reach: Reach,
     /// Negentropy reconciliations in flight, by relay and id, so `Unsubscribe` can stop them.
     /// Invariant: finished handles are pruned before every insert.
     negentropy: BTreeMap<(RelayUrl, SubId), JoinHandle<()>>,
@@ -87,6 +100,7 @@ impl Executor {
         ingest: Ingest,
         tx: mpsc::Sender<DriverMsg>,
         timings: ExecTimings,
+        reach: Reach,
     ) -> Self {
         Self {
             client,
@@ -94,6 +108,7 @@ impl Executor {
             ingest,
             tx,
             timings,
+            reach,
             negentropy: BTreeMap::new(),
         }
     }
@@ -186,7 +201,9 @@ impl Executor {
             return;
         };
         self.routing.add_relay(url.as_str(), &relay);
-        let opts = RelayOptions::new().reconnect(false);
+        let opts = RelayOptions::new()
+            .reconnect(false)
+            .limits(self.reach.sdk_limits.clone());
         if let Err(e) = self.client.pool().add_relay(url.clone(), opts).await {
             self.report(Input::ConnectFailed {
                 relay,
@@ -194,11 +211,12 @@ impl Executor {
             });
             return;
         }
-        let (client, routing, tx, timings) = (
+        let (client, routing, tx, timings, dialer) = (
             self.client.clone(),
             self.routing.clone(),
             self.tx.clone(),
             self.timings,
+            self.reach.dialer.clone(),
         );
         let span = tracing::info_span!("connect", relay = %relay);
         tokio::spawn(
@@ -215,10 +233,14 @@ impl Executor {
                 };
                 if let Err(e) = handle.try_connect(timings.connect).await {
                     let error = e.to_string();
-                    tracing::info!(%error, "connection failed");
-                    let _driver_gone = tx
-                        .send(DriverMsg::Input(Input::ConnectFailed { relay, error }))
-                        .await;
+                    let input = match dialer.take_refusal(relay.as_str()) {
+                        Some(address) => Input::ConnectRefused { relay, address },
+                        None => {
+                            tracing::info!(%error, "connection failed");
+                            Input::ConnectFailed { relay, error }
+                        }
+                    };
+                    let _driver_gone = tx.send(DriverMsg::Input(input)).await;
                     return;
                 }
                 tracing::info!("connected");
@@ -238,8 +260,8 @@ impl Executor {
                         .await;
                     return;
                 }
-                if let Some(limits) = crate::nip11::fetch_limits(url.as_str(), timings.nip11).await
-                {
+                let fetched = crate::nip11::fetch_limits(&dialer, url.as_str(), timings.nip11);
+                if let Some(limits) = fetched.await {
                     let _driver_gone = tx
                         .send(DriverMsg::Input(Input::RelayInfo { relay, limits }))
                         .await;

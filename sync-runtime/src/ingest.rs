@@ -24,6 +24,7 @@ use sync_core::{EventMeta, Input, Outcome};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::driver::DriverMsg;
+use crate::event_limits::{EventLimits, EventRefusal};
 use crate::metrics::Metrics;
 use crate::policy::{Verdict, WritePolicy};
 use crate::reoffer::ReofferCache;
@@ -51,6 +52,9 @@ pub(crate) struct Ingest {
     pub(crate) tx: mpsc::Sender<DriverMsg>,
     /// A policy check that has not answered by then counts as `Defer` ([`POLICY_TIMEOUT`]).
     pub(crate) policy_timeout: Duration,
+    /// Size and tag bounds; events over them (and NIP-70 protected ones) are refused before
+    /// the policy.
+    pub(crate) limits: EventLimits,
 }
 
 /// How long the host's policy may take over one event before it counts as `Defer` (not
@@ -82,6 +86,8 @@ pub(crate) enum Decision {
         /// The policy's reason, for logs.
         reason: String,
     },
+    /// Refused before the policy: over the event limits, or NIP-70 protected.
+    Refused(EventRefusal),
 }
 
 /// An event routed to an open (or recently closed) subscription, waiting for its decision.
@@ -141,6 +147,9 @@ impl Ingest {
     /// events at once: the store's own duplicate check makes exactly one of two concurrent
     /// saves of the same event `Stored`.
     pub(crate) async fn judge(&self, event: &Event) -> Decision {
+        if let Some(refusal) = self.limits.refusal(event, true) {
+            return Decision::Refused(refusal);
+        }
         match self.db.check_id(&event.id).await {
             Ok(DatabaseEventStatus::Saved | DatabaseEventStatus::Deleted) => {
                 return Decision::Duplicate
@@ -167,6 +176,15 @@ impl Ingest {
             Decision::Stored => Outcome::Saved,
             Decision::Duplicate => Outcome::Duplicate,
             Decision::Deferred => Outcome::Deferred,
+            // Delivered (so an id fetch counts it as received) and never stored or re-offered.
+            Decision::Refused(refusal) => {
+                tracing::debug!(id = %event.id, kind = event.kind.as_u16(), reason = refusal.label(), "event refused before the policy");
+                self.metrics
+                    .events_dropped
+                    .with_label_values(&[refusal.label()])
+                    .inc();
+                Outcome::Rejected
+            }
             Decision::Rejected { reason } => {
                 tracing::debug!(id = %event.id, kind = event.kind.as_u16(), %reason, "policy rejected");
                 self.metrics
@@ -337,6 +355,7 @@ mod tests {
             metrics: Metrics::register(prometheus::Registry::new()).unwrap(),
             tx,
             policy_timeout: POLICY_TIMEOUT,
+            limits: EventLimits::default(),
         };
         (ingest, rx, stored)
     }

@@ -102,8 +102,10 @@
 
 mod clock;
 pub mod demo;
+mod dial;
 mod driver;
 mod error;
+mod event_limits;
 mod executor;
 pub mod grasp;
 mod ingest;
@@ -123,11 +125,12 @@ pub mod testkit;
 mod transport;
 
 pub use crate::error::RuntimeError;
+pub use crate::event_limits::{EventLimits, EventRefusal};
 pub use crate::ingest::{OnStored, MAX_IN_FLIGHT_EVENTS, POLICY_TIMEOUT};
 pub use crate::policy::{AcceptAll, PolicyFuture, Verdict, WritePolicy};
 pub use crate::rejected_store::REJECTED_FILE;
 pub use crate::runtime::{
     SyncHandle, SyncRuntime, SyncRuntimeBuilder, DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY,
 };
-pub use crate::status::RuntimeStatus;
+pub use crate::status::{RefusedRelay, RuntimeStatus};
 pub use crate::transport::NoDelayTransport;

@@ -69,6 +69,9 @@ pub(crate) struct Metrics {
     pub(crate) stream_lagged: IntCounter,
     /// Policy checks that did not answer within `ingest::POLICY_TIMEOUT` (event deferred).
     pub(crate) policy_timeouts: IntCounter,
+    /// `ngit_sync_relays_refused_total{reason}`: relay URLs from events refused by the
+    /// open-network rules (docs/spec.md §13).
+    relays_refused: IntCounterVec,
 }
 
 fn gauge_vec(
@@ -143,6 +146,7 @@ impl Metrics {
             store_errors: counter(r, "ngit_sync_store_errors_total", "Events the host's store failed to save")?,
             stream_lagged: counter(r, "ngit_sync_stream_lagged_total", "Times the relay message stream lagged (a burst of lags triggers one catch-up)")?,
             policy_timeouts: counter(r, "ngit_sync_policy_timeouts_total", "Policy checks that did not answer in time (event deferred, found again by a later resync)")?,
+            relays_refused: counter_vec(r, "ngit_sync_relays_refused_total", "Relay URLs from events refused by the open-network rules (non-global address, URL too long, tracked-relay cap)", &["reason"])?,
             registry,
         })
     }
@@ -201,6 +205,7 @@ impl Metrics {
             ErrorClass::Dns,
             ErrorClass::Tls,
             ErrorClass::Protocol,
+            ErrorClass::Address,
             ErrorClass::Other,
         ]
         .into_iter()
@@ -368,6 +373,10 @@ impl Metrics {
             ("ignored_inputs", s.ignored_inputs),
         ];
         exported.advance_all(&self.engine_activity, "activity", &activity);
+        let refused = s.targets_refused.by_label();
+        exported.advance_all(&self.relays_refused, "refused", &refused);
+        let truncated = [("relays_per_repo_cap", s.relay_urls_truncated)];
+        exported.advance_all(&self.engine_activity, "activity", &truncated);
     }
 }
 

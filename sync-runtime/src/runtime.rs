@@ -14,9 +14,11 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::dial::Dialer;
 use crate::driver::{Driver, DriverMsg};
 use crate::error::RuntimeError;
-use crate::executor::{ExecTimings, Executor};
+use crate::event_limits::EventLimits;
+use crate::executor::{ExecTimings, Executor, Reach};
 use crate::grasp::GraspPolicy;
 use crate::ingest::{Ingest, OnStored};
 use crate::metrics::{Exported, Metrics};
@@ -66,6 +68,7 @@ impl SyncRuntime {
             seed: None,
             on_stored: None,
             capacities: (DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY),
+            event_limits: EventLimits::default(),
         }
     }
 }
@@ -82,6 +85,7 @@ pub struct SyncRuntimeBuilder {
     on_stored: Option<OnStored>,
     /// `(driver inbox, SDK broadcast channels)`.
     capacities: (usize, usize),
+    event_limits: EventLimits,
 }
 
 impl std::fmt::Debug for SyncRuntimeBuilder {
@@ -163,6 +167,15 @@ impl SyncRuntimeBuilder {
         self
     }
 
+    /// Size and tag bounds on events taken from sync (default [`EventLimits::default`]); give
+    /// it the bounds your relay applies to its own clients, so that what a client may publish
+    /// and what sync brings in agree (docs/spec.md §13).
+    #[must_use]
+    pub fn event_limits(mut self, limits: EventLimits) -> Self {
+        self.event_limits = limits;
+        self
+    }
+
     /// Validates the configuration, replays the store into the core, restores the rejected
     /// memory and starts the driver, executor and stream readers. Must be called inside a
     /// tokio runtime.
@@ -208,7 +221,20 @@ impl SyncRuntimeBuilder {
     fn start(self, p: Prepared) -> SyncHandle {
         let frames = Arc::new(FrameCounts::default());
         let (inbox_capacity, sdk_capacity) = self.capacities;
-        let (client, statuses) = sdk_client(frames.clone(), sdk_capacity);
+        // Operator-named relays are trusted; everything else follows the open-network rules.
+        let dialer = Dialer::new(
+            self.config.allow_private_targets,
+            self.config.bootstrap_relays.iter().map(String::as_str),
+        );
+        // nostr-sdk drops a message over `max_message_bytes` and keeps the connection; the
+        // socket's own ceiling, well above it, only bounds what one message can make us buffer
+        // (a larger one ends the connection).
+        let transport = NoDelayTransport::new(
+            frames.clone(),
+            dialer.clone(),
+            self.event_limits.max_message_bytes().saturating_mul(16),
+        );
+        let (client, statuses) = sdk_client(transport, sdk_capacity);
         let notifications = client.notifications();
         let (tx, inbox) = mpsc::channel(inbox_capacity);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
@@ -233,6 +259,7 @@ impl SyncRuntimeBuilder {
             metrics: p.metrics.clone(),
             tx: tx.clone(),
             policy_timeout: crate::ingest::POLICY_TIMEOUT,
+            limits: self.event_limits,
         };
         let executor = Executor::new(
             client.clone(),
@@ -240,6 +267,10 @@ impl SyncRuntimeBuilder {
             ingest.clone(),
             tx.clone(),
             ExecTimings::from_config(&config),
+            Reach {
+                dialer,
+                sdk_limits: self.event_limits.sdk_limits(),
+            },
         );
         let monitor = crate::monitor::run(client.clone(), routing, tx.clone(), statuses);
         let readers = vec![
@@ -300,7 +331,7 @@ struct Prepared {
 
 /// The nostr-sdk client as a dumb pipe, and its status stream.
 fn sdk_client(
-    frames: Arc<FrameCounts>,
+    transport: NoDelayTransport,
     capacity: usize,
 ) -> (Client, broadcast::Receiver<MonitorNotification>) {
     let monitor = Monitor::new(capacity);
@@ -310,7 +341,7 @@ fn sdk_client(
     let client = Client::builder()
         .database(MemoryDatabase::new())
         .monitor(monitor)
-        .websocket_transport(NoDelayTransport::counting(frames))
+        .websocket_transport(transport)
         .opts(
             ClientOptions::new()
                 .pool(RelayPoolOptions::new().notification_channel_size(capacity))

@@ -13,10 +13,42 @@ pub struct RuntimeStatus {
     pub relays: Vec<RelaySnapshot>,
     /// Engine-wide counters and gauges.
     pub totals: Stats,
+    /// The most recently refused relay URLs from events (at most
+    /// [`sync_core::RECENT_REFUSALS`]), in URL order; counts by reason are in
+    /// `totals.targets_refused` (docs/spec.md §13).
+    pub refused_relays: Vec<RefusedRelay>,
     /// Trace steps written so far (0 without a trace file).
     pub trace_steps: u64,
     /// `false` once the runtime has shut down.
     pub running: bool,
+}
+
+/// A relay URL from an event that the open-network rules refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RefusedRelay {
+    /// The URL as canonicalised (or the first 64 characters of one too long to keep).
+    pub url: String,
+    /// The metric label of the reason (`non_global_address`, `resolves_non_global`,
+    /// `url_too_long`, `tracked_relays_cap`).
+    pub reason: String,
+    /// The address class for address refusals (`loopback`, `private`, …).
+    pub address: Option<String>,
+}
+
+impl RefusedRelay {
+    fn new(url: &str, refusal: sync_core::Refusal) -> Self {
+        let address = match refusal {
+            sync_core::Refusal::NonGlobalAddress(c) | sync_core::Refusal::ResolvesNonGlobal(c) => {
+                Some(c.label().to_string())
+            }
+            sync_core::Refusal::UrlTooLong | sync_core::Refusal::TrackedRelaysCap => None,
+        };
+        Self {
+            url: url.to_string(),
+            reason: refusal.label().to_string(),
+            address,
+        }
+    }
 }
 
 impl RuntimeStatus {
@@ -26,6 +58,10 @@ impl RuntimeStatus {
             seed: core.seed(),
             relays: core.relay_status().map(|r| r.snapshot()).collect(),
             totals: core.stats().clone(),
+            refused_relays: core
+                .refused_targets()
+                .map(|(url, refusal)| RefusedRelay::new(url, refusal))
+                .collect(),
             trace_steps,
             running: true,
         }

@@ -1,4 +1,6 @@
-//! The WebSocket transport handed to nostr-sdk: the stock one with `TCP_NODELAY` set.
+//! The WebSocket transport handed to nostr-sdk: the stock one with `TCP_NODELAY` set, dialing
+//! through [`Dialer`] (the open-network rules, docs/spec.md §13: the host is resolved once,
+//! checked, and the socket opened to the checked address) and with a bounded message size.
 //!
 //! async-wsocket never disables Nagle's algorithm, so every "write after an unanswered write"
 //! (a REQ after a CLOSE, a second NEG-MSG) waits ~40 ms for the peer's delayed ACK
@@ -25,6 +27,11 @@ use nostr::util::BoxedFuture;
 use nostr::Url;
 use nostr_sdk::pool::transport::error::TransportError;
 use nostr_sdk::pool::transport::websocket::{WebSocketSink, WebSocketStream, WebSocketTransport};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::Connector;
+
+use crate::dial::{DialError, Dialer};
 
 /// `EVENT` frames received per relay (canonical URL), over the life of the process.
 #[derive(Debug, Default)]
@@ -78,14 +85,55 @@ fn is_event_frame(text: &str) -> bool {
 pub struct NoDelayTransport {
     /// Shared with the metrics.
     frames: Arc<FrameCounts>,
+    /// Resolves, checks and connects (shared with the executor, which reports refusals).
+    dialer: Arc<Dialer>,
+    /// Largest WebSocket message or frame accepted; a larger one ends the connection.
+    /// `None` keeps tungstenite's default.
+    max_message_bytes: Option<usize>,
 }
 
 impl NoDelayTransport {
-    /// A transport whose frame counts are read through `frames`.
-    pub(crate) fn counting(frames: Arc<FrameCounts>) -> Self {
-        Self { frames }
+    /// A transport whose frame counts are read through `frames`, dialing through `dialer`,
+    /// accepting messages up to `max_message_bytes`.
+    pub(crate) fn new(
+        frames: Arc<FrameCounts>,
+        dialer: Arc<Dialer>,
+        max_message_bytes: usize,
+    ) -> Self {
+        Self {
+            frames,
+            dialer,
+            max_message_bytes: Some(max_message_bytes),
+        }
+    }
+
+    /// Resolves, checks and connects `url`; a refusal is noted for the executor.
+    async fn dial(&self, url: &Url, timeout: Duration) -> Result<TcpStream, TransportError> {
+        let relay = sync_core::RelayUrl::parse(url.as_str())
+            .ok_or_else(|| TransportError::backend(BadUrl(url.to_string())))?;
+        self.dialer
+            .connect(relay.host(), relay.port(), timeout)
+            .await
+            .map_err(|e| {
+                if let DialError::Refused { class, .. } = &e {
+                    self.dialer.note_refusal(relay.as_str(), *class);
+                }
+                TransportError::backend(e)
+            })
     }
 }
+
+/// A URL the SDK handed us that is not a relay URL.
+#[derive(Debug)]
+struct BadUrl(String);
+
+impl std::fmt::Display for BadUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid relay URL {}", self.0)
+    }
+}
+
+impl std::error::Error for BadUrl {}
 
 impl WebSocketTransport for NoDelayTransport {
     fn support_ping(&self) -> bool {
@@ -99,8 +147,22 @@ impl WebSocketTransport for NoDelayTransport {
         timeout: Duration,
     ) -> BoxedFuture<'a, Result<(WebSocketSink, WebSocketStream), TransportError>> {
         Box::pin(async move {
-            let dial = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true);
-            let (stream, _response) = tokio::time::timeout(timeout, dial)
+            let started = tokio::time::Instant::now();
+            let tcp = self.dial(url, timeout).await?;
+            let config = self.max_message_bytes.map(|max| {
+                WebSocketConfig::default()
+                    .max_message_size(Some(max))
+                    .max_frame_size(Some(max))
+            });
+            let connector = Connector::Rustls(crate::dial::tls_config());
+            let handshake = tokio_tungstenite::client_async_tls_with_config(
+                url.as_str(),
+                tcp,
+                config,
+                Some(connector),
+            );
+            let left = timeout.saturating_sub(started.elapsed());
+            let (stream, _response) = tokio::time::timeout(left, handshake)
                 .await
                 .map_err(|_| TransportError::backend(TimedOut))?
                 .map_err(TransportError::backend)?;

@@ -488,7 +488,7 @@ impl World {
             return;
         }
         let t = self.now.mono.0;
-        let time = if t % 1000 == 0 {
+        let time = if t.is_multiple_of(1000) {
             format!("+{}s", t / 1000)
         } else {
             format!("+{}.{:03}s", t / 1000, t % 1000)

@@ -40,6 +40,8 @@ pub(crate) fn bench_config(world: &World, daily_ms: Option<u64>) -> Config {
         bootstrap_relays: world.urls(),
         discovery_window_ms: discovery_window_ms(),
         startup_jitter_ms: 0,
+        // The bench's relays are on loopback (a lab setting, docs/spec.md §13).
+        allow_private_targets: true,
         ..Config::default()
     };
     if let Some(ms) = daily_ms {
