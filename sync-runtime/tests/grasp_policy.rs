@@ -151,6 +151,30 @@ async fn announcement_must_list_our_url_in_any_spelling() {
 }
 
 #[tokio::test]
+async fn one_author_can_announce_at_most_the_cap_but_may_replace_what_is_stored() {
+    on_every_store(|db| async move {
+        let p = policy(&db, false).with_max_announcements_per_author(3);
+        let owner = key(0);
+        for d in ["a", "b", "c"] {
+            let event = announcement(&owner, d, &[OURS], &[]);
+            assert!(accepted(&p.check(&event).await), "{d}");
+            store(&db, &event).await;
+        }
+        let fourth = announcement(&owner, "d", &[OURS], &[]);
+        let why = reason(p.check(&fourth).await);
+        assert!(why.starts_with("rate-limited:"), "{why}");
+        // A newer version of a stored repository is a replacement, not a new one.
+        let replacement = sign(&owner, 30617, 10, &[&["d", "b"], &["relays", OURS]]);
+        assert!(accepted(&p.check(&replacement).await));
+        // Another author is not affected.
+        assert!(accepted(
+            &p.check(&announcement(&key(1), "d", &[OURS], &[])).await
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn archive_mode_accepts_announcements_that_do_not_list_us() {
     on_every_store(|db| async move {
         let event = announcement(&key(0), "repo", &["wss://elsewhere"], &[]);

@@ -32,7 +32,14 @@ pub struct GraspPolicy {
     service_urls: BTreeSet<RelayUrl>,
     /// Archive mode: accept every well-formed announcement, listed or not.
     archive_all: bool,
+    /// Most repositories one author may have announced here; a further announcement (a new
+    /// identifier) is rejected, a replacement of a stored one is not (docs/spec.md §13).
+    max_announcements_per_author: usize,
 }
+
+/// Default of [`GraspPolicy::with_max_announcements_per_author`]: far above what one person
+/// maintains, far below what a flood would need.
+pub const DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR: usize = 100;
 
 impl fmt::Debug for GraspPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,7 +68,16 @@ impl GraspPolicy {
             db,
             service_urls: canonical,
             archive_all,
+            max_announcements_per_author: DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR,
         }
+    }
+
+    /// Caps the repositories one author may announce here (default
+    /// [`DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR`]; at least 1).
+    #[must_use]
+    pub fn with_max_announcements_per_author(mut self, max: usize) -> Self {
+        self.max_announcements_per_author = max.max(1);
+        self
     }
 
     /// Like [`GraspPolicy::new`], but the first invalid service URL is an error.
@@ -109,6 +125,12 @@ impl GraspPolicy {
                 "invalid: repository announcement without a `d` identifier",
             ));
         };
+        let cap = self.max_announcements_per_author;
+        if lookup::other_announcements_by(self.db.as_ref(), event.pubkey, d, cap).await? >= cap {
+            return Ok(Verdict::reject(format!(
+                "rate-limited: this author already has {cap} repositories announced here"
+            )));
+        }
         if self.archive_all || lists_service(&EventMeta::from_event(event).relays, self) {
             return Ok(Verdict::Accept);
         }

@@ -10,6 +10,7 @@ use nostr::util::BoxedFuture;
 use nostr::Event;
 use nostr_relay_builder::builder::{PolicyResult, WritePolicy as RelayWritePolicy};
 
+use crate::event_limits::EventLimits;
 use crate::policy::{Verdict, WritePolicy};
 
 /// Called with every event the wrapped policy accepted (the `grasp-sync` binary passes one that
@@ -28,6 +29,9 @@ pub struct LocalRelayPolicy {
     policy: Arc<dyn WritePolicy>,
     /// Told about accepted events; `None` = nobody is.
     on_accepted: Option<AcceptedCallback>,
+    /// Size and tag bounds checked before the policy (the same the runtime applies to synced
+    /// events); NIP-70 is LocalRelay's own business (it requires AUTH as the author).
+    limits: EventLimits,
 }
 
 impl fmt::Debug for LocalRelayPolicy {
@@ -45,7 +49,16 @@ impl LocalRelayPolicy {
         Self {
             policy,
             on_accepted,
+            limits: EventLimits::default(),
         }
+    }
+
+    /// Applies `limits` (default [`EventLimits::default`]) to client events before the policy;
+    /// give it the limits the sync runtime uses, so clients and sync agree.
+    #[must_use]
+    pub fn with_limits(mut self, limits: EventLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -56,6 +69,12 @@ impl RelayWritePolicy for LocalRelayPolicy {
         _addr: &'a SocketAddr,
     ) -> BoxedFuture<'a, PolicyResult> {
         Box::pin(async move {
+            if let Some(refusal) = self.limits.refusal(event, false) {
+                return PolicyResult::Reject(format!(
+                    "invalid: event {}",
+                    refusal.label().replace('_', " ")
+                ));
+            }
             match self.policy.check(event).await {
                 Verdict::Accept => {
                     if let Some(callback) = &self.on_accepted {

@@ -35,6 +35,25 @@ pub(crate) async fn maintainer_lists(
     Ok(lists)
 }
 
+/// How many other repositories `author` has announced (stored announcements by `author`
+/// whose identifier is not `d`), counted up to `cap`.
+pub(crate) async fn other_announcements_by(
+    db: &dyn NostrDatabase,
+    author: PublicKey,
+    d: &str,
+    cap: usize,
+) -> Result<usize, DatabaseError> {
+    let filter = Filter::new()
+        .kind(Kind::from(KIND_ANNOUNCEMENT))
+        .author(author)
+        .limit(cap.saturating_add(1));
+    let events = db.query(filter).await?;
+    Ok(events
+        .into_iter()
+        .filter(|e| e.tags.identifier() != Some(d))
+        .count())
+}
+
 /// Whether the store holds an event at `address`.
 pub(crate) async fn address_held(
     db: &dyn NostrDatabase,

@@ -45,7 +45,9 @@ mod lookup;
 pub mod maintainers;
 pub mod references;
 
-pub use self::grasp_policy::{GraspPolicy, InvalidServiceUrl};
+pub use self::grasp_policy::{
+    GraspPolicy, InvalidServiceUrl, DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR,
+};
 pub use self::local_relay::{AcceptedCallback, LocalRelayPolicy};
 pub use self::lookup::MAX_ANNOUNCEMENTS_PER_IDENTIFIER;
 pub use self::references::MAX_REFERENCES;
