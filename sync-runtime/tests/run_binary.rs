@@ -185,6 +185,8 @@ impl Running {
             .args(["--bootstrap", bootstrap, "--seed", "1"])
             .args(["--discovery-window-ms", "200", "--startup-jitter-ms", "0"])
             .args(["--backoff-base-ms", "200", "--backoff-max-ms", "1000"])
+            // Source B is on loopback and named only by an announcement: a lab setting.
+            .arg("--allow-private-targets")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -77,6 +77,34 @@ pub(crate) struct RunArgs {
     #[arg(long = "archive-all", env = "GRASP_SYNC_ARCHIVE_ALL", num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub(crate) archive_all: Option<bool>,
+    /// Lab setting: let relay URLs taken from events point at loopback, private, link-local and
+    /// other non-global addresses. Off (the default), an announcement cannot make this relay
+    /// connect into your network (docs/spec.md §13); --bootstrap relays are always allowed.
+    #[arg(long = "allow-private-targets", env = "GRASP_SYNC_ALLOW_PRIVATE_TARGETS", num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) allow_private_targets: Option<bool>,
+    /// Largest event accepted, from sync and from clients, in bytes of JSON [default: 524288].
+    #[arg(
+        long = "max-event-bytes",
+        env = "GRASP_SYNC_MAX_EVENT_BYTES",
+        value_name = "N"
+    )]
+    pub(crate) max_event_bytes: Option<usize>,
+    /// Most repositories one author may announce here; further announcements are rejected
+    /// (replacements of stored ones are not) [default: 100].
+    #[arg(
+        long = "max-announcements-per-author",
+        env = "GRASP_SYNC_MAX_ANNOUNCEMENTS_PER_AUTHOR",
+        value_name = "N"
+    )]
+    pub(crate) max_announcements_per_author: Option<usize>,
+    /// Most tags an accepted event may carry, from sync and from clients [default: 2000].
+    #[arg(
+        long = "max-event-tags",
+        env = "GRASP_SYNC_MAX_EVENT_TAGS",
+        value_name = "N"
+    )]
+    pub(crate) max_event_tags: Option<usize>,
     /// Never use NIP-77 negentropy when syncing (REQ+EOSE with pagination only).
     #[arg(long = "disable-negentropy", env = "GRASP_SYNC_DISABLE_NEGENTROPY", num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
@@ -227,6 +255,10 @@ tunables! {
     id_fetch_max_rounds: u32 = "id-fetch-max-rounds", "GRASP_SYNC_ID_FETCH_MAX_ROUNDS";
     /// Relays taken from one announcement; the rest are ignored and counted [64].
     max_relays_per_repo: usize = "max-relays-per-repo", "GRASP_SYNC_MAX_RELAYS_PER_REPO";
+    /// Relays tracked at once; new relays beyond it are refused and counted [2000].
+    max_tracked_relays: usize = "max-tracked-relays", "GRASP_SYNC_MAX_TRACKED_RELAYS";
+    /// Relay URLs from events longer than this (bytes) are refused and counted [512].
+    max_relay_url_bytes: usize = "max-relay-url-bytes", "GRASP_SYNC_MAX_RELAY_URL_BYTES";
     /// Derive relay URLs from `clone` URLs, https://h/... -> wss://h (true|false) [true].
     derive_relays_from_clone_urls: bool = "derive-relays-from-clone-urls", "GRASP_SYNC_DERIVE_RELAYS_FROM_CLONE_URLS";
 }

@@ -29,6 +29,14 @@ pub(crate) struct FileConfig {
     pub(crate) bootstrap: Vec<String>,
     /// `--archive-all`.
     pub(crate) archive_all: Option<bool>,
+    /// `--allow-private-targets`.
+    pub(crate) allow_private_targets: Option<bool>,
+    /// `--max-event-bytes`.
+    pub(crate) max_event_bytes: Option<usize>,
+    /// `--max-announcements-per-author`.
+    pub(crate) max_announcements_per_author: Option<usize>,
+    /// `--max-event-tags`.
+    pub(crate) max_event_tags: Option<usize>,
     /// `--disable-negentropy`.
     pub(crate) disable_negentropy: Option<bool>,
     /// `--metrics-listen`.

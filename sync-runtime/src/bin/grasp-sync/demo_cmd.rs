@@ -43,6 +43,8 @@ fn demo_sync_config(own: &str, bootstrap: Vec<String>) -> sync_core::Config {
         backoff_max_ms: 2_000,
         connect_timeout_ms: 3_000,
         batch_deadline_ms: 15_000,
+        // The demo's source relays are on loopback (a lab, docs/spec.md §13).
+        allow_private_targets: true,
         ..sync_core::Config::default()
     }
 }
@@ -165,6 +167,8 @@ async fn node_settings(
         seed_from_os: false,
         record_trace: None,
         log: args.log,
+        event_limits: sync_runtime::EventLimits::default(),
+        max_announcements_per_author: sync_runtime::grasp::DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR,
         sync: sync_core::Config::default(),
         clients: sync_runtime::demo::ClientLimits::default(),
     };

@@ -98,17 +98,18 @@ pub(crate) async fn start(
             settings.service_urls.clone(),
             settings.archive_all,
         )
-        .map_err(|e| format!("invalid --service-url: {e:?}"))?,
+        .map_err(|e| format!("invalid --service-url: {e:?}"))?
+        .with_max_announcements_per_author(settings.max_announcements_per_author),
     );
     let handle_cell: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
     let relay = LocalRelay::new(
         settings
             .clients
             .apply(RelayBuilder::default().database(db.clone()))
-            .write_policy(LocalRelayPolicy::new(
-                policy.clone(),
-                Some(accepted_callback(handle_cell.clone())),
-            )),
+            .write_policy(
+                LocalRelayPolicy::new(policy.clone(), Some(accepted_callback(handle_cell.clone())))
+                    .with_limits(settings.event_limits),
+            ),
     );
     let registry = prometheus::Registry::new();
     let client_metrics = ClientMetrics::register(&registry)
@@ -125,6 +126,7 @@ pub(crate) async fn start(
         .registry(registry)
         .state_dir(settings.data_dir.clone())
         .seed(settings.seed)
+        .event_limits(settings.event_limits)
         .on_stored(on_stored);
     if let Some(trace) = &settings.record_trace {
         builder = builder.trace_path(trace.clone());

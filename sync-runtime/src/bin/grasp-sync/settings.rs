@@ -39,6 +39,10 @@ pub(crate) struct Settings {
     pub(crate) record_trace: Option<PathBuf>,
     /// Log format.
     pub(crate) log: LogFormat,
+    /// Most repositories one author may announce here.
+    pub(crate) max_announcements_per_author: usize,
+    /// Size and tag bounds on events, from sync and from clients alike.
+    pub(crate) event_limits: sync_runtime::EventLimits,
     /// The engine configuration: own URLs = `service_urls`, bootstrap relays, negentropy switch
     /// and every tunable; `validate()` passed.
     pub(crate) sync: sync_core::Config,
@@ -91,17 +95,42 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         Some(seed) => (seed, false),
         None => (seed_from_os(), true),
     };
-    let sync = sync_config(
+    let mut sync = sync_config(
         service_urls.clone(),
         bootstrap,
         args.disable_negentropy.or(file.disable_negentropy),
         args.sync.or(file.sync),
     )?;
+    sync.allow_private_targets = args
+        .allow_private_targets
+        .or(file.allow_private_targets)
+        .unwrap_or(false);
+    let defaults = sync_runtime::EventLimits::default();
+    let event_limits = sync_runtime::EventLimits {
+        max_event_bytes: args
+            .max_event_bytes
+            .or(file.max_event_bytes)
+            .unwrap_or(defaults.max_event_bytes),
+        max_event_tags: args
+            .max_event_tags
+            .or(file.max_event_tags)
+            .unwrap_or(defaults.max_event_tags),
+    };
+    if event_limits.max_event_bytes < 1_024 || event_limits.max_event_tags == 0 {
+        return Err(
+            "--max-event-bytes must be at least 1024 and --max-event-tags at least 1".into(),
+        );
+    }
     Ok(Settings {
         listen,
         service_urls,
         data_dir,
         archive_all: args.archive_all.or(file.archive_all).unwrap_or(false),
+        max_announcements_per_author: args
+            .max_announcements_per_author
+            .or(file.max_announcements_per_author)
+            .unwrap_or(sync_runtime::grasp::DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR),
+        event_limits,
         metrics_listen,
         seed,
         seed_from_os,
