@@ -107,6 +107,17 @@ impl NoDelayTransport {
         }
     }
 
+    /// A transport with the open-network rules lifted (any address may be dialled): for
+    /// benchmarks and tests whose relays are on loopback. [`NoDelayTransport::default`] keeps
+    /// the rules (docs/spec.md §13).
+    #[must_use]
+    pub fn allowing_private_targets() -> Self {
+        Self {
+            dialer: Dialer::new(true, []),
+            ..Self::default()
+        }
+    }
+
     /// Resolves, checks and connects `url`; a refusal is noted for the executor.
     async fn dial(&self, url: &Url, timeout: Duration) -> Result<TcpStream, TransportError> {
         let relay = sync_core::RelayUrl::parse(url.as_str())

@@ -53,7 +53,7 @@ pub(crate) async fn connect(
 ) -> Result<Client, String> {
     let client = Client::builder()
         .database(db)
-        .websocket_transport(NoDelayTransport::default())
+        .websocket_transport(NoDelayTransport::allowing_private_targets())
         .build();
     for url in urls {
         let opts = RelayOptions::new()
