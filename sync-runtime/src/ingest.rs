@@ -434,6 +434,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn events_over_the_bounds_and_protected_ones_are_refused_counted_and_never_stored() {
+        let (mut ingest, policy, _rx, stored) = ingest(Verdict::Accept);
+        ingest.limits = EventLimits {
+            max_event_bytes: 4_096,
+            max_event_tags: 3,
+        };
+        let keys = Keys::generate();
+        let with_tags = |n: usize, content: &str| {
+            let tags = (0..n).map(|i| Tag::parse(["t", &i.to_string()]).unwrap());
+            EventBuilder::new(Kind::GitPatch, content)
+                .tags(tags)
+                .sign_with_keys(&keys)
+                .unwrap()
+        };
+        let protected = EventBuilder::new(Kind::GitPatch, "p")
+            .tag(Tag::protected())
+            .sign_with_keys(&keys)
+            .unwrap();
+        for (event, reason) in [
+            (with_tags(4, "x"), "too_many_tags"),
+            (with_tags(0, &"x".repeat(5_000)), "too_large"),
+            (protected, "protected"),
+        ] {
+            // Rejected (so an id fetch counts it as received), and kept out of the re-offer
+            // memory: nothing of it is held.
+            assert_eq!(ingest.decide(&event).await, Outcome::Rejected, "{reason}");
+            let dropped = ingest
+                .metrics
+                .events_dropped
+                .with_label_values(&[reason])
+                .get();
+            assert_eq!(dropped, 1, "{reason} counted");
+            let status = ingest.db.check_id(&event.id).await.unwrap();
+            assert_eq!(status, DatabaseEventStatus::NotExistent, "{reason}");
+        }
+        assert_eq!(
+            policy.1.load(Ordering::SeqCst),
+            0,
+            "the policy never saw them"
+        );
+        assert_eq!(stored.load(Ordering::SeqCst), 0);
+        assert_eq!(ingest.reoffer.lock().unwrap().len(), 0);
+        assert_eq!(ingest.decide(&with_tags(3, "ok")).await, Outcome::Saved);
+    }
+
+    #[tokio::test]
     async fn deferred_events_are_not_stored() {
         let (ingest, _policy, _rx, stored) = ingest(Verdict::Defer);
         let event = announcement();
