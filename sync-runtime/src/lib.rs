@@ -101,6 +101,7 @@
 //! | `metrics.rs`, `status.rs`, `recorder.rs` | Prometheus (SPEC §10), status snapshot, JSONL trace |
 
 mod clock;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod dial;
 mod driver;
@@ -121,7 +122,6 @@ mod routing;
 mod runtime;
 mod startup;
 mod status;
-pub mod testkit;
 mod transport;
 
 pub use crate::error::RuntimeError;
