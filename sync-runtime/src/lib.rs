@@ -9,6 +9,15 @@
 //!
 //! ## Embedding
 //!
+//! Depend on this crate with `default-features = false`: that is the runtime, the
+//! [`WritePolicy`] trait and the GRASP policy ([`grasp`]), without the binary's dependencies
+//! (clap, toml, tracing-subscriber, nostr-lmdb) and without the demo. The features are for this
+//! workspace: `cli` (default) builds the `grasp-sync` binary and implies `demo`, which adds the
+//! `demo` module (the demo's data generator and source relays, `RelayFront`, the client guard,
+//! the NIP-77-refusing `NegProxy`). The test kit (hostile relay, forger, raw client) and the
+//! runtime's integration tests live in the workspace's `tests` crate (`grasp-sync-tests`, not
+//! published).
+//!
 //! The host gives the runtime three things and keeps its own authority over what it stores:
 //!
 //! | The host provides | Through | The runtime does with it |
@@ -101,6 +110,7 @@
 //! | `metrics.rs`, `status.rs`, `recorder.rs` | Prometheus (SPEC §10), status snapshot, JSONL trace |
 
 mod clock;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod dial;
 mod driver;
@@ -121,7 +131,6 @@ mod routing;
 mod runtime;
 mod startup;
 mod status;
-pub mod testkit;
 mod transport;
 
 pub use crate::error::RuntimeError;

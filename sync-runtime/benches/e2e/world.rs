@@ -14,8 +14,7 @@ use nostr_lmdb::NostrLMDB;
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use sync_core::{Item, RepoCoord};
-use sync_runtime::demo::{generate, Corpus, GeneratorSpec, RelayFront, Scope};
-use sync_runtime::testkit::{NegMode, NegProxy};
+use sync_runtime::demo::{generate, Corpus, GeneratorSpec, NegMode, NegProxy, RelayFront, Scope};
 use tokio::net::TcpListener;
 
 /// The URL our (syncing) relay is known by in announcements. Nothing listens there: the engine

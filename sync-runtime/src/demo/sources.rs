@@ -11,8 +11,8 @@ use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use tokio::net::TcpListener;
 
+use super::neg_proxy::{NegMode, NegProxy};
 use super::relay_front::RelayFront;
-use crate::testkit::{NegMode, NegProxy};
 
 /// Results per filter on the capping relay (forces pagination).
 pub const CAPPED_FILTER_LIMIT: usize = 100;

@@ -16,9 +16,10 @@ use nostr::{
 };
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use sync_runtime::demo::server::{Server, ServerSocket};
+use sync_runtime::demo::UNKNOWN_CMD_NOTICE;
+
 use crate::testkit::forge;
-use crate::testkit::neg_proxy::UNKNOWN_CMD_NOTICE;
-use crate::testkit::server::{Server, ServerSocket};
 
 /// Upper bound on forged events remembered for [`HostileRelay::forged`].
 const MAX_REMEMBERED_FORGED: usize = 10_000;

@@ -1,4 +1,5 @@
-//! A loopback WebSocket server skeleton shared by the test relays: binds `127.0.0.1:0` with
+//! A loopback WebSocket server skeleton shared by [`NegProxy`](super::NegProxy) and the test
+//! kit's hostile relay (the workspace's `tests` crate): binds `127.0.0.1:0` with
 //! `TCP_NODELAY`, upgrades every connection and hands it to a session function. Stopping (or
 //! dropping) the server aborts the listener and every session at once, so a test gets a
 //! deterministic disconnect.
@@ -13,11 +14,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::WebSocketStream;
 
 /// An accepted, upgraded client connection.
-pub(crate) type ServerSocket = WebSocketStream<TcpStream>;
+pub type ServerSocket = WebSocketStream<TcpStream>;
 
 /// A running loopback server. Invariant: while `task` runs, `addr` accepts connections.
 #[derive(Debug)]
-pub(crate) struct Server {
+pub struct Server {
     /// The bound address.
     addr: SocketAddr,
     /// The accept loop; it owns the sessions (a `JoinSet`), so aborting it ends them all.
@@ -27,7 +28,10 @@ pub(crate) struct Server {
 
 impl Server {
     /// Binds `127.0.0.1:0` and serves every upgraded connection with `session`.
-    pub(crate) async fn start<F, Fut>(session: F) -> io::Result<Self>
+    ///
+    /// # Errors
+    /// If no loopback port can be bound.
+    pub async fn start<F, Fut>(session: F) -> io::Result<Self>
     where
         F: Fn(ServerSocket) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -62,12 +66,12 @@ impl Server {
     }
 
     /// `ws://127.0.0.1:<port>`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("ws://{}", self.addr)
     }
 
     /// Closes the listener and every session (TCP closed without a close frame). Idempotent.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let task = self
             .task
             .lock()

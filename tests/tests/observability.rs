@@ -174,7 +174,7 @@ async fn an_event_with_an_invalid_signature_never_reaches_the_store_and_is_count
         .tags(patches[0].tags.clone().to_vec())
         .sign_with_keys(&Keys::generate())
         .unwrap();
-    let bad = sync_runtime::testkit::bad_signature(&twin, &patches[0]);
+    let bad = grasp_sync_tests::testkit::bad_signature(&twin, &patches[0]);
     assert!(bad.verify().is_err(), "the fixture really is invalid");
     a.store(std::slice::from_ref(&bad)).await; // the relay's db does not verify
 

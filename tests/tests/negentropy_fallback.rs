@@ -9,7 +9,7 @@ use std::time::Duration;
 use nostr::{Event, Keys};
 use rt_support::*;
 use sync_core::{NegSupport, Status};
-use sync_runtime::testkit::{NegMode, NegProxy};
+use sync_runtime::demo::{NegMode, NegProxy};
 use sync_runtime::SyncRuntime;
 
 const WAIT: Duration = Duration::from_secs(20);

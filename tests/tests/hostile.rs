@@ -7,13 +7,13 @@ mod rt_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use grasp_sync_tests::testkit::{Forged, HostileRelay, Misbehaviour};
 use nostr::filter::MatchEventOptions;
 use nostr::{Event, Filter, Keys, Kind};
 use nostr_database::{MemoryDatabase, NostrDatabase};
 use rt_support::*;
 use sync_core::{Config, Status};
 use sync_runtime::grasp::GraspPolicy;
-use sync_runtime::testkit::{Forged, HostileRelay, Misbehaviour};
 use sync_runtime::{RuntimeStatus, SyncHandle, SyncRuntime, Verdict, WritePolicy};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -1,0 +1,16 @@
+//! # grasp-sync-tests: the workspace's integration tests and test kit
+//!
+//! Not published. Holds what no embedder should compile:
+//!
+//! - [`testkit`]: in-process relays that misbehave on purpose (the [`testkit::HostileRelay`]),
+//!   a forger of invalid signatures and a bare WebSocket client, all on `127.0.0.1`;
+//! - `tests/`: the runtime's integration tests against real nostr-relay-builder relays
+//!   (`relay_sync`, `recovery`, `grasp_policy`, `hostile`, `negentropy_fallback`,
+//!   `observability`, `neg_proxy`) with their support module `tests/rt_support/`, and the
+//!   cross-crate test `trace_replay` (a trace recorded by `sync-runtime`, replayed by the
+//!   `sync-sim` binary).
+//!
+//! The black-box tests of the `grasp-sync` binary stay in `sync-runtime/tests/` (they need the
+//! binary of that package).
+
+pub mod testkit;
