@@ -1,112 +1,148 @@
-//! Embedding `sync-runtime` in a relay, end to end, with no network beyond 127.0.0.1:
+//! Your own GRASP relay with grasp-sync inside: what an operator of a nostr-relay-builder relay
+//! copies. Everything runs on 127.0.0.1, in this one process:
 //!
-//! 1. a "remote" GRASP relay (nostr-relay-builder, in process) holds a repository
-//!    announcement and three patches;
-//! 2. the host (this program) opens its LMDB store, builds the runtime with a write policy,
-//!    a prometheus registry, a trace file and a state directory, and spawns it;
-//! 3. the host accepts the announcement from "its own client" and tells the runtime, which
-//!    connects to the relay the announcement lists and syncs the patches into the store;
-//! 4. the host prints the status snapshot (JSON) and a few metrics, then shuts down.
+//! 1. a *remote* GRASP relay holds a repository's three patches;
+//! 2. *our* relay: one LMDB store, the GRASP write policy on every client write (wrapped in
+//!    `LocalRelayPolicy`, which also tells the sync runtime about what it accepted), served to
+//!    clients by nostr-relay-builder's `LocalRelay`;
+//! 3. the sync runtime, syncing into the same store and pushing what it stores to our relay's
+//!    live subscribers;
+//! 4. a client publishes the repository's announcement (listing our relay and the remote) to
+//!    our relay; the runtime connects to the remote relay and syncs the patches; the client
+//!    reads them back from our relay.
 //!
-//! Run: `cargo run -p sync-runtime --example embed`
+//! Run: `cargo run -p sync-runtime --example embed` (a test in `tests/embed_example.rs` runs it).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use nostr::{EventBuilder, Filter, Keys, Kind, Tag};
+use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag};
 use nostr_database::{MemoryDatabase, MemoryDatabaseOptions, NostrDatabase};
 use nostr_lmdb::NostrLMDB;
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
-use sync_runtime::{AcceptAll, SyncRuntime};
+use nostr_sdk::Client;
+use sync_runtime::grasp::{GraspPolicy, LocalRelayPolicy};
+use sync_runtime::{SyncHandle, SyncRuntime};
 
-const OWN_URL: &str = "wss://relay.example.org";
 const PATCHES: usize = 3;
 
-/// Step 1: a "remote" relay in process holding a repository with `PATCHES` patches; returns
-/// the relay, its URL and the announcement (which the host accepts from its own client).
-async fn remote_relay_with_repo(
-) -> Result<(LocalRelay, String, nostr::Event), Box<dyn std::error::Error>> {
-    let remote_db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+type BoxError = Box<dyn std::error::Error>;
+
+/// 1. A remote relay holding `PATCHES` patches of `owner`'s repository `example`.
+async fn remote_relay(owner: &Keys) -> Result<(LocalRelay, String), BoxError> {
+    let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
         events: true,
         max_events: None,
     }));
-    let remote = LocalRelay::new(
-        RelayBuilder::default()
-            .database(remote_db.clone())
-            .rate_limit(RateLimit {
-                max_reqs: 500,
-                notes_per_minute: 1_000_000,
-            }),
-    );
+    let remote = LocalRelay::new(RelayBuilder::default().database(db.clone()));
     remote.run().await?;
-    let remote_url = remote.url().await.to_string();
-    let owner = Keys::generate();
-    let announcement = EventBuilder::new(Kind::from(30617u16), "")
-        .tag(Tag::identifier("example"))
-        .tag(Tag::parse(["relays", remote_url.as_str(), OWN_URL])?)
-        .sign_with_keys(&owner)?;
     let coord = format!("30617:{}:example", owner.public_key().to_hex());
     for n in 0..PATCHES {
-        let patch = EventBuilder::new(Kind::from(1617u16), format!("patch {n}"))
+        let patch = EventBuilder::new(Kind::GitPatch, format!("patch {n}"))
             .tag(Tag::parse(["a", coord.as_str()])?)
-            .sign_with_keys(&owner)?;
-        remote_db.save_event(&patch).await?;
+            .sign_with_keys(owner)?;
+        db.save_event(&patch).await?;
     }
-    Ok((remote, remote_url, announcement))
+    let url = remote.url().await.to_string();
+    Ok((remote, url))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (our relay must know its own URL before it
+/// starts: the GRASP policy accepts announcements that list it).
+fn free_port() -> Result<u16, BoxError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (remote, remote_url, announcement) = remote_relay_with_repo().await?;
+async fn main() -> Result<(), BoxError> {
+    let owner = Keys::generate();
+    let (remote, remote_url) = remote_relay(&owner).await?;
 
-    // 2. The host: its store, its policy, its registry; then spawn.
-    let dir = std::env::temp_dir().join(format!("grasp-sync-embed-{}", std::process::id()));
-    let store: Arc<dyn NostrDatabase> = Arc::new(NostrLMDB::open(dir.join("db"))?);
+    // 2. Our relay: the store, the policy, and the relay serving clients.
+    let port = free_port()?;
+    let our_url = format!("ws://127.0.0.1:{port}");
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn NostrDatabase> = Arc::new(NostrLMDB::open(dir.path().join("db"))?);
+    let policy = Arc::new(GraspPolicy::try_new(
+        store.clone(),
+        vec![our_url.clone()],
+        false,
+    )?);
+    // The relay exists before the runtime does; accepted events reach the runtime through
+    // this cell once it is set.
+    let runtime: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
+    let notify = runtime.clone();
+    let on_accepted = Arc::new(move |event: &Event| {
+        if let Some(handle) = notify.get() {
+            let (handle, event) = (handle.clone(), event.clone());
+            tokio::spawn(async move { handle.notify_accepted(&event).await });
+        }
+    });
+    let relay = LocalRelay::new(
+        RelayBuilder::default()
+            .port(port)
+            .database(store.clone())
+            .rate_limit(RateLimit {
+                max_reqs: 500,
+                notes_per_minute: 600,
+            })
+            .write_policy(LocalRelayPolicy::new(policy.clone(), Some(on_accepted))),
+    );
+
+    // 3. The runtime: same store, same policy; what it stores reaches our live subscribers.
     let config = sync_core::Config {
-        own_relay_urls: vec![OWN_URL.into()],
+        own_relay_urls: vec![our_url.clone()],
         discovery_window_ms: 100,
-        // This example's remote relay is on loopback; in production leave this off, so no
+        // Both relays here are on loopback. In production leave this off: then no
         // announcement can point your relay at your own network (docs/spec.md §13).
         allow_private_targets: true,
         ..sync_core::Config::default()
     };
-    let registry = prometheus::Registry::new();
+    let pushed = relay.clone();
     let handle = SyncRuntime::builder(config)
         .database(store.clone())
-        .policy(Arc::new(AcceptAll))
-        .registry(registry)
-        .trace_path(dir.join("trace.jsonl"))
-        .state_dir(dir.join("state"))
-        .on_stored(Arc::new(|event| {
-            println!("stored {} (kind {})", event.id, event.kind)
+        .policy(policy)
+        .registry(prometheus::Registry::new())
+        .state_dir(dir.path().join("state"))
+        .on_stored(Arc::new(move |event: &Event| {
+            let _subscribers = pushed.notify_event(event.clone());
         }))
         .spawn()
         .await?;
+    let _set = runtime.set(handle.clone());
+    relay.run().await?;
 
-    // 3. The host accepted an announcement from one of its own clients.
-    store.save_event(&announcement).await?;
-    handle.notify_accepted(&announcement).await;
-
+    // 4. A client announces the repository on our relay, then reads the patches from it.
+    let announcement = EventBuilder::new(Kind::GitRepoAnnouncement, "")
+        .tag(Tag::identifier("example"))
+        .tag(Tag::parse([
+            "relays",
+            our_url.as_str(),
+            remote_url.as_str(),
+        ])?)
+        .sign_with_keys(&owner)?;
+    let client = Client::default();
+    client.add_relay(&our_url).await?;
+    client.connect().await;
+    client.send_event(&announcement).await?;
     let (status, synced) = handle
         .wait_for_status(Duration::from_secs(20), |s| {
             s.relay(&remote_url).is_some_and(|r| r.status_code == 3)
         })
         .await;
-    let patches = store.count(Filter::new().kind(Kind::from(1617u16))).await?;
+    let patches = client
+        .fetch_events(Filter::new().kind(Kind::GitPatch), Duration::from_secs(5))
+        .await?
+        .len();
+    println!("{}", serde_json::to_string_pretty(&status.relays)?);
+    println!("remote relay connected: {synced}; patches served by our relay: {patches}");
 
-    // 4. What an operator sees.
-    println!("{}", serde_json::to_string_pretty(&status)?);
-    for line in handle.metrics_text().lines() {
-        if line.starts_with("ngit_sync_relay_connected")
-            || line.starts_with("ngit_sync_events_synced_total")
-        {
-            println!("{line}");
-        }
-    }
-    println!("connected: {synced}; patches in the host store: {patches}");
+    client.shutdown().await;
     handle.shutdown().await?;
+    relay.shutdown();
     remote.shutdown();
-    std::fs::remove_dir_all(&dir)?;
     if !synced || patches != PATCHES {
         return Err("the example did not sync".into());
     }

@@ -4,13 +4,15 @@
 //!
 //! - [`testkit`]: in-process relays that misbehave on purpose (the [`testkit::HostileRelay`]),
 //!   a forger of invalid signatures and a bare WebSocket client, all on `127.0.0.1`;
+//! - [`workspace_bin`]: builds another package's binary or an example, for tests that run it;
 //! - `tests/`: the runtime's integration tests against real nostr-relay-builder relays
 //!   (`relay_sync`, `recovery`, `grasp_policy`, `hostile`, `negentropy_fallback`,
 //!   `observability`, `neg_proxy`) with their support module `tests/rt_support/`, and the
 //!   cross-crate test `trace_replay` (a trace recorded by `sync-runtime`, replayed by the
-//!   `sync-sim` binary).
+//!   `sync-sim` binary), and `embed_example` (runs `sync-runtime`'s embedding example).
 //!
 //! The black-box tests of the `grasp-sync` binary stay in `sync-runtime/tests/` (they need the
 //! binary of that package).
 
 pub mod testkit;
+pub mod workspace_bin;

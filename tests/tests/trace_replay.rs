@@ -5,36 +5,11 @@
 
 mod rt_support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nostr::{Event, Keys};
 use rt_support::*;
 use sync_runtime::SyncRuntime;
-
-/// Builds the `sync-sim` binary with the cargo running this test (same target directory, same
-/// profile) and returns its path, read from the `compiler-artifact` message of the build.
-fn sync_sim_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let output = Command::new(cargo)
-        .args(["build", "-p", "sync-sim", "--bin", "sync-sim"])
-        .args(["--message-format=json", "--manifest-path"])
-        .arg(&manifest)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "cargo build -p sync-sim failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .expect("the build names the sync-sim executable")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_trace_replays_identically_in_the_sync_sim_cli() {
@@ -85,11 +60,13 @@ async fn a_runtime_trace_replays_identically_in_the_sync_sim_cli() {
     let (_, steps) = sync_core::trace::parse(&text).expect("the runtime writes a parsable trace");
     assert!(!steps.is_empty(), "the trace records the run");
 
-    let output = Command::new(sync_sim_binary())
-        .arg("replay")
-        .arg(&trace)
-        .output()
-        .expect("sync-sim runs");
+    let output = Command::new(grasp_sync_tests::workspace_bin::build_executable(&[
+        "-p", "sync-sim", "--bin", "sync-sim",
+    ]))
+    .arg("replay")
+    .arg(&trace)
+    .output()
+    .expect("sync-sim runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("replay: identical"),
