@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, Tunables};
+use crate::logging::LogFormat;
+use crate::tunables::Tunables;
 
 /// Everything the file may set. Every field is optional: what is missing falls back to the
 /// default (flags and environment variables override what is present).

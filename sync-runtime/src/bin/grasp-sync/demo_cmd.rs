@@ -18,13 +18,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sync_runtime::demo::{
-    final_table, generate, summary_line, Behaviour, Corpus, GeneratorSpec, Holdings, Report,
-    SourceRelay,
+    final_table, generate, summary_line, Behaviour, Corpus, GeneratorSpec, Report,
 };
 
 use crate::cli::DemoArgs;
 use crate::data_lock::DataDirLock;
 use crate::demo_scenario::Scenario;
+use crate::demo_sources::{fill_sources, start_sources, Sources};
 use crate::serve::{self, Node};
 use crate::settings::Settings;
 
@@ -59,30 +59,6 @@ pub(crate) async fn run(args: DemoArgs) -> ExitCode {
             eprintln!("grasp-sync demo: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The source relays and the URL each is listed under.
-pub(crate) struct Sources {
-    /// The relays, index = behaviour order.
-    pub(crate) relays: Vec<SourceRelay>,
-    /// The URL announcements list for each.
-    pub(crate) urls: Vec<String>,
-}
-
-impl Sources {
-    /// Every source's current holdings.
-    pub(crate) async fn holdings(&self) -> Result<Vec<Holdings>, String> {
-        let mut out = Vec::with_capacity(self.relays.len());
-        for (relay, url) in self.relays.iter().zip(&self.urls) {
-            let ids = relay.all_events().await?.iter().map(|e| e.id).collect();
-            out.push(Holdings {
-                url: url.clone(),
-                behaviour: relay.behaviour.label().to_string(),
-                ids,
-            });
-        }
-        Ok(out)
     }
 }
 
@@ -124,29 +100,6 @@ async fn demo(args: DemoArgs) -> Result<bool, String> {
     node.shutdown().await?;
     drop(sources);
     Ok(report.is_complete())
-}
-
-/// Starts one source per behaviour; returns them with their listed URLs.
-async fn start_sources(count: usize) -> Result<Sources, String> {
-    let mut relays = Vec::with_capacity(count);
-    for index in 0..count {
-        let relay = SourceRelay::start(Behaviour::for_index(index))
-            .await
-            .map_err(|e| format!("starting source relay {index}: {e}"))?;
-        relays.push(relay);
-    }
-    let urls = relays.iter().map(SourceRelay::url).collect();
-    Ok(Sources { relays, urls })
-}
-
-/// Stores every generated event on the relays it is placed on.
-async fn fill_sources(sources: &Sources, corpus: &Corpus) -> Result<(), String> {
-    for placed in &corpus.events {
-        for &relay in &placed.relays {
-            sources.relays[relay].seed([&placed.event]).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Settings of the syncing relay (loopback, free ports, a fresh data dir) and its bound

@@ -10,7 +10,7 @@ use sync_runtime::demo::{
 };
 use sync_runtime::RuntimeStatus;
 
-use crate::demo_cmd::Sources;
+use crate::demo_sources::Sources;
 use crate::serve::Node;
 
 /// How often the scenario advances and the store is checked.

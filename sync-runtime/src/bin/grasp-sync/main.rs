@@ -20,12 +20,14 @@ mod config_file;
 mod data_lock;
 mod demo_cmd;
 mod demo_scenario;
+mod demo_sources;
 mod http;
 mod logging;
 mod progress_log;
 mod serve;
 mod settings;
 mod shutdown;
+mod tunables;
 
 use std::process::ExitCode;
 

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use sync_core::RelayUrl;
 
-use crate::cli::{LogFormat, RunArgs, Tunables};
+use crate::cli::RunArgs;
 use crate::client_options;
 use crate::config_file::{self, FileConfig};
+use crate::logging::LogFormat;
+use crate::tunables::Tunables;
 use sync_runtime::demo::ClientLimits;
 
 /// Default `--listen`.
