@@ -81,6 +81,14 @@ pub enum Command {
         /// The filter.
         filter: Filter,
     },
+    /// The core no longer tracks this relay (its connection, if any, is closed): drop
+    /// whatever is held for it (connection pool entry, routing tables, counters). Sent once,
+    /// when the relay leaves the core, for every relay a `Connect` was ever sent to; the core
+    /// sends a new `Connect` if it is ever wanted again.
+    Forget {
+        /// The relay.
+        relay: RelayUrl,
+    },
     /// Offer these previously rejected events to the host's policy again (their dependency
     /// arrived). The shell keeps the bodies of recently rejected events for this.
     Reoffer {
@@ -98,7 +106,8 @@ impl Command {
             | Self::Disconnect { relay }
             | Self::Subscribe { relay, .. }
             | Self::Unsubscribe { relay, .. }
-            | Self::NegentropyDiff { relay, .. } => Some(relay),
+            | Self::NegentropyDiff { relay, .. }
+            | Self::Forget { relay } => Some(relay),
             Self::Reoffer { .. } => None,
         }
     }

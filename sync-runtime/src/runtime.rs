@@ -1,6 +1,5 @@
 //! The entry point: [`SyncRuntime::builder`] → [`SyncRuntimeBuilder::spawn`] → [`SyncHandle`].
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -289,7 +288,6 @@ impl SyncRuntimeBuilder {
             frames,
             status: status_tx,
             commands: Some(commands_tx),
-            dialled: BTreeSet::new(),
             rejected_store: p.rejected_store,
             client,
             readers,
