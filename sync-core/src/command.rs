@@ -5,6 +5,7 @@ use std::fmt;
 use nostr::{EventId, Filter};
 use serde::{Deserialize, Serialize};
 
+use crate::time::Mono;
 use crate::url::RelayUrl;
 
 /// A deterministic subscription id (e.g. `b3.l2.1`, `live7`), unique per relay for the life
@@ -64,12 +65,18 @@ pub enum Command {
         /// The filters (ORed by the relay).
         filters: Vec<Filter>,
     },
-    /// Send `CLOSE sub` (or `NEG-CLOSE` for a negentropy id); late traffic on it is ignored.
+    /// Send `CLOSE sub` (or `NEG-CLOSE` for a negentropy id, stopping the reconciliation).
+    /// EVENTs that still arrive on it (queued behind other traffic) and match its filters are
+    /// offered to the host until `late_until` on the core's monotonic clock
+    /// (`Config::late_event_window_ms` after the close); after that, or if `None`, they are
+    /// reported as `Outcome::NotOffered`.
     Unsubscribe {
         /// The relay.
         relay: RelayUrl,
         /// The subscription id.
         sub: SubId,
+        /// The end of the late-event window.
+        late_until: Option<Mono>,
     },
     /// Reconcile `filter` with NIP-77 against the host's store for that filter; answer with
     /// `Input::NegentropyDiff` carrying the ids the relay has and the host lacks.

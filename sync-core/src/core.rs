@@ -56,6 +56,19 @@ pub(crate) struct Ctx<'a> {
     pub(crate) discovery_idle: bool,
 }
 
+impl Ctx<'_> {
+    /// Queues `CLOSE sub` on `relay`, with the late-event window the shell keeps for it.
+    pub(crate) fn unsubscribe(&mut self, relay: &RelayUrl, sub: SubId) {
+        let window = self.cfg.late_event_window_ms;
+        let late_until = (window > 0).then(|| self.now.mono.plus_ms(window));
+        self.out.push(Command::Unsubscribe {
+            relay: relay.clone(),
+            sub,
+            late_until,
+        });
+    }
+}
+
 /// The pure decision engine. See the crate docs for the contract.
 #[derive(Debug)]
 pub struct SyncCore {
@@ -196,7 +209,7 @@ impl SyncCore {
                 dropped.insert((relay.clone(), sub.clone()));
                 false
             }
-            Command::Unsubscribe { relay, sub } if closing.contains(relay) => {
+            Command::Unsubscribe { relay, sub, .. } if closing.contains(relay) => {
                 !dropped.contains(&(relay.clone(), sub.clone()))
             }
             _ => true,

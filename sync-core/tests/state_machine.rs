@@ -295,7 +295,7 @@ impl Checker {
                         .insert(sub.0.clone());
                     prop_assert!(fresh, "subscription {sub} opened twice on {relay}");
                 }
-                Command::Unsubscribe { relay, sub } => {
+                Command::Unsubscribe { relay, sub, .. } => {
                     self.open.entry(relay.clone()).or_default().remove(&sub.0);
                 }
                 Command::Connect { .. } => prop_assert_eq!(status, Some(Status::Connecting)),

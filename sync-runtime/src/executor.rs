@@ -154,9 +154,13 @@ impl Executor {
                     self.report(Input::SendFailed { relay, sub, error });
                 }
             }
-            Command::Unsubscribe { relay, sub } => {
+            Command::Unsubscribe {
+                relay,
+                sub,
+                late_until,
+            } => {
                 let Some(url) = sdk_url(&relay) else { return };
-                self.routing.unsubscribe(url.as_str(), &sub);
+                self.routing.unsubscribe(url.as_str(), &sub, late_until);
                 if let Some(task) = self.negentropy.remove(&(relay, sub.clone())) {
                     task.abort();
                 } else if let Some(handle) = self.relay_handle(&url).await {

@@ -237,7 +237,7 @@ impl SyncRuntimeBuilder {
         let notifications = client.notifications();
         let (tx, inbox) = mpsc::channel(inbox_capacity);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let routing = Arc::new(Routing::default());
+        let routing = Arc::new(Routing::new(p.clock));
         let config = self.config;
         let policy = self.policy.unwrap_or_else(|| {
             Arc::new(GraspPolicy::new(

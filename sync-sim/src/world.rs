@@ -43,6 +43,16 @@ enum Queued {
     Input(Input),
 }
 
+/// The filters of a subscription the world sent, as the runtime's routing table keeps them:
+/// events on it are offered to the host while it is open and match, or after its close until
+/// the core's `late_until` if they match; otherwise they are `Outcome::NotOffered`.
+#[derive(Clone, Debug)]
+struct SubRoute {
+    filters: Vec<nostr::Filter>,
+    /// `None` while open; the end of the late-event window once closed.
+    late_until: Option<u64>,
+}
+
 /// What a run did, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -89,6 +99,8 @@ pub struct World {
     rng: SimRng,
     /// Wire accounting (`sync-sim bench` only; `None` costs nothing).
     pub wire: Option<WireLog>,
+    /// Open and recently closed subscriptions (see [`SubRoute`]).
+    routes: BTreeMap<(RelayUrl, sync_core::SubId), SubRoute>,
 }
 
 impl World {
@@ -131,6 +143,7 @@ impl World {
             published_local: BTreeSet::new(),
             rng: SimRng::new(scenario.seed, 2),
             wire: None,
+            routes: BTreeMap::new(),
         }
     }
 
@@ -280,6 +293,13 @@ impl World {
                 kind,
                 filters,
             } => {
+                self.routes.insert(
+                    (relay.clone(), sub.clone()),
+                    SubRoute {
+                        filters: filters.clone(),
+                        late_until: None,
+                    },
+                );
                 match self.relays.get_mut(&relay) {
                     Some(r) if r.conn.is_some() => {
                         if let Some(w) = &mut self.wire {
@@ -298,7 +318,20 @@ impl World {
                     None => {}
                 }
             }
-            Command::Unsubscribe { relay, sub } => {
+            Command::Unsubscribe {
+                relay,
+                sub,
+                late_until,
+            } => {
+                self.routes
+                    .retain(|_, r| r.late_until.is_none_or(|t| t >= now_ms));
+                let key = (relay.clone(), sub.clone());
+                match (late_until, self.routes.get_mut(&key)) {
+                    (Some(t), Some(route)) => route.late_until = Some(t.0),
+                    _ => {
+                        self.routes.remove(&key);
+                    }
+                }
                 if let Some(r) = self.relays.get_mut(&relay) {
                     if let (Some(w), Some(_)) = (&mut self.wire, r.conn) {
                         w.close(&sub);
@@ -392,7 +425,12 @@ impl World {
             Queued::ConnectFailed { relay, error } => {
                 self.feed(Input::ConnectFailed { relay, error })
             }
-            Queued::Disconnected { relay } => self.feed(Input::Disconnected { relay }),
+            Queued::Disconnected { relay } => {
+                // The routing table forgets the connection's open subscriptions.
+                self.routes
+                    .retain(|(r, _), route| *r != relay || route.late_until.is_some());
+                self.feed(Input::Disconnected { relay })
+            }
             Queued::Input(input) => self.feed(input),
         }
     }
@@ -403,6 +441,21 @@ impl World {
         }
         match msg {
             RelayMsg::Event(sub, event) => {
+                let offered = self
+                    .routes
+                    .get(&(relay.clone(), sub.clone()))
+                    .is_some_and(|r| {
+                        r.late_until.is_none_or(|t| t >= self.mono_ms)
+                            && r.filters.iter().any(|f| sync_core::matches(f, &event))
+                    });
+                if !offered {
+                    return self.feed(Input::Delivered {
+                        relay,
+                        sub,
+                        event,
+                        outcome: Outcome::NotOffered,
+                    });
+                }
                 let decision = self.host.offer(&event);
                 self.feed(Input::Delivered {
                     relay,

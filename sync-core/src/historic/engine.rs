@@ -210,10 +210,7 @@ impl RelayState {
     fn requeue(&mut self, ctx: &mut Ctx<'_>, sub: SubId, batch: u64) {
         self.pending.sub_batch.remove(&sub);
         self.subs.remove(&sub);
-        ctx.out.push(Command::Unsubscribe {
-            relay: self.url.clone(),
-            sub: sub.clone(),
-        });
+        ctx.unsubscribe(&self.url, sub.clone());
         if let Some(b) = self.pending.batches.get_mut(&batch) {
             if let Some(open) = b.open.remove(&sub) {
                 b.queued.push_front((restart(open.request), open.requeues));
@@ -313,10 +310,7 @@ impl RelayState {
         let Some((batch_id, open)) = self.take_request(sub) else {
             return;
         };
-        ctx.out.push(Command::Unsubscribe {
-            relay: self.url.clone(),
-            sub: sub.clone(),
-        });
+        ctx.unsubscribe(&self.url, sub.clone());
         let full_at = self
             .budget
             .max_limit
@@ -496,10 +490,7 @@ impl RelayState {
         for sub in std::mem::take(&mut batch.open).into_keys() {
             self.pending.sub_batch.remove(&sub);
             self.subs.remove(&sub);
-            ctx.out.push(Command::Unsubscribe {
-                relay: self.url.clone(),
-                sub,
-            });
+            ctx.unsubscribe(&self.url, sub);
         }
         batch.queued.clear();
         batch.deadline = None;

@@ -477,7 +477,7 @@ impl World {
                 let fs: Vec<String> = filters.iter().map(|f| self.render_filter(f)).collect();
                 format!("Subscribe {relay} {sub} {kind:?} [{}]", fs.join(", "))
             }
-            Command::Unsubscribe { relay, sub } => format!("Unsubscribe {relay} {sub}"),
+            Command::Unsubscribe { relay, sub, .. } => format!("Unsubscribe {relay} {sub}"),
             Command::NegentropyDiff { relay, sub, filter } => {
                 format!("NegDiff {relay} {sub} {}", self.render_filter(filter))
             }
