@@ -5,6 +5,7 @@ use std::fmt;
 use nostr::{EventId, Filter};
 use serde::{Deserialize, Serialize};
 
+use crate::time::Mono;
 use crate::url::RelayUrl;
 
 /// A deterministic subscription id (e.g. `b3.l2.1`, `live7`), unique per relay for the life
@@ -64,12 +65,18 @@ pub enum Command {
         /// The filters (ORed by the relay).
         filters: Vec<Filter>,
     },
-    /// Send `CLOSE sub` (or `NEG-CLOSE` for a negentropy id); late traffic on it is ignored.
+    /// Send `CLOSE sub` (or `NEG-CLOSE` for a negentropy id, stopping the reconciliation).
+    /// EVENTs that still arrive on it (queued behind other traffic) and match its filters are
+    /// offered to the host until `late_until` on the core's monotonic clock
+    /// (`Config::late_event_window_ms` after the close); after that, or if `None`, they are
+    /// reported as `Outcome::NotOffered`.
     Unsubscribe {
         /// The relay.
         relay: RelayUrl,
         /// The subscription id.
         sub: SubId,
+        /// The end of the late-event window.
+        late_until: Option<Mono>,
     },
     /// Reconcile `filter` with NIP-77 against the host's store for that filter; answer with
     /// `Input::NegentropyDiff` carrying the ids the relay has and the host lacks.
@@ -80,6 +87,14 @@ pub enum Command {
         sub: SubId,
         /// The filter.
         filter: Filter,
+    },
+    /// The core no longer tracks this relay (its connection, if any, is closed): drop
+    /// whatever is held for it (connection pool entry, routing tables, counters). Sent once,
+    /// when the relay leaves the core, for every relay a `Connect` was ever sent to; the core
+    /// sends a new `Connect` if it is ever wanted again.
+    Forget {
+        /// The relay.
+        relay: RelayUrl,
     },
     /// Offer these previously rejected events to the host's policy again (their dependency
     /// arrived). The shell keeps the bodies of recently rejected events for this.
@@ -98,7 +113,8 @@ impl Command {
             | Self::Disconnect { relay }
             | Self::Subscribe { relay, .. }
             | Self::Unsubscribe { relay, .. }
-            | Self::NegentropyDiff { relay, .. } => Some(relay),
+            | Self::NegentropyDiff { relay, .. }
+            | Self::Forget { relay } => Some(relay),
             Self::Reoffer { .. } => None,
         }
     }

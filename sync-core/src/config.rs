@@ -65,6 +65,13 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// A historic batch without progress for this long is resolved as failed (or falls back).
     pub batch_deadline_ms: u64,
+    /// After a subscription is closed, EVENTs still arriving on it that match its filters are
+    /// offered to the host for this long (they were asked for and queued behind other
+    /// traffic); 0 turns the window off. See `Command::Unsubscribe`.
+    pub late_event_window_ms: u64,
+    /// How long the shell waits for a relay's first answer to NEG-OPEN before it reports
+    /// `NegentropyResult::Timeout` (capped at `batch_deadline_ms`).
+    pub negentropy_timeout_ms: u64,
     /// `limit` written into historic REQ filters (clamped to NIP-11 `max_limit`).
     pub page_limit: usize,
     /// A page with at least this many deliveries (or `page_limit`, if lower) is "full" and
@@ -121,6 +128,8 @@ impl Default for Config {
             max_filters_per_req: 10,
             max_message_bytes: 65_536,
             batch_deadline_ms: 120_000,
+            negentropy_timeout_ms: 10_000,
+            late_event_window_ms: 120_000,
             page_limit: 500,
             page_full_threshold: 50,
             max_pages_per_filter: 10_000,

@@ -18,6 +18,32 @@ use crate::time::{Deadline, Earliest, Mono, Now, TimerKind};
 use crate::url::RelayUrl;
 use crate::view::RelayView;
 
+/// Why a subscription ended without EOSE, as far as the core's decisions go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CloseReason {
+    /// The relay asked us to slow down (cooldown, re-queue).
+    pub(crate) rate_limited: bool,
+    /// ... because of too many subscriptions/REQs/filters (the budget shrinks).
+    pub(crate) too_many: bool,
+}
+
+impl CloseReason {
+    /// A REQ the shell could not send: not a rate limit.
+    pub(crate) const NOT_SENT: Self = Self {
+        rate_limited: false,
+        too_many: false,
+    };
+
+    /// The reason a CLOSED message gives.
+    pub(crate) fn of(message: &str) -> Self {
+        let rate_limited = crate::relay::health::is_rate_limited(message);
+        Self {
+            rate_limited,
+            too_many: rate_limited && crate::relay::health::is_too_many(message),
+        }
+    }
+}
+
 /// What a relay handler needs besides the relay itself (disjoint borrows of the core).
 pub(crate) struct Ctx<'a> {
     pub(crate) cfg: &'a Config,
@@ -28,6 +54,19 @@ pub(crate) struct Ctx<'a> {
     pub(crate) want: &'a WantIndex,
     /// No discovery update is waiting in the batch window.
     pub(crate) discovery_idle: bool,
+}
+
+impl Ctx<'_> {
+    /// Queues `CLOSE sub` on `relay`, with the late-event window the shell keeps for it.
+    pub(crate) fn unsubscribe(&mut self, relay: &RelayUrl, sub: SubId) {
+        let window = self.cfg.late_event_window_ms;
+        let late_until = (window > 0).then(|| self.now.mono.plus_ms(window));
+        self.out.push(Command::Unsubscribe {
+            relay: relay.clone(),
+            sub,
+            late_until,
+        });
+    }
 }
 
 /// The pure decision engine. See the crate docs for the contract.
@@ -170,7 +209,7 @@ impl SyncCore {
                 dropped.insert((relay.clone(), sub.clone()));
                 false
             }
-            Command::Unsubscribe { relay, sub } if closing.contains(relay) => {
+            Command::Unsubscribe { relay, sub, .. } if closing.contains(relay) => {
                 !dropped.contains(&(relay.clone(), sub.clone()))
             }
             _ => true,
@@ -213,7 +252,10 @@ impl SyncCore {
                 relay,
                 sub,
                 message,
-            } => self.on_closed(&relay, &sub, &message, out),
+            } => self.on_closed(&relay, &sub, CloseReason::of(&message), out),
+            Input::SendFailed { relay, sub, .. } => {
+                self.on_closed(&relay, &sub, CloseReason::NOT_SENT, out)
+            }
             Input::Notice { relay, message } => self.on_notice(&relay, &message, out),
             Input::RelayInfo { relay, limits } => {
                 if let Some((r, mut ctx)) = self.relay_ctx(&relay, out) {
@@ -325,7 +367,7 @@ impl SyncCore {
                 self.on_accepted(event, out);
             }
             Outcome::Rejected => self.rejected.insert(&event, self.now),
-            Outcome::Duplicate | Outcome::Deferred => {}
+            Outcome::Duplicate | Outcome::Deferred | Outcome::NotOffered => {}
         }
     }
 
@@ -340,11 +382,13 @@ impl SyncCore {
         }
     }
 
+    /// A subscription ended without EOSE: a CLOSED from the relay, or a REQ the shell could
+    /// not send.
     fn on_closed(
         &mut self,
         relay: &RelayUrl,
         sub: &crate::command::SubId,
-        message: &str,
+        reason: CloseReason,
         out: &mut Vec<Command>,
     ) {
         let Some((r, mut ctx)) = self.relay_ctx(relay, out) else {
@@ -352,11 +396,11 @@ impl SyncCore {
         };
         match r.subs.get(sub).map(|s| s.role.clone()) {
             Some(SubRole::Historic { .. } | SubRole::Negentropy { .. }) => {
-                r.on_historic_closed(&mut ctx, sub, message)
+                r.on_historic_closed(&mut ctx, sub, reason)
             }
             Some(SubRole::Live { group }) => {
-                if crate::relay::health::is_rate_limited(message) {
-                    if crate::relay::health::is_too_many(message) {
+                if reason.rate_limited {
+                    if reason.too_many {
                         ctx.stats.too_many_answers += 1;
                         let open = r.subs.len();
                         r.budget.shrink(open);

@@ -21,6 +21,10 @@ pub enum Outcome {
     Deferred,
     /// Refused by the host's policy.
     Rejected,
+    /// Never offered to the host: the shell had no open (or recently closed, see
+    /// `Config::late_event_window_ms`) subscription with that id whose filters it matches.
+    /// Nothing is stored; the core counts it as late or out of filter.
+    NotOffered,
 }
 
 /// NIP-11 `limitation` values a relay advertises. Absurd values are clamped by the core.
@@ -36,7 +40,8 @@ pub struct RelayLimits {
     pub max_message_length: Option<u64>,
 }
 
-/// The result of one negentropy reconciliation the core asked for.
+/// The result of one negentropy reconciliation the core asked for: a fact the shell observed.
+/// The core decides what follows (re-run, REQ fallback for the batch, NIP-77 off for the relay).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NegentropyResult {
     /// Ids the relay has and the host's store (for that filter) does not; sorted by the shell.
@@ -44,13 +49,23 @@ pub enum NegentropyResult {
         /// The ids.
         ids: Vec<EventId>,
     },
-    /// The relay does not speak NIP-77 (NOTICE "unknown envelope", NEG-ERR "unsupported", …).
-    Unsupported {
+    /// The relay said it does not speak NIP-77 (NOTICE "unknown envelope", NEG-ERR
+    /// "unsupported"/"blocked", …). The core stops using NIP-77 on it until the daily resync.
+    Refused {
         /// The relay's words.
         message: String,
     },
-    /// Reconciliation failed for another reason (timeout, NEG-ERR, protocol error).
-    Failed {
+    /// The relay did not answer NEG-OPEN within `Config::negentropy_timeout_ms`. The core falls
+    /// back to REQ for the batch; only [`crate::NEG_TIMEOUTS_UNSUPPORTED`] timeouts in a row
+    /// turn NIP-77 off for the relay.
+    Timeout,
+    /// The shell dropped messages of this relay while the reconciliation ran, so its result may
+    /// be partial and was discarded. The core runs it again (at most
+    /// [`crate::NEG_LAG_ATTEMPTS`] attempts in all), then falls back to REQ for the batch.
+    Lagged,
+    /// Reconciliation failed for another reason (NEG-ERR, protocol error, the local set could
+    /// not be read). The core falls back to REQ for the batch.
+    Error {
         /// What happened.
         message: String,
     },
@@ -134,6 +149,17 @@ pub enum Input {
         sub: SubId,
         /// The relay's message (NIP-01 machine prefix first, e.g. `rate-limited:`).
         message: String,
+    },
+    /// The shell could not send a `Subscribe` (the relay is not in its pool, the connection
+    /// is gone, the message could not be written). Handled as a CLOSED without rate limiting:
+    /// the REQ is not on the wire.
+    SendFailed {
+        /// The relay.
+        relay: RelayUrl,
+        /// The subscription whose REQ was not sent.
+        sub: SubId,
+        /// The shell's error text (for logs; the core does not read it).
+        error: String,
     },
     /// A NOTICE.
     Notice {

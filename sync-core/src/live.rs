@@ -267,10 +267,7 @@ impl RelayState {
         self.live_full = false;
         for sub in g.subs {
             if self.subs.remove(&sub).is_some() {
-                ctx.out.push(Command::Unsubscribe {
-                    relay: self.url.clone(),
-                    sub,
-                });
+                ctx.unsubscribe(&self.url, sub);
             }
         }
         g.items

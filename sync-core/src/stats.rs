@@ -69,6 +69,11 @@ pub struct Stats {
     pub req_batches: u64,
     /// Negentropy batches that fell back to REQ+EOSE.
     pub negentropy_fallbacks: u64,
+    /// Negentropy reconciliations (or batch deadlines in the diff stage) without an answer in
+    /// time.
+    pub negentropy_timeouts: u64,
+    /// Negentropy reconciliations run again because the shell lagged during them.
+    pub negentropy_reruns: u64,
     /// Ids fetched after negentropy diffs.
     pub ids_fetched: u64,
     /// Batches confirmed complete.

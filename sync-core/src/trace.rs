@@ -17,7 +17,12 @@ use crate::input::Input;
 use crate::time::Now;
 
 /// The trace format version this crate writes and reads.
-pub const TRACE_FORMAT: u32 = 1;
+///
+/// 2: `NegentropyResult` reports facts (`Refused`, `Timeout`, `Lagged`, `Error` instead of
+/// `Unsupported`/`Failed`), `Input::SendFailed`, `Outcome::NotOffered`, `Command::Forget`
+/// (a version-1 trace no longer replays identically: relays that leave the core now emit
+/// `Forget`).
+pub const TRACE_FORMAT: u32 = 2;
 
 /// The first line of a trace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -54,6 +54,10 @@ enum Op {
         k: u8,
         rate: bool,
     },
+    SendFailed {
+        relay: u8,
+        k: u8,
+    },
     Neg {
         relay: u8,
         k: u8,
@@ -81,10 +85,11 @@ fn op() -> impl Strategy<Value = Op> {
         3 => r.clone().prop_map(|relay| Op::ConnectOk { relay }),
         1 => r.clone().prop_map(|relay| Op::ConnectFail { relay }),
         1 => r.clone().prop_map(|relay| Op::Drop { relay }),
-        4 => (r.clone(), any::<u8>(), any::<u8>(), 0u8..4).prop_map(|(relay, k, n, outcome)| Op::Deliver { relay, k, n, outcome }),
+        4 => (r.clone(), any::<u8>(), any::<u8>(), 0u8..5).prop_map(|(relay, k, n, outcome)| Op::Deliver { relay, k, n, outcome }),
         4 => (r.clone(), any::<u8>()).prop_map(|(relay, k)| Op::Eose { relay, k }),
         1 => (r.clone(), any::<u8>(), any::<bool>()).prop_map(|(relay, k, rate)| Op::Closed { relay, k, rate }),
-        3 => (r.clone(), any::<u8>(), 0u8..4).prop_map(|(relay, k, kind)| Op::Neg { relay, k, kind }),
+        1 => (r.clone(), any::<u8>()).prop_map(|(relay, k)| Op::SendFailed { relay, k }),
+        3 => (r.clone(), any::<u8>(), 0u8..6).prop_map(|(relay, k, kind)| Op::Neg { relay, k, kind }),
         1 => (r.clone(), 0u8..3).prop_map(|(relay, kind)| Op::Notice { relay, kind }),
         1 => (r.clone(), 0u8..12).prop_map(|(relay, subs)| Op::Info { relay, subs }),
         1 => Just(Op::Lagged),
@@ -169,6 +174,7 @@ impl Checker {
                     Outcome::Duplicate,
                     Outcome::Deferred,
                     Outcome::Rejected,
+                    Outcome::NotOffered,
                 ][*outcome as usize];
                 let event = ev(
                     200 + u64::from(*n),
@@ -201,6 +207,11 @@ impl Checker {
                     message,
                 }
             }
+            Op::SendFailed { relay: i, k } => Input::SendFailed {
+                relay: relay(*i),
+                sub: sync_core::SubId(self.nth_sub(&relay(*i), *k)?),
+                error: "relay not connected".into(),
+            },
             Op::Neg { relay: i, k, kind } => {
                 let sub = sync_core::SubId(self.nth_sub(&relay(*i), *k)?);
                 let result = match kind {
@@ -210,11 +221,13 @@ impl Checker {
                             .map(|n| ev(300 + n, keys(4).public_key(), 1, 1, &[]).id)
                             .collect(),
                     },
-                    2 => NegentropyResult::Unsupported {
+                    2 => NegentropyResult::Refused {
                         message: "unknown envelope".into(),
                     },
-                    _ => NegentropyResult::Failed {
-                        message: "timeout".into(),
+                    3 => NegentropyResult::Timeout,
+                    4 => NegentropyResult::Lagged,
+                    _ => NegentropyResult::Error {
+                        message: "NEG-ERR: error: aborted".into(),
                     },
                 };
                 Input::NegentropyDiff {
@@ -255,7 +268,9 @@ impl Checker {
             Input::Disconnected { relay } | Input::ConnectFailed { relay, .. } => {
                 self.open.remove(relay);
             }
-            Input::Closed { relay, sub, .. } | Input::NegentropyDiff { relay, sub, .. } => {
+            Input::Closed { relay, sub, .. }
+            | Input::SendFailed { relay, sub, .. }
+            | Input::NegentropyDiff { relay, sub, .. } => {
                 self.open.entry(relay.clone()).or_default().remove(&sub.0);
             }
             _ => {}
@@ -280,12 +295,19 @@ impl Checker {
                         .insert(sub.0.clone());
                     prop_assert!(fresh, "subscription {sub} opened twice on {relay}");
                 }
-                Command::Unsubscribe { relay, sub } => {
+                Command::Unsubscribe { relay, sub, .. } => {
                     self.open.entry(relay.clone()).or_default().remove(&sub.0);
                 }
                 Command::Connect { .. } => prop_assert_eq!(status, Some(Status::Connecting)),
                 Command::Disconnect { relay } => {
                     self.open.remove(relay);
+                }
+                Command::Forget { relay } => {
+                    prop_assert!(status.is_none(), "Forget {relay} while still tracked");
+                    prop_assert!(
+                        self.open.get(relay).is_none_or(|s| s.is_empty()),
+                        "Forget {relay} with subscriptions open"
+                    );
                 }
                 Command::Reoffer { .. } => {}
             }

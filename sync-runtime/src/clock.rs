@@ -24,11 +24,15 @@ impl Clock {
 
     /// The current reading.
     pub(crate) fn now(&self) -> Now {
-        let mono_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         Now {
-            mono: Mono(mono_ms),
+            mono: self.mono(),
             wall: Timestamp::now(),
         }
+    }
+
+    /// The current monotonic reading only.
+    pub(crate) fn mono(&self) -> Mono {
+        Mono(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     /// The `Instant` of a core deadline (for `tokio::time::sleep_until`).

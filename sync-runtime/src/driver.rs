@@ -3,12 +3,11 @@
 //! `Input`, calls `step`, records the step, hands the commands to the executor without waiting
 //! for them, and refreshes metrics and the status snapshot.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nostr_sdk::Client;
-use sync_core::{Command, Input, Mono, RelayUrl, SyncCore};
+use sync_core::{Input, Mono, SyncCore};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
@@ -62,9 +61,6 @@ pub(crate) struct Driver {
     pub(crate) status: watch::Sender<RuntimeStatus>,
     /// The executor's queue; `None` after shutdown (dropping it stops the executor).
     pub(crate) commands: Option<mpsc::UnboundedSender<ExecMsg>>,
-    /// Relays a `Connect` was sent for and that the core still tracked at the last refresh;
-    /// the executor is told to forget the others.
-    pub(crate) dialled: BTreeSet<RelayUrl>,
     /// Where the rejected memory is saved (periodically and at shutdown), if anywhere.
     pub(crate) rejected_store: Option<RejectedStore>,
     /// The SDK client, shut down at the end.
@@ -83,9 +79,6 @@ impl Driver {
         }
         if let Some(queue) = &self.commands {
             for command in commands {
-                if let Command::Connect { relay } = &command {
-                    self.dialled.insert(relay.clone());
-                }
                 // The executor only stops at shutdown, after the driver.
                 let _stopped = queue.send(ExecMsg::Command(command));
             }
@@ -96,26 +89,11 @@ impl Driver {
     pub(crate) fn refresh(&mut self) {
         self.metrics.observe(&self.core, &mut self.exported);
         self.frames.retain(self.exported.tracked_relays());
-        self.forget_untracked();
         self.metrics
             .observe_frames(&self.frames.snapshot(), &mut self.exported);
         let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
         self.status
             .send_replace(RuntimeStatus::of(&self.core, steps));
-    }
-
-    /// Tells the executor to drop relays the core no longer tracks.
-    fn forget_untracked(&mut self) {
-        let tracked = self.exported.tracked_relays();
-        let (keep, gone): (BTreeSet<_>, BTreeSet<_>) = std::mem::take(&mut self.dialled)
-            .into_iter()
-            .partition(|r| tracked.contains(r.as_str()));
-        self.dialled = keep;
-        if let Some(queue) = &self.commands {
-            for relay in gone {
-                let _stopped = queue.send(ExecMsg::Forget(relay));
-            }
-        }
     }
 
     fn persist_rejected(&self) -> Result<(), RuntimeError> {

@@ -23,16 +23,9 @@ use crate::routing::Routing;
 
 /// Work for the executor, in order.
 #[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "commands are nearly every message; boxing them would allocate per command"
-)]
 pub(crate) enum ExecMsg {
     /// A command of the core.
     Command(Command),
-    /// The core no longer tracks this relay: drop it from the SDK's pool and the routing
-    /// tables (bounded memory; the core re-dials it if it is ever wanted again).
-    Forget(RelayUrl),
 }
 
 /// Timing knobs of the executor, derived from the core's config.
@@ -62,7 +55,9 @@ impl ExecTimings {
     pub(crate) fn from_config(config: &sync_core::Config) -> Self {
         Self {
             connect: Duration::from_millis(config.connect_timeout_ms * 9 / 10),
-            negentropy_initial: Duration::from_millis(config.batch_deadline_ms.min(10_000)),
+            negentropy_initial: Duration::from_millis(
+                config.negentropy_timeout_ms.min(config.batch_deadline_ms),
+            ),
             nip11: Duration::from_secs(5),
         }
     }
@@ -122,7 +117,6 @@ impl Executor {
                     let span = tracing::debug_span!("relay", url);
                     self.execute(command).instrument(span).await;
                 }
-                ExecMsg::Forget(relay) => self.forget(relay),
             }
         }
         for task in std::mem::take(&mut self.negentropy).into_values() {
@@ -157,17 +151,16 @@ impl Executor {
                 };
                 if let Err(error) = sent {
                     tracing::debug!(%sub, %error, "REQ not sent");
-                    let message = format!("error: REQ not sent: {error}");
-                    self.report(Input::Closed {
-                        relay,
-                        sub,
-                        message,
-                    });
+                    self.report(Input::SendFailed { relay, sub, error });
                 }
             }
-            Command::Unsubscribe { relay, sub } => {
+            Command::Unsubscribe {
+                relay,
+                sub,
+                late_until,
+            } => {
                 let Some(url) = sdk_url(&relay) else { return };
-                self.routing.unsubscribe(url.as_str(), &sub);
+                self.routing.unsubscribe(url.as_str(), &sub, late_until);
                 if let Some(task) = self.negentropy.remove(&(relay, sub.clone())) {
                     task.abort();
                 } else if let Some(handle) = self.relay_handle(&url).await {
@@ -179,6 +172,9 @@ impl Executor {
             Command::NegentropyDiff { relay, sub, filter } => {
                 self.negentropy(relay, sub, filter).await
             }
+            // The core no longer tracks this relay: drop it from the SDK's pool and the
+            // routing tables (bounded memory; the core re-dials it if it is ever wanted again).
+            Command::Forget { relay } => self.forget(relay),
             Command::Reoffer { ids } => {
                 let ingest = self.ingest.clone();
                 tokio::spawn(async move { ingest.reoffer(ids).await });
@@ -315,7 +311,7 @@ impl Executor {
             None => None,
         };
         let Some(handle) = handle else {
-            let result = sync_core::NegentropyResult::Failed {
+            let result = sync_core::NegentropyResult::Error {
                 message: "relay not in the pool".into(),
             };
             self.report(Input::NegentropyDiff { relay, sub, result });

@@ -235,8 +235,7 @@ impl Ingest {
                 tracing::debug!(relay = %relay, %sub, id = %event.id, "late event on a closed subscription");
                 return Step::Decide(Pending::new(relay, sub_id, meta, event));
             }
-            // Not offered to the host. `Deferred` has no effect in the core, which counts the
-            // delivery as late / out of filter.
+            // Not offered to the host; the core counts the delivery as late / out of filter.
             Route::UnknownSub(relay) => (relay, "unknown_subscription"),
             Route::OutOfFilter(relay) => {
                 tracing::debug!(relay = %relay, %sub, id = %event.id, "event outside the subscription's filters");
@@ -251,7 +250,7 @@ impl Ingest {
             relay,
             sub: sub_id,
             event: meta,
-            outcome: Outcome::Deferred,
+            outcome: Outcome::NotOffered,
         })
     }
 
@@ -303,7 +302,7 @@ impl Ingest {
             let input = match self.decide(&event).await {
                 Outcome::Saved | Outcome::Duplicate => Input::Accepted { event: event_meta },
                 Outcome::Rejected => Input::Rejected { event: event_meta },
-                Outcome::Deferred => continue,
+                Outcome::Deferred | Outcome::NotOffered => continue,
             };
             if !self.send(input).await {
                 return;

@@ -71,7 +71,9 @@
 //! subscription it arrived on and drops it if it matches none of that subscription's filters
 //! (counted in `ngit_sync_events_dropped_total{reason}`); an event already in the store is a
 //! duplicate without asking the policy; otherwise the policy decides, accepted events are saved
-//! and `on_stored` is called. The outcome (`Saved`, `Duplicate`, `Deferred`, `Rejected`) goes to
+//! and `on_stored` is called. The outcome (`Saved`, `Duplicate`, `Deferred`, `Rejected`, or
+//! `NotOffered` for an event outside the subscription's filters or on a subscription closed
+//! longer ago than the core's late-event window) goes to
 //! the core, which counts receipt at the transport whatever the outcome. Rejected announcements
 //! and state events are remembered (ids for 7 days, persisted; bodies for 120 s) so they are not
 //! downloaded again and are re-offered to the policy when their dependency arrives.

@@ -362,6 +362,8 @@ impl Metrics {
         let activity = [
             ("pages_requested", s.pages_requested),
             ("ids_fetched", s.ids_fetched),
+            ("negentropy_timeouts", s.negentropy_timeouts),
+            ("negentropy_reruns", s.negentropy_reruns),
             ("same_second_overflows", s.same_second_overflows),
             ("page_caps_hit", s.page_caps_hit),
             ("consolidations", s.consolidations),

@@ -11,8 +11,10 @@
 //! `while let Ok(n) = recv().await`: if that receiver lags, the loop ends and
 //! `sync_with_items` returns `Ok` with whatever was found so far, so a reconciliation that
 //! lost a NEG-MSG would look complete. [`diff`] therefore watches the same channel on the same
-//! task while the exchange runs; if the watcher lagged, the result is reported as `Failed`
-//! (the core falls back to REQs for that batch) rather than trusted. The watcher is a
+//! task while the exchange runs; if the watcher lagged, the result is reported as `Lagged`
+//! rather than trusted, and the core decides (it re-runs the reconciliation a bounded number
+//! of times, then falls back to REQs for that batch). This module reports facts only: no
+//! re-runs here, and a timeout is reported as `Timeout`, not as "unsupported". The watcher is a
 //! heuristic: polled alongside the exchange, it falls behind under the same starvation, but
 //! it cannot see the SDK's receiver itself. The channel keeps the SDK's size: tokio
 //! preallocates every slot (272 bytes each for a `RelayNotification` on x86_64, measured), so
@@ -29,32 +31,27 @@ use nostr_sdk::{Relay, SyncOptions};
 use sync_core::NegentropyResult;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-/// Maps an SDK error to the core's view: does the relay not speak NIP-77, or did this one
-/// reconciliation fail?
+/// Maps an SDK error to what happened: did the relay refuse NIP-77, stay silent, or did this
+/// one reconciliation fail? (The core decides what each means for the relay.)
 fn classify(error: &RelayError) -> NegentropyResult {
     let message = error.to_string();
-    let unsupported = match error {
+    let refused = match error {
         RelayError::NegentropyNotSupported | RelayError::UnknownNegentropyError => true,
         RelayError::Negentropy(_) => true,
-        // No answer to NEG-OPEN within the initial timeout: a relay that stays silent.
-        RelayError::Timeout => true,
+        // No answer to NEG-OPEN within the initial timeout.
+        RelayError::Timeout => return NegentropyResult::Timeout,
         RelayError::RelayMessage(text) => {
             sync_core::relay::health::is_negentropy_unsupported(text)
                 || text.to_ascii_lowercase().contains("unsupported")
         }
         _ => false,
     };
-    if unsupported {
-        NegentropyResult::Unsupported { message }
+    if refused {
+        NegentropyResult::Refused { message }
     } else {
-        NegentropyResult::Failed { message }
+        NegentropyResult::Error { message }
     }
 }
-
-/// Reconciliations whose relay channel lagged (a possibly partial result) are run again up to
-/// this many times in all before the diff is reported as failed: a lag is a burst of traffic
-/// on that relay, and a REQ fallback for the whole batch costs far more than a re-run.
-const LAGGED_ATTEMPTS: u32 = 3;
 
 /// Reconciles `filter` on `relay` against `db`; `initial_timeout` bounds the wait for the
 /// relay's first answer.
@@ -67,7 +64,7 @@ pub(crate) async fn diff(
     let items = match db.negentropy_items(filter.clone()).await {
         Ok(items) => items,
         Err(e) => {
-            return NegentropyResult::Failed {
+            return NegentropyResult::Error {
                 message: format!("reading the local set: {e}"),
             }
         }
@@ -75,25 +72,14 @@ pub(crate) async fn diff(
     let opts = SyncOptions::default()
         .dry_run()
         .initial_timeout(initial_timeout);
-    let mut attempt = 1;
-    let result = loop {
-        // Subscribed before the exchange starts, so it sees everything the SDK's receiver sees.
-        let watcher = relay.notifications();
-        let work = relay.sync_with_items(filter.clone(), items.clone(), &opts);
-        let (result, lagged) = watch_for_lag(work, watcher).await;
-        if !lagged {
-            break result;
-        }
-        if attempt == LAGGED_ATTEMPTS {
-            // The core falls back to REQ for the batch: slower, but complete.
-            return NegentropyResult::Failed {
-                message: "relay notification channel lagged during every reconciliation \
-                          attempt; results may be incomplete"
-                    .into(),
-            };
-        }
-        attempt += 1;
-    };
+    // Subscribed before the exchange starts, so it sees everything the SDK's receiver sees.
+    let watcher = relay.notifications();
+    let work = relay.sync_with_items(filter, items, &opts);
+    let (result, lagged) = watch_for_lag(work, watcher).await;
+    if lagged {
+        // Possibly partial: the core decides whether to run it again.
+        return NegentropyResult::Lagged;
+    }
     match result {
         Ok(reconciliation) => {
             let mut ids: Vec<_> = reconciliation.remote.into_iter().collect();
@@ -129,20 +115,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refusals_and_silence_mean_unsupported_other_errors_fail_once() {
-        let unsupported = [
+    fn refusals_silence_and_other_errors_are_reported_as_what_they_are() {
+        let refused = [
             RelayError::NegentropyNotSupported,
-            RelayError::Timeout,
             RelayError::RelayMessage("unsupported: negentropy disabled".into()),
         ];
-        for e in unsupported {
+        for e in refused {
             assert!(
-                matches!(classify(&e), NegentropyResult::Unsupported { .. }),
+                matches!(classify(&e), NegentropyResult::Refused { .. }),
                 "{e}"
             );
         }
+        assert_eq!(classify(&RelayError::Timeout), NegentropyResult::Timeout);
         let failed = classify(&RelayError::RelayMessage("error: closed, too slow".into()));
-        assert!(matches!(failed, NegentropyResult::Failed { .. }));
+        assert!(matches!(failed, NegentropyResult::Error { .. }));
     }
 
     #[tokio::test]

@@ -7,10 +7,11 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use nostr::Filter;
-use sync_core::{EventMeta, RelayUrl, SubId};
+use sync_core::{EventMeta, Mono, RelayUrl, SubId};
+
+use crate::clock::Clock;
 
 /// Where an EVENT belongs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,14 +25,14 @@ pub(crate) enum Route {
     /// The event matches the subscription.
     Matched(RelayUrl),
     /// The subscription was closed a moment ago (its batch deadline passed while the event was
-    /// queued behind other traffic) and the event matches its filters: it is data we asked for,
-    /// so it is still offered to the host.
+    /// queued behind other traffic), the core's late-event window for it (`late_until` of its
+    /// `Command::Unsubscribe`) is still open and the event matches its filters: it is data we
+    /// asked for, so it is still offered to the host.
     LateMatched(RelayUrl),
 }
 
-/// How long a closed subscription's filters are kept for late traffic.
-pub(crate) const LATE_WINDOW: Duration = Duration::from_secs(120);
-/// At most this many closed subscriptions are remembered (oldest forgotten first).
+/// At most this many closed subscriptions are remembered (oldest forgotten first): a memory
+/// bound of the shell, below which the core's window decides.
 pub(crate) const LATE_MAX_SUBS: usize = 256;
 /// At most this many late events per closed subscription are offered to the host; the rest
 /// are dropped (a relay cannot stream unbounded data on a subscription we closed).
@@ -42,8 +43,8 @@ pub(crate) const LATE_MAX_EVENTS_PER_SUB: u32 = 1_000;
 struct ClosedSub {
     /// Its filters.
     filters: Vec<Filter>,
-    /// When it was closed.
-    closed_at: Instant,
+    /// The end of its late-event window (the core's monotonic clock).
+    until: Mono,
     /// Late events offered so far. Invariant: <= [`LATE_MAX_EVENTS_PER_SUB`].
     offered: u32,
 }
@@ -56,21 +57,19 @@ struct Tables {
     open: HashSet<String>,
     /// `(nostr-sdk URL text, subscription id)` → filters, for every REQ sent and not closed.
     subs: HashMap<(String, String), Vec<Filter>>,
-    /// Subscriptions closed by `unsubscribe` less than [`LATE_WINDOW`] ago. Invariant: at most
-    /// [`LATE_MAX_SUBS`] entries, each also in `closed_order`.
+    /// Subscriptions closed by `unsubscribe` whose late-event window is open. Invariant: at
+    /// most [`LATE_MAX_SUBS`] entries, each also in `closed_order`.
     recently_closed: HashMap<(String, String), ClosedSub>,
-    /// Keys of `recently_closed`, oldest first (expiry order).
+    /// Keys of `recently_closed`, oldest first (expiry order: the core's windows have one
+    /// length, so they end in closing order).
     closed_order: VecDeque<(String, String)>,
 }
 
 impl Tables {
-    /// Drops closed subscriptions older than the window or beyond the cap.
-    fn expire_closed(&mut self, now: Instant) {
+    /// Drops closed subscriptions whose window ended, and the oldest beyond the cap.
+    fn expire_closed(&mut self, now: Mono) {
         while let Some(key) = self.closed_order.front() {
-            let expired = self
-                .recently_closed
-                .get(key)
-                .is_none_or(|c| now.duration_since(c.closed_at) > LATE_WINDOW);
+            let expired = self.recently_closed.get(key).is_none_or(|c| c.until < now);
             if !expired && self.closed_order.len() <= LATE_MAX_SUBS {
                 break;
             }
@@ -82,12 +81,28 @@ impl Tables {
 }
 
 /// The shared routing tables (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Routing {
     tables: Mutex<Tables>,
+    /// The core's clock (late-event windows are on its monotonic time).
+    clock: Clock,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self::new(Clock::start())
+    }
 }
 
 impl Routing {
+    /// Empty tables reading `clock`.
+    pub(crate) fn new(clock: Clock) -> Self {
+        Self {
+            tables: Mutex::default(),
+            clock,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave the maps inconsistent (single inserts
         // and removes), so a poisoned lock is still usable.
@@ -143,15 +158,16 @@ impl Routing {
             .insert((sdk_url.to_string(), sub.0.clone()), filters);
     }
 
-    /// Forgets a subscription; its filters stay for late traffic for [`LATE_WINDOW`].
-    pub(crate) fn unsubscribe(&self, sdk_url: &str, sub: &SubId) {
-        let now = Instant::now();
+    /// Forgets a subscription; its filters stay for late traffic until `late_until` (the
+    /// core's decision; `None`: no late traffic is offered).
+    pub(crate) fn unsubscribe(&self, sdk_url: &str, sub: &SubId, late_until: Option<Mono>) {
+        let now = self.clock.mono();
         let mut t = self.lock();
         let key = (sdk_url.to_string(), sub.0.clone());
-        if let Some(filters) = t.subs.remove(&key) {
+        if let (Some(filters), Some(until)) = (t.subs.remove(&key), late_until) {
             let closed = ClosedSub {
                 filters,
-                closed_at: now,
+                until,
                 offered: 0,
             };
             if t.recently_closed.insert(key.clone(), closed).is_none() {
@@ -169,7 +185,7 @@ impl Routing {
         };
         let key = (sdk_url.to_string(), sub.to_string());
         match t.subs.get(&key) {
-            None => Self::route_late(&mut t, &key, meta, relay),
+            None => Self::route_late(&mut t, &key, meta, relay, self.clock.mono()),
             Some(filters) if filters.iter().any(|f| sync_core::matches(f, meta)) => {
                 Route::Matched(relay)
             }
@@ -183,8 +199,9 @@ impl Routing {
         key: &(String, String),
         meta: &EventMeta,
         relay: RelayUrl,
+        now: Mono,
     ) -> Route {
-        t.expire_closed(Instant::now());
+        t.expire_closed(now);
         match t.recently_closed.get_mut(key) {
             Some(c)
                 if c.offered < LATE_MAX_EVENTS_PER_SUB
@@ -202,6 +219,45 @@ impl Routing {
 mod tests {
     use super::*;
     use nostr::{EventBuilder, Keys, Kind};
+
+    /// A late-event window two minutes from now.
+    fn window_end(routing: &Routing) -> Mono {
+        routing.clock.mono().plus_ms(120_000)
+    }
+
+    #[test]
+    fn the_cores_window_decides_how_long_late_traffic_is_offered() {
+        let routing = Routing::default();
+        let relay = RelayUrl::parse("ws://127.0.0.1:7002").unwrap();
+        let keys = Keys::generate();
+        let patch = EventBuilder::new(Kind::GitPatch, "p")
+            .sign_with_keys(&keys)
+            .unwrap();
+        let patch = EventMeta::from_event(&patch);
+        routing.add_relay("ws://z", &relay);
+        let filters = vec![Filter::new().kind(Kind::GitPatch)];
+        routing.subscribe("ws://z", &SubId::from("none"), filters.clone());
+        routing.unsubscribe("ws://z", &SubId::from("none"), None);
+        assert_eq!(
+            routing.route("ws://z", "none", &patch),
+            Route::UnknownSub(relay.clone()),
+            "no window: nothing late is offered"
+        );
+        routing.subscribe("ws://z", &SubId::from("past"), filters.clone());
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        routing.unsubscribe("ws://z", &SubId::from("past"), Some(Mono(1)));
+        assert_eq!(
+            routing.route("ws://z", "past", &patch),
+            Route::UnknownSub(relay.clone()),
+            "a window that ended offers nothing"
+        );
+        routing.subscribe("ws://z", &SubId::from("open"), filters);
+        routing.unsubscribe("ws://z", &SubId::from("open"), Some(window_end(&routing)));
+        assert_eq!(
+            routing.route("ws://z", "open", &patch),
+            Route::LateMatched(relay)
+        );
+    }
 
     #[test]
     fn events_are_routed_by_relay_subscription_and_filter() {
@@ -247,7 +303,7 @@ mod tests {
             &SubId::from("h"),
             vec![Filter::new().kind(Kind::GitPatch)],
         );
-        routing.unsubscribe("ws://x", &SubId::from("h"));
+        routing.unsubscribe("ws://x", &SubId::from("h"), Some(window_end(&routing)));
         assert_eq!(
             routing.route("ws://x", "h", &meta),
             Route::LateMatched(relay.clone()),
@@ -278,7 +334,7 @@ mod tests {
             &SubId::from("h"),
             vec![Filter::new().kind(Kind::GitPatch)],
         );
-        routing.unsubscribe("ws://y", &SubId::from("h"));
+        routing.unsubscribe("ws://y", &SubId::from("h"), Some(window_end(&routing)));
         assert_eq!(
             routing.route("ws://y", "h", &issue),
             Route::UnknownSub(relay.clone()),
@@ -298,7 +354,7 @@ mod tests {
         for i in 0..(LATE_MAX_SUBS + 10) {
             let sub = SubId(format!("s{i}"));
             routing.subscribe("ws://y", &sub, vec![Filter::new().kind(Kind::GitPatch)]);
-            routing.unsubscribe("ws://y", &sub);
+            routing.unsubscribe("ws://y", &sub, Some(window_end(&routing)));
         }
         let t = routing.lock();
         assert_eq!(t.recently_closed.len(), LATE_MAX_SUBS);

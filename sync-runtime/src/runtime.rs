@@ -1,6 +1,5 @@
 //! The entry point: [`SyncRuntime::builder`] → [`SyncRuntimeBuilder::spawn`] → [`SyncHandle`].
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -238,7 +237,7 @@ impl SyncRuntimeBuilder {
         let notifications = client.notifications();
         let (tx, inbox) = mpsc::channel(inbox_capacity);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let routing = Arc::new(Routing::default());
+        let routing = Arc::new(Routing::new(p.clock));
         let config = self.config;
         let policy = self.policy.unwrap_or_else(|| {
             Arc::new(GraspPolicy::new(
@@ -289,7 +288,6 @@ impl SyncRuntimeBuilder {
             frames,
             status: status_tx,
             commands: Some(commands_tx),
-            dialled: BTreeSet::new(),
             rejected_store: p.rejected_store,
             client,
             readers,

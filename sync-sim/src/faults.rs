@@ -89,6 +89,12 @@ pub enum Fault {
     },
     /// A `Tick` although nothing is due: must be a no-op.
     SpuriousTick,
+    /// The connection breaks right after the shell reads the relay's next EOSE: the REQ the
+    /// core sends in answer cannot be written (`Input::SendFailed`), then the drop is noticed.
+    BreakAfterEose {
+        /// The relay.
+        relay: String,
+    },
 }
 
 /// A fault at a moment of the safety phase.
@@ -101,7 +107,7 @@ pub struct Timed {
 }
 
 /// The kinds of fault a seed can enable, each with its own weight.
-const KINDS: usize = 21;
+const KINDS: usize = 22;
 
 fn wall_at(at_ms: u64) -> u64 {
     WALL0 + at_ms / 1000
@@ -212,7 +218,8 @@ fn draw_one(g: &mut Gen, kind: usize, at_ms: u64) -> Vec<Fault> {
         19 => one(Fault::Lagged {
             relay: if g.rng.chance(50) { Some(r) } else { None },
         }),
-        _ => one(Fault::SpuriousTick),
+        20 => one(Fault::SpuriousTick),
+        _ => one(Fault::BreakAfterEose { relay: r }),
     }
 }
 

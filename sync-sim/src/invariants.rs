@@ -101,7 +101,9 @@ impl Checker {
                 self.open.remove(relay);
                 self.failed_at.insert(relay.clone(), at_ms);
             }
-            Input::Closed { relay, sub, .. } | Input::NegentropyDiff { relay, sub, .. } => {
+            Input::Closed { relay, sub, .. }
+            | Input::SendFailed { relay, sub, .. }
+            | Input::NegentropyDiff { relay, sub, .. } => {
                 if let Some(s) = self.open.get_mut(relay) {
                     s.remove(sub);
                 }
@@ -242,6 +244,15 @@ impl Checker {
                     s.remove(sub);
                 }
             }
+            Command::Forget { .. } => {
+                if after.is_some() {
+                    return Err((
+                        "forget-tracked",
+                        format!("Forget {relay} which the core still tracks ({after:?})"),
+                    ));
+                }
+                self.open.remove(relay);
+            }
             Command::Disconnect { .. } | Command::Reoffer { .. } => {}
         }
         Ok(())
@@ -320,5 +331,6 @@ fn short(c: &Command) -> &'static str {
         Command::Unsubscribe { .. } => "Unsubscribe",
         Command::NegentropyDiff { .. } => "NegentropyDiff",
         Command::Reoffer { .. } => "Reoffer",
+        Command::Forget { .. } => "Forget",
     }
 }

@@ -69,6 +69,8 @@ pub struct FakeRelay {
     pub drop_eose: u32,
     /// Negentropy reconciliations still to fail.
     pub neg_errors: u32,
+    /// The connection breaks right after its next EOSE is read (a fault).
+    pub break_after_eose: bool,
     /// Latency stream.
     rng: SimRng,
     /// Largest REQ message (JSON bytes) the relay accepts, announced through NIP-11; larger
@@ -97,6 +99,7 @@ impl FakeRelay {
             stall_ms: 0,
             drop_eose: 0,
             neg_errors: 0,
+            break_after_eose: false,
             rng: SimRng::new(seed, 1_000 + index),
             max_message_bytes: None,
         }
@@ -280,16 +283,23 @@ impl FakeRelay {
         let d = self.latency();
         let result = match self.spec.neg {
             NegMode::Silent => return None,
-            NegMode::UnsupportedNotice => NegentropyResult::Unsupported {
+            // The shell's timeout answers for the relay (the world delays it accordingly).
+            NegMode::Timeout => NegentropyResult::Timeout,
+            NegMode::UnsupportedNotice => NegentropyResult::Refused {
                 message: "ERROR: unknown envelope label: NEG-OPEN".into(),
             },
-            NegMode::UnsupportedNegErr => NegentropyResult::Unsupported {
+            NegMode::UnsupportedNegErr => NegentropyResult::Refused {
                 message: "NEG-ERR: blocked: negentropy is disabled".into(),
             },
             NegMode::On if self.neg_errors > 0 => {
+                // The fault cycles through what can go wrong with one reconciliation.
                 self.neg_errors -= 1;
-                NegentropyResult::Failed {
-                    message: "NEG-ERR: error: reconciliation aborted".into(),
+                match self.neg_errors % 3 {
+                    0 => NegentropyResult::Error {
+                        message: "NEG-ERR: error: reconciliation aborted".into(),
+                    },
+                    1 => NegentropyResult::Timeout,
+                    _ => NegentropyResult::Lagged,
                 }
             }
             NegMode::On => {
@@ -389,5 +399,6 @@ impl FakeRelay {
         self.stall_until_ms = 0;
         self.drop_eose = 0;
         self.neg_errors = 0;
+        self.break_after_eose = false;
     }
 }

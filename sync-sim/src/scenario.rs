@@ -30,6 +30,8 @@ pub enum NegMode {
     UnsupportedNegErr,
     /// Never answers (the core's batch deadline must resolve it).
     Silent,
+    /// Never answers, and the shell reports `Timeout` after `negentropy_timeout_ms`.
+    Timeout,
 }
 
 /// One fake relay's behaviour.
@@ -278,6 +280,7 @@ fn draw_relay(i: usize, rng: &mut SimRng) -> RelaySpec {
         0..=5 => NegMode::On,
         6 => NegMode::UnsupportedNotice,
         7 => NegMode::UnsupportedNegErr,
+        8 => NegMode::Timeout,
         _ => NegMode::Silent,
     };
     RelaySpec {

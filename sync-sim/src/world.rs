@@ -43,6 +43,16 @@ enum Queued {
     Input(Input),
 }
 
+/// The filters of a subscription the world sent, as the runtime's routing table keeps them:
+/// events on it are offered to the host while it is open and match, or after its close until
+/// the core's `late_until` if they match; otherwise they are `Outcome::NotOffered`.
+#[derive(Clone, Debug)]
+struct SubRoute {
+    filters: Vec<nostr::Filter>,
+    /// `None` while open; the end of the late-event window once closed.
+    late_until: Option<u64>,
+}
+
 /// What a run did, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -89,6 +99,8 @@ pub struct World {
     rng: SimRng,
     /// Wire accounting (`sync-sim bench` only; `None` costs nothing).
     pub wire: Option<WireLog>,
+    /// Open and recently closed subscriptions (see [`SubRoute`]).
+    routes: BTreeMap<(RelayUrl, sync_core::SubId), SubRoute>,
 }
 
 impl World {
@@ -131,6 +143,7 @@ impl World {
             published_local: BTreeSet::new(),
             rng: SimRng::new(scenario.seed, 2),
             wire: None,
+            routes: BTreeMap::new(),
         }
     }
 
@@ -166,7 +179,7 @@ impl World {
     /// and NOTICE messages of `relay` (or of every relay) is lost, as when nostr-sdk's
     /// broadcast receiver falls behind: the oldest messages are overwritten, newer ones still
     /// arrive. Negentropy answers do not travel on that stream (the runtime's executor
-    /// returns them) and stay.
+    /// returns them) and stay, but a reconciliation still in flight reports `Lagged`.
     fn lose_stream_messages(&mut self, relay: Option<&RelayUrl>) {
         let on_stream = |q: &Queued| match q {
             Queued::Msg { relay: r, msg, .. } => {
@@ -174,6 +187,20 @@ impl World {
             }
             _ => false,
         };
+        // The runtime watches the relay's notification channel while a reconciliation runs; a
+        // lag there makes it report the (possibly partial) result as `Lagged`.
+        for q in self.queue.values_mut() {
+            if let Queued::Msg {
+                relay: r,
+                msg: RelayMsg::Neg(_, result @ sync_core::NegentropyResult::Missing { .. }),
+                ..
+            } = q
+            {
+                if relay.is_none_or(|want| want == r) {
+                    *result = sync_core::NegentropyResult::Lagged;
+                }
+            }
+        }
         let total = self.queue.values().filter(|q| on_stream(q)).count();
         let mut lose = total.div_ceil(2);
         self.queue.retain(|_, q| {
@@ -266,15 +293,45 @@ impl World {
                 kind,
                 filters,
             } => {
-                if let Some(r) = self.relays.get_mut(&relay).filter(|r| r.conn.is_some()) {
-                    if let Some(w) = &mut self.wire {
-                        w.req(&relay, &sub, kind, &filters);
+                self.routes.insert(
+                    (relay.clone(), sub.clone()),
+                    SubRoute {
+                        filters: filters.clone(),
+                        late_until: None,
+                    },
+                );
+                match self.relays.get_mut(&relay) {
+                    Some(r) if r.conn.is_some() => {
+                        if let Some(w) = &mut self.wire {
+                            w.req(&relay, &sub, kind, &filters);
+                        }
+                        let msgs = r.on_req(now_ms, &sub, kind, &filters);
+                        self.send(&relay, msgs);
                     }
-                    let msgs = r.on_req(now_ms, &sub, kind, &filters);
-                    self.send(&relay, msgs);
+                    // The connection is gone (its `Disconnected` is still in flight): the
+                    // runtime's `send_msg` fails and reports it.
+                    Some(_) => {
+                        let error = "relay not connected".to_string();
+                        let failed = Input::SendFailed { relay, sub, error };
+                        self.later(0, Queued::Input(failed));
+                    }
+                    None => {}
                 }
             }
-            Command::Unsubscribe { relay, sub } => {
+            Command::Unsubscribe {
+                relay,
+                sub,
+                late_until,
+            } => {
+                self.routes
+                    .retain(|_, r| r.late_until.is_none_or(|t| t >= now_ms));
+                let key = (relay.clone(), sub.clone());
+                match (late_until, self.routes.get_mut(&key)) {
+                    (Some(t), Some(route)) => route.late_until = Some(t.0),
+                    _ => {
+                        self.routes.remove(&key);
+                    }
+                }
                 if let Some(r) = self.relays.get_mut(&relay) {
                     if let (Some(w), Some(_)) = (&mut self.wire, r.conn) {
                         w.close(&sub);
@@ -294,12 +351,24 @@ impl World {
                             neg_model(local, remote, missing, extra),
                         );
                     }
-                    if let Some(msg) = r.on_negentropy(&sub, &filter, host) {
-                        self.send(&relay, vec![msg]);
+                    if let Some((delay, msg)) = r.on_negentropy(&sub, &filter, host) {
+                        // A timeout is the shell's answer, after its timeout.
+                        let delay = if matches!(
+                            msg,
+                            RelayMsg::Neg(_, sync_core::NegentropyResult::Timeout)
+                        ) {
+                            let cfg = self.core.config();
+                            cfg.negentropy_timeout_ms.min(cfg.batch_deadline_ms)
+                        } else {
+                            delay
+                        };
+                        self.send(&relay, vec![(delay, msg)]);
                     }
                 }
             }
             Command::Reoffer { ids } => return self.reoffer(ids),
+            // The fake relay keeps its store; the world holds nothing else for it.
+            Command::Forget { .. } => {}
         }
         Ok(())
     }
@@ -356,7 +425,12 @@ impl World {
             Queued::ConnectFailed { relay, error } => {
                 self.feed(Input::ConnectFailed { relay, error })
             }
-            Queued::Disconnected { relay } => self.feed(Input::Disconnected { relay }),
+            Queued::Disconnected { relay } => {
+                // The routing table forgets the connection's open subscriptions.
+                self.routes
+                    .retain(|(r, _), route| *r != relay || route.late_until.is_some());
+                self.feed(Input::Disconnected { relay })
+            }
             Queued::Input(input) => self.feed(input),
         }
     }
@@ -367,6 +441,21 @@ impl World {
         }
         match msg {
             RelayMsg::Event(sub, event) => {
+                let offered = self
+                    .routes
+                    .get(&(relay.clone(), sub.clone()))
+                    .is_some_and(|r| {
+                        r.late_until.is_none_or(|t| t >= self.mono_ms)
+                            && r.filters.iter().any(|f| sync_core::matches(f, &event))
+                    });
+                if !offered {
+                    return self.feed(Input::Delivered {
+                        relay,
+                        sub,
+                        event,
+                        outcome: Outcome::NotOffered,
+                    });
+                }
                 let decision = self.host.offer(&event);
                 self.feed(Input::Delivered {
                     relay,
@@ -379,7 +468,21 @@ impl World {
                 }
                 Ok(())
             }
-            RelayMsg::Eose(sub) => self.feed(Input::Eose { relay, sub }),
+            RelayMsg::Eose(sub) => {
+                if let Some(r) = self.relays.get_mut(&relay).filter(|r| r.break_after_eose) {
+                    // Read, then the connection breaks before the core's answer is written.
+                    r.break_after_eose = false;
+                    if r.close() {
+                        self.later(
+                            1,
+                            Queued::Disconnected {
+                                relay: relay.clone(),
+                            },
+                        );
+                    }
+                }
+                self.feed(Input::Eose { relay, sub })
+            }
             RelayMsg::Closed(sub, message) => self.feed(Input::Closed {
                 relay,
                 sub,
@@ -395,7 +498,10 @@ impl World {
         self.counts.faults += 1;
         if matches!(
             fault,
-            Fault::StallEose { .. } | Fault::DropEose { .. } | Fault::NegError { .. }
+            Fault::StallEose { .. }
+                | Fault::DropEose { .. }
+                | Fault::NegError { .. }
+                | Fault::BreakAfterEose { .. }
         ) {
             self.set_relay_knob(&fault);
             return Ok(());
@@ -405,7 +511,10 @@ impl World {
         match fault {
             Fault::Disconnect { relay } => self.drop_connection(url(&relay), None),
             Fault::Down { relay, for_ms } => self.drop_connection(url(&relay), Some(for_ms)),
-            Fault::StallEose { .. } | Fault::DropEose { .. } | Fault::NegError { .. } => {}
+            Fault::StallEose { .. }
+            | Fault::DropEose { .. }
+            | Fault::NegError { .. }
+            | Fault::BreakAfterEose { .. } => {}
             Fault::CloseSubs {
                 relay,
                 live,
@@ -462,7 +571,8 @@ impl World {
         let now_ms = self.mono_ms;
         let (Fault::StallEose { relay, .. }
         | Fault::DropEose { relay, .. }
-        | Fault::NegError { relay, .. }) = fault
+        | Fault::NegError { relay, .. }
+        | Fault::BreakAfterEose { relay }) = fault
         else {
             return;
         };
@@ -476,6 +586,7 @@ impl World {
             }
             Fault::DropEose { count, .. } => r.drop_eose += count,
             Fault::NegError { count, .. } => r.neg_errors += count,
+            Fault::BreakAfterEose { .. } => r.break_after_eose = true,
             _ => {}
         }
     }
@@ -500,7 +611,7 @@ impl World {
         match decision.outcome {
             Outcome::Saved => self.feed(Input::Accepted { event })?,
             Outcome::Rejected => self.feed(Input::Rejected { event })?,
-            Outcome::Duplicate | Outcome::Deferred => {}
+            Outcome::Duplicate | Outcome::Deferred | Outcome::NotOffered => {}
         }
         if let Some(coord) = decision.withdrew {
             self.feed(Input::WithdrawRepo { coord })?;
@@ -604,9 +715,14 @@ fn account_inbound(w: &mut WireLog, msg: &RelayMsg) {
         RelayMsg::Closed(sub, message) => w.closed(sub, message),
         RelayMsg::Notice(message) => w.notice(message),
         RelayMsg::Neg(sub, result) => match result {
-            sync_core::NegentropyResult::Missing { .. } => w.neg_answer(sub, None),
-            sync_core::NegentropyResult::Unsupported { message }
-            | sync_core::NegentropyResult::Failed { message } => {
+            // A lagged reconciliation was answered; the shell discarded what it saw.
+            sync_core::NegentropyResult::Missing { .. } | sync_core::NegentropyResult::Lagged => {
+                w.neg_answer(sub, None);
+            }
+            // Nothing came from the relay.
+            sync_core::NegentropyResult::Timeout => {}
+            sync_core::NegentropyResult::Refused { message }
+            | sync_core::NegentropyResult::Error { message } => {
                 w.neg_answer(sub, Some(message));
             }
         },

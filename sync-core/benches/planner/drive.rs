@@ -54,7 +54,7 @@ impl Counts {
             }
             Command::Unsubscribe { .. } => self.closes += 1,
             Command::Connect { .. } => self.connects += 1,
-            Command::Disconnect { .. } | Command::Reoffer { .. } => {}
+            Command::Disconnect { .. } | Command::Reoffer { .. } | Command::Forget { .. } => {}
         }
     }
 }

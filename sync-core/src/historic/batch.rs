@@ -54,8 +54,10 @@ pub(crate) enum Stage {
     reason = "a batch holds at most one request per filter; boxing every page cursor would add an allocation per page"
 )]
 pub(crate) enum Request {
-    /// A negentropy reconciliation of one semantic filter: its index in `Batch::filters`.
-    Diff(usize),
+    /// A negentropy reconciliation of one semantic filter: its index in `Batch::filters`, and
+    /// how many earlier attempts of it the shell reported as lagged (see
+    /// [`crate::NEG_LAG_ATTEMPTS`]).
+    Diff(usize, u32),
     /// An `ids` fetch.
     Ids(Vec<EventId>),
     /// One page of a paginated semantic filter.

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use nostr::{EventId, Timestamp};
 
 use crate::command::{Command, SubId, SubKind};
-use crate::core::Ctx;
+use crate::core::{CloseReason, Ctx};
 use crate::event_meta::EventMeta;
 use crate::filters::{build_keys, historic, ids as id_filters};
 use crate::historic::batch::{Batch, OpenRequest, Origin, Request, Stage};
@@ -14,11 +14,21 @@ use crate::historic::negentropy::{FetchNext, IdFetch};
 use crate::historic::pagination::{Cursor, Next};
 use crate::input::NegentropyResult;
 use crate::item::Key;
-use crate::relay::health::{is_rate_limited, is_too_many};
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 
 /// Times a request is re-sent after a rate-limit CLOSED before its batch fails.
 const MAX_REQUEUES: u32 = 3;
+
+/// Attempts in all of one reconciliation whose result the shell reported as
+/// [`NegentropyResult::Lagged`] before its batch falls back to REQ: a lag is a burst of
+/// traffic on that relay, and a REQ fallback for the whole batch costs far more than a re-run.
+pub const NEG_LAG_ATTEMPTS: u32 = 3;
+
+/// Negentropy timeouts in a row (no `Missing` in between; a diff that misses its batch
+/// deadline counts too) after which the relay is treated as not speaking NIP-77 until the
+/// daily resync. A single timeout only sends its batch to REQ: a relay busy for a moment is
+/// not a relay without NIP-77.
+pub const NEG_TIMEOUTS_UNSUPPORTED: u32 = 3;
 
 /// After a lag, a batch whose REQs get no delivery and no EOSE for this long re-sends them
 /// (their EOSE was probably lost in the lag). A relay that is merely slow costs one page
@@ -43,7 +53,9 @@ impl RelayState {
                 Stage::Diff {
                     missing: BTreeSet::new(),
                 },
-                (0..filters.len()).map(|i| (Request::Diff(i), 0)).collect(),
+                (0..filters.len())
+                    .map(|i| (Request::Diff(i, 0), 0))
+                    .collect(),
             )
         } else {
             ctx.stats.req_batches += 1;
@@ -102,7 +114,7 @@ impl RelayState {
         };
         let relay = self.url.clone();
         let (sub, filter) = match &request {
-            Request::Diff(i) => {
+            Request::Diff(i, _) => {
                 let Some(f) = batch.filters.get(*i) else {
                     return;
                 };
@@ -129,7 +141,7 @@ impl RelayState {
             }
         };
         // A negentropy subscription keeps no copy of its filter: `batch.filters` has it.
-        let (role, filters) = if matches!(request, Request::Diff(_)) {
+        let (role, filters) = if matches!(request, Request::Diff(..)) {
             ctx.out.push(Command::NegentropyDiff {
                 relay,
                 sub: sub.clone(),
@@ -166,7 +178,7 @@ impl RelayState {
         let Some(b) = self.pending.batches.get(&batch) else {
             return false;
         };
-        let Some(Request::Diff(i)) = b.open.get(sub).map(|o| &o.request) else {
+        let Some(Request::Diff(i, _)) = b.open.get(sub).map(|o| &o.request) else {
             return false;
         };
         b.filters.get(*i).is_some_and(|f| {
@@ -186,7 +198,7 @@ impl RelayState {
         let grace = ctx.now.mono.plus_ms(LAG_EOSE_GRACE_MS);
         for batch in self.pending.batches.values_mut() {
             for open in batch.open.values_mut() {
-                if !matches!(open.request, Request::Diff(_)) {
+                if !matches!(open.request, Request::Diff(..)) {
                     open.lagged = true;
                     open.lag_grace = Some(grace);
                 }
@@ -198,10 +210,7 @@ impl RelayState {
     fn requeue(&mut self, ctx: &mut Ctx<'_>, sub: SubId, batch: u64) {
         self.pending.sub_batch.remove(&sub);
         self.subs.remove(&sub);
-        ctx.out.push(Command::Unsubscribe {
-            relay: self.url.clone(),
-            sub: sub.clone(),
-        });
+        ctx.unsubscribe(&self.url, sub.clone());
         if let Some(b) = self.pending.batches.get_mut(&batch) {
             if let Some(open) = b.open.remove(&sub) {
                 b.queued.push_front((restart(open.request), open.requeues));
@@ -301,10 +310,7 @@ impl RelayState {
         let Some((batch_id, open)) = self.take_request(sub) else {
             return;
         };
-        ctx.out.push(Command::Unsubscribe {
-            relay: self.url.clone(),
-            sub: sub.clone(),
-        });
+        ctx.unsubscribe(&self.url, sub.clone());
         let full_at = self
             .budget
             .max_limit
@@ -344,25 +350,27 @@ impl RelayState {
                     }
                 }
             }
-            Request::Diff(_) => self.after_diff_request(ctx, batch_id),
+            Request::Diff(..) => self.after_diff_request(ctx, batch_id),
         }
         self.pump(ctx);
     }
 
-    /// The answer to a `NegentropyDiff` command.
+    /// The answer to a `NegentropyDiff` command: the shell reports what happened, this decides
+    /// what follows.
     pub(crate) fn on_negentropy_result(
         &mut self,
         ctx: &mut Ctx<'_>,
         sub: &SubId,
         result: NegentropyResult,
     ) {
-        let Some((batch_id, _open)) = self.take_request(sub) else {
+        let Some((batch_id, open)) = self.take_request(sub) else {
             ctx.stats.late_messages += 1;
             return;
         };
         match result {
             NegentropyResult::Missing { ids } => {
                 self.neg = NegSupport::Supported;
+                self.neg_timeouts = 0;
                 if let Some(Batch {
                     stage: Stage::Diff { missing },
                     ..
@@ -372,13 +380,41 @@ impl RelayState {
                 }
                 self.after_diff_request(ctx, batch_id);
             }
-            NegentropyResult::Unsupported { .. } => {
+            NegentropyResult::Refused { .. } => {
                 self.neg = NegSupport::Unsupported;
                 self.fallback(ctx, batch_id);
             }
-            NegentropyResult::Failed { .. } => self.fallback(ctx, batch_id),
+            NegentropyResult::Timeout => self.on_negentropy_timeout(ctx, batch_id),
+            NegentropyResult::Lagged => {
+                match (open.request, self.pending.batches.get_mut(&batch_id)) {
+                    (Request::Diff(i, lagged), Some(b)) if lagged + 1 < NEG_LAG_ATTEMPTS => {
+                        // Run it again (a new id, sent when a slot is free); the other diffs
+                        // of the batch keep going.
+                        ctx.stats.negentropy_reruns += 1;
+                        b.queued
+                            .push_front((Request::Diff(i, lagged + 1), open.requeues));
+                        if b.open.is_empty() {
+                            b.deadline = None;
+                        }
+                    }
+                    _ => self.fallback(ctx, batch_id),
+                }
+            }
+            NegentropyResult::Error { .. } => self.fallback(ctx, batch_id),
         }
         self.pump(ctx);
+    }
+
+    /// A reconciliation of `batch_id` got no answer in time (the shell's timeout or the
+    /// batch deadline): the batch falls back to REQ, and after
+    /// [`NEG_TIMEOUTS_UNSUPPORTED`] timeouts in a row the relay counts as not speaking NIP-77.
+    fn on_negentropy_timeout(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        ctx.stats.negentropy_timeouts += 1;
+        self.neg_timeouts = self.neg_timeouts.saturating_add(1);
+        if self.neg_timeouts >= NEG_TIMEOUTS_UNSUPPORTED {
+            self.neg = NegSupport::Unsupported;
+        }
+        self.fallback(ctx, batch_id);
     }
 
     /// After a diff finished: when the last one is in, fetch what is missing (minus rejected).
@@ -387,7 +423,7 @@ impl RelayState {
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };
-        if batch.has_outstanding(|r| matches!(r, Request::Diff(_))) {
+        if batch.has_outstanding(|r| matches!(r, Request::Diff(..))) {
             return;
         }
         let Stage::Diff { missing } = &mut batch.stage else {
@@ -454,23 +490,25 @@ impl RelayState {
         for sub in std::mem::take(&mut batch.open).into_keys() {
             self.pending.sub_batch.remove(&sub);
             self.subs.remove(&sub);
-            ctx.out.push(Command::Unsubscribe {
-                relay: self.url.clone(),
-                sub,
-            });
+            ctx.unsubscribe(&self.url, sub);
         }
         batch.queued.clear();
         batch.deadline = None;
     }
 
     /// CLOSED on a historic or negentropy subscription.
-    pub(crate) fn on_historic_closed(&mut self, ctx: &mut Ctx<'_>, sub: &SubId, message: &str) {
+    pub(crate) fn on_historic_closed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sub: &SubId,
+        reason: CloseReason,
+    ) {
         let open_before = self.subs.len();
         let Some((batch_id, open)) = self.take_request(sub) else {
             return;
         };
-        if is_rate_limited(message) {
-            if is_too_many(message) {
+        if reason.rate_limited {
+            if reason.too_many {
                 ctx.stats.too_many_answers += 1;
                 self.budget.shrink(open_before);
                 self.enforce_budget(ctx);
@@ -492,14 +530,14 @@ impl RelayState {
                         b.failed = true;
                     }
                 }
-                Request::Ids(_) | Request::Diff(_) => self.fallback(ctx, batch_id),
+                Request::Ids(_) | Request::Diff(..) => self.fallback(ctx, batch_id),
             }
         }
         self.pump(ctx);
     }
 
-    /// Resolves batches whose deadline passed: a silent negentropy diff falls back to REQ, any
-    /// other stage fails.
+    /// Resolves batches whose deadline passed: a silent negentropy diff is a timeout (the batch
+    /// falls back to REQ), any other stage fails.
     pub(crate) fn on_batch_deadlines(&mut self, ctx: &mut Ctx<'_>) {
         let due: Vec<u64> = self
             .pending
@@ -514,8 +552,7 @@ impl RelayState {
                 Some(Stage::Diff { .. })
             );
             if in_diff {
-                self.neg = NegSupport::Unsupported;
-                self.fallback(ctx, id);
+                self.on_negentropy_timeout(ctx, id);
             } else if self.requeue_lagged(ctx, id)
                 || self
                     .pending

@@ -36,10 +36,14 @@ impl SyncCore {
         self.touched.insert(url.clone());
     }
 
-    /// Stops tracking a relay, keeping its id counter (see `retired_seq`).
-    fn forget_relay(&mut self, url: &RelayUrl) {
+    /// Stops tracking a relay, keeping its id counter (see `retired_seq`), and tells the shell
+    /// to drop what it holds for it if it was ever dialled.
+    fn forget_relay(&mut self, url: &RelayUrl, out: &mut Vec<Command>) {
         if let Some(r) = self.relays.remove(url) {
             self.retired_seq = self.retired_seq.max(r.seq);
+            if r.dialled {
+                out.push(Command::Forget { relay: url.clone() });
+            }
         }
     }
 
@@ -51,7 +55,7 @@ impl SyncCore {
         self.touched.insert(url.clone());
         match r.status {
             Status::Disconnected => {
-                self.forget_relay(url);
+                self.forget_relay(url, out);
             }
             Status::Disconnecting => {}
             _ => {
@@ -119,7 +123,7 @@ impl SyncCore {
             _ => ctx.stats.ignored_inputs += 1,
         }
         if !wanted && r.status == Status::Disconnected {
-            self.forget_relay(url);
+            self.forget_relay(url, out);
         }
     }
 
@@ -141,7 +145,7 @@ impl SyncCore {
             }
         }
         if !wanted && r.status == Status::Disconnected {
-            self.forget_relay(url);
+            self.forget_relay(url, out);
         }
     }
 
@@ -174,7 +178,7 @@ impl SyncCore {
             }
         }
         if !wanted && r.status == Status::Disconnected {
-            self.forget_relay(url);
+            self.forget_relay(url, out);
         }
     }
 }
@@ -188,6 +192,7 @@ impl RelayState {
                 ctx.out.push(Command::Connect {
                     relay: self.url.clone(),
                 });
+                self.dialled = true;
                 self.status = Status::Connecting;
                 self.status_deadline = Some(now.plus_ms(ctx.cfg.connect_timeout_ms));
             }
@@ -261,6 +266,7 @@ impl RelayState {
         self.catchup_pending = false;
         self.lag_followup_since = None;
         self.neg = NegSupport::Unknown;
+        self.neg_timeouts = 0;
         self.status = Status::Syncing;
         let candidates = all_candidates(self, ctx);
         self.plan(ctx, &candidates, Origin::Daily);

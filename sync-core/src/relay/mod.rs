@@ -184,6 +184,11 @@ pub(crate) struct RelayState {
     pub(crate) budget: Budget,
     /// NIP-77 support; reset to `Unknown` by the daily resync.
     pub(crate) neg: NegSupport,
+    /// A `Connect` was sent for it (so the shell holds state for it until `Command::Forget`).
+    pub(crate) dialled: bool,
+    /// Negentropy timeouts in a row (reset by a `Missing` and the daily resync); at
+    /// [`crate::NEG_TIMEOUTS_UNSUPPORTED`] `neg` becomes `Unsupported`.
+    pub(crate) neg_timeouts: u32,
     /// When the current connection opened (live statuses only).
     pub(crate) connected_at: Option<Mono>,
     /// When the last connection closed.
@@ -241,6 +246,8 @@ impl RelayState {
             },
             budget: Budget::new(cfg),
             neg: NegSupport::Unknown,
+            neg_timeouts: 0,
+            dialled: false,
             connected_at: None,
             disconnected_at: None,
             synced_through: None,

@@ -257,7 +257,10 @@ impl World {
                 filters,
             } => self.serve_req(relay, sub, &filters),
             Command::NegentropyDiff { relay, sub, filter } => self.serve_neg(relay, sub, &filter),
-            Command::Subscribe { .. } | Command::Unsubscribe { .. } | Command::Reoffer { .. } => {}
+            Command::Subscribe { .. }
+            | Command::Unsubscribe { .. }
+            | Command::Reoffer { .. }
+            | Command::Forget { .. } => {}
         }
     }
 
@@ -303,7 +306,7 @@ impl World {
         let r = &self.remotes[&relay];
         let result = match r.neg {
             Neg::Silent => return,
-            Neg::Unsupported => NegentropyResult::Unsupported {
+            Neg::Unsupported => NegentropyResult::Refused {
                 message: "ERROR: unknown envelope label: NEG-OPEN".into(),
             },
             Neg::On => {
@@ -443,6 +446,9 @@ impl World {
                 sub,
                 message,
             } => format!("Closed {relay} {sub} {message:?}"),
+            Input::SendFailed { relay, sub, error } => {
+                format!("SendFailed {relay} {sub} {error:?}")
+            }
             Input::Notice { relay, message } => format!("Notice {relay} {message:?}"),
             Input::RelayInfo { relay, limits } => format!("RelayInfo {relay} {limits:?}"),
             Input::NegentropyDiff { relay, sub, result } => match result {
@@ -471,10 +477,11 @@ impl World {
                 let fs: Vec<String> = filters.iter().map(|f| self.render_filter(f)).collect();
                 format!("Subscribe {relay} {sub} {kind:?} [{}]", fs.join(", "))
             }
-            Command::Unsubscribe { relay, sub } => format!("Unsubscribe {relay} {sub}"),
+            Command::Unsubscribe { relay, sub, .. } => format!("Unsubscribe {relay} {sub}"),
             Command::NegentropyDiff { relay, sub, filter } => {
                 format!("NegDiff {relay} {sub} {}", self.render_filter(filter))
             }
+            Command::Forget { relay } => format!("Forget {relay}"),
             Command::Reoffer { ids } => format!(
                 "Reoffer {:?}",
                 ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>()
