@@ -95,6 +95,7 @@ mod budget;
 mod command;
 mod config;
 mod core;
+mod ctx;
 mod discovery;
 mod event_meta;
 pub mod filters;

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::command::{Command, SubId, SubKind};
-use crate::core::Ctx;
+use crate::ctx::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
 use crate::filters::key_values;
 use crate::index::want::WantIndex;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::Ctx;
+use crate::ctx::Ctx;
 use crate::historic::batch::Origin;
 use crate::item::{Item, Key};
 use crate::relay::RelayState;

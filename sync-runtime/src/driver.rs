@@ -8,30 +8,17 @@ use std::time::{Duration, Instant};
 
 use nostr_sdk::Client;
 use sync_core::{Input, Mono, SyncCore};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::clock::Clock;
 use crate::error::RuntimeError;
-use crate::executor::ExecMsg;
+use crate::messages::{DriverMsg, ExecMsg};
 use crate::metrics::{Exported, Metrics};
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
 use crate::status::RuntimeStatus;
 use crate::transport::FrameCounts;
-
-/// A message to the driver.
-#[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "inputs are nearly every message; boxing them would allocate per relay message"
-)]
-pub(crate) enum DriverMsg {
-    /// Something happened: feed it to the core.
-    Input(Input),
-    /// Stop: persist, flush, close connections, then answer.
-    Shutdown(oneshot::Sender<Result<(), RuntimeError>>),
-}
 
 /// How often the status snapshot and gauges are refreshed while inputs keep arriving (they are
 /// always refreshed when the inbox is empty).

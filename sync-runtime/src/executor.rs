@@ -17,16 +17,9 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::dial::Dialer;
-use crate::driver::DriverMsg;
 use crate::ingest::Ingest;
+use crate::messages::{DriverMsg, ExecMsg};
 use crate::routing::Routing;
-
-/// Work for the executor, in order.
-#[derive(Debug)]
-pub(crate) enum ExecMsg {
-    /// A command of the core.
-    Command(Command),
-}
 
 /// Timing knobs of the executor, derived from the core's config.
 #[derive(Clone, Copy, Debug)]

@@ -23,8 +23,8 @@ use nostr_sdk::RelayPoolNotification;
 use sync_core::{EventMeta, Input, Outcome};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::driver::DriverMsg;
 use crate::event_limits::{EventLimits, EventRefusal};
+use crate::messages::DriverMsg;
 use crate::metrics::Metrics;
 use crate::policy::{Verdict, WritePolicy};
 use crate::reoffer::ReofferCache;

@@ -121,6 +121,7 @@ mod event_limits;
 mod executor;
 pub mod grasp;
 mod ingest;
+mod messages;
 mod metrics;
 mod monitor;
 mod negentropy;

@@ -11,7 +11,7 @@ use nostr_sdk::{Client, RelayStatus};
 use sync_core::Input;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::driver::DriverMsg;
+use crate::messages::DriverMsg;
 use crate::routing::Routing;
 
 pub(crate) fn is_down(status: RelayStatus) -> bool {

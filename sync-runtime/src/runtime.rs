@@ -14,12 +14,13 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::dial::Dialer;
-use crate::driver::{Driver, DriverMsg};
+use crate::driver::Driver;
 use crate::error::RuntimeError;
 use crate::event_limits::EventLimits;
 use crate::executor::{ExecTimings, Executor, Reach};
 use crate::grasp::GraspPolicy;
 use crate::ingest::{Ingest, OnStored};
+use crate::messages::DriverMsg;
 use crate::metrics::{Exported, Metrics};
 use crate::policy::WritePolicy;
 use crate::recorder::Recorder;

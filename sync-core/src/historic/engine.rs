@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use nostr::{EventId, Timestamp};
 
 use crate::command::{Command, SubId, SubKind};
-use crate::core::{CloseReason, Ctx};
+use crate::ctx::Ctx;
 use crate::event_meta::EventMeta;
 use crate::filters::{build_keys, historic, ids as id_filters};
 use crate::historic::batch::{Batch, OpenRequest, Origin, Request, Stage};
@@ -14,6 +14,7 @@ use crate::historic::negentropy::{FetchNext, IdFetch};
 use crate::historic::pagination::{Cursor, Next};
 use crate::input::NegentropyResult;
 use crate::item::Key;
+use crate::relay::health::CloseReason;
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 
 /// Times a request is re-sent after a rate-limit CLOSED before its batch fails.

@@ -113,6 +113,32 @@ pub fn is_negentropy_unsupported(text: &str) -> bool {
         || t.contains("unknown message type")
 }
 
+/// Why a subscription ended without EOSE, as far as the core's decisions go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CloseReason {
+    /// The relay asked us to slow down (cooldown, re-queue).
+    pub(crate) rate_limited: bool,
+    /// ... because of too many subscriptions/REQs/filters (the budget shrinks).
+    pub(crate) too_many: bool,
+}
+
+impl CloseReason {
+    /// A REQ the shell could not send: not a rate limit.
+    pub(crate) const NOT_SENT: Self = Self {
+        rate_limited: false,
+        too_many: false,
+    };
+
+    /// The reason a CLOSED message gives.
+    pub(crate) fn of(message: &str) -> Self {
+        let rate_limited = is_rate_limited(message);
+        Self {
+            rate_limited,
+            too_many: rate_limited && is_too_many(message),
+        }
+    }
+}
+
 /// Backoff before jitter: `base · 2^(failures−1)` capped at `max` (0 for no failure).
 #[must_use]
 pub fn backoff_ms(failures: u32, base_ms: u64, max_ms: u64) -> u64 {

@@ -5,7 +5,8 @@
 use nostr::Timestamp;
 
 use crate::command::Command;
-use crate::core::{Ctx, SyncCore};
+use crate::core::SyncCore;
+use crate::ctx::Ctx;
 use crate::event_meta::EventMeta;
 use crate::historic::batch::Origin;
 use crate::item::Key;

@@ -36,7 +36,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::lag_burst::{LagBurst, LagReader, Received};
 use super::{Decision, Ingest, Pending, Step};
-use crate::driver::DriverMsg;
+use crate::messages::DriverMsg;
 
 /// Most messages between the stream and the driver at once (events being decided plus ready
 /// inputs waiting behind them). 256 lets nostr-lmdb's ingester commit up to ~256 saves in one

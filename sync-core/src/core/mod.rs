@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::{Command, SubId};
 use crate::config::{Config, ConfigError};
+use crate::ctx::Ctx;
 use crate::discovery::Discovery;
 use crate::event_meta::EventMeta;
 use crate::index::want::WantIndex;
 use crate::input::{Input, Outcome};
 use crate::rejected::{RejectedEntry, RejectedMemory};
+use crate::relay::health::CloseReason;
 use crate::relay::health::{classify, ErrorClass};
 use crate::relay::{RelayState, Status, SubRole};
 use crate::stats::Stats;
@@ -18,56 +20,7 @@ use crate::time::{Deadline, Earliest, Mono, Now, TimerKind};
 use crate::url::RelayUrl;
 use crate::view::RelayView;
 
-/// Why a subscription ended without EOSE, as far as the core's decisions go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CloseReason {
-    /// The relay asked us to slow down (cooldown, re-queue).
-    pub(crate) rate_limited: bool,
-    /// ... because of too many subscriptions/REQs/filters (the budget shrinks).
-    pub(crate) too_many: bool,
-}
-
-impl CloseReason {
-    /// A REQ the shell could not send: not a rate limit.
-    pub(crate) const NOT_SENT: Self = Self {
-        rate_limited: false,
-        too_many: false,
-    };
-
-    /// The reason a CLOSED message gives.
-    pub(crate) fn of(message: &str) -> Self {
-        let rate_limited = crate::relay::health::is_rate_limited(message);
-        Self {
-            rate_limited,
-            too_many: rate_limited && crate::relay::health::is_too_many(message),
-        }
-    }
-}
-
-/// What a relay handler needs besides the relay itself (disjoint borrows of the core).
-pub(crate) struct Ctx<'a> {
-    pub(crate) cfg: &'a Config,
-    pub(crate) now: Now,
-    pub(crate) out: &'a mut Vec<Command>,
-    pub(crate) stats: &'a mut Stats,
-    pub(crate) rejected: &'a mut RejectedMemory,
-    pub(crate) want: &'a WantIndex,
-    /// No discovery update is waiting in the batch window.
-    pub(crate) discovery_idle: bool,
-}
-
-impl Ctx<'_> {
-    /// Queues `CLOSE sub` on `relay`, with the late-event window the shell keeps for it.
-    pub(crate) fn unsubscribe(&mut self, relay: &RelayUrl, sub: SubId) {
-        let window = self.cfg.late_event_window_ms;
-        let late_until = (window > 0).then(|| self.now.mono.plus_ms(window));
-        self.out.push(Command::Unsubscribe {
-            relay: relay.clone(),
-            sub,
-            late_until,
-        });
-    }
-}
+mod discovery_flush;
 
 /// The pure decision engine. See the crate docs for the contract.
 #[derive(Debug)]
