@@ -94,7 +94,10 @@ async fn answer<B>(request: &Request<B>, endpoints: &dyn Endpoints) -> Response<
         ),
         "/status" => respond(StatusCode::OK, "application/json", endpoints.status().await),
         "/" => text(StatusCode::OK, "grasp-sync: see /metrics and /status\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics or /status\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics or /status\n",
+        ),
     }
 }
 
