@@ -171,4 +171,18 @@ mod tests {
         trigger.trigger();
         server.await.expect("server stops on trigger");
     }
+
+    #[tokio::test]
+    async fn silent_clients_are_dropped_after_the_read_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (trigger, stop) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(listener, Arc::new(Fixed), stop));
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(READ_TIMEOUT * 2, silent.read_to_end(&mut out)).await;
+        assert!(read.is_ok(), "the connection was closed");
+        trigger.trigger();
+        server.await.expect("server stops on trigger");
+    }
 }
