@@ -323,4 +323,54 @@ mod tests {
         assert!(info.nip11);
         assert_eq!(wants(&[]), Wants::default());
     }
+
+    /// Sends `request` on a new connection and reads until the front closes it or `until`
+    /// appears.
+    async fn exchange(addr: SocketAddr, request: &str, until: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !String::from_utf8_lossy(&out).contains(until) {
+            match stream.read(&mut chunk).await.expect("read") {
+                0 => break,
+                n => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn nip11_plain_text_and_the_upgrade_on_the_wire() {
+        let relay = LocalRelay::new(nostr_relay_builder::RelayBuilder::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let front = RelayFront::start(relay, listener, Some(r#"{"name":"x"}"#.into()));
+        let addr = front.local_addr();
+        let info = "GET / HTTP/1.1\r\nHost: x\r\nAccept: application/nostr+json\r\n\r\n";
+        let nip11 = exchange(addr, info, "\u{0}").await;
+        assert!(nip11.starts_with("HTTP/1.1 200 OK\r\n"), "{nip11}");
+        for header in [
+            "Content-Type: application/nostr+json\r\n",
+            "Access-Control-Allow-Origin: *\r\n",
+            "Connection: close\r\n",
+            "Content-Length: 12\r\n",
+        ] {
+            assert!(nip11.contains(header), "{header} missing: {nip11}");
+        }
+        assert!(nip11.ends_with("\r\n\r\n{\"name\":\"x\"}"), "{nip11}");
+        let plain = exchange(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\u{0}").await;
+        assert!(plain.contains("text/plain"), "{plain}");
+        let upgrade = "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        let switched = exchange(addr, upgrade, "\r\n\r\n").await;
+        assert!(switched.starts_with("HTTP/1.1 101 "), "{switched}");
+        // RFC 6455's example key and answer.
+        let lower = switched.to_ascii_lowercase();
+        assert!(
+            lower.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
+            "{switched}"
+        );
+        assert!(lower.contains("upgrade: websocket\r\n"), "{switched}");
+        front.stop().await;
+    }
 }
