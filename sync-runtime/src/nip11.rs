@@ -25,20 +25,28 @@ use crate::dial::{AddressRules, DialError, Dialer};
 /// Upper bound on a NIP-11 response.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// The part of a NIP-11 document we read; everything else is ignored.
 #[derive(Debug, Default, Deserialize)]
 struct Document {
+    /// The relay's announced limits, if any.
     #[serde(default)]
     limitation: Option<Limitation>,
 }
 
+/// NIP-11 `limitation`, each value kept as JSON so a wrongly typed one is ignored alone.
 #[derive(Debug, Default, Deserialize)]
 struct Limitation {
+    /// Open subscriptions per connection.
     max_subscriptions: Option<serde_json::Value>,
+    /// Filters per subscription.
     max_filters: Option<serde_json::Value>,
+    /// Largest `limit` honoured.
     max_limit: Option<serde_json::Value>,
+    /// Largest message accepted, in bytes.
     max_message_length: Option<serde_json::Value>,
 }
 
+/// A non-negative integer, if `v` is one.
 fn number(v: Option<&serde_json::Value>) -> Option<u64> {
     v.and_then(serde_json::Value::as_u64)
 }
