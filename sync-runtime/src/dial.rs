@@ -1,7 +1,8 @@
 //! Dialing remote relays under the open-network rules (docs/spec.md §13).
 //!
-//! Every connection the runtime opens to a remote relay (the WebSocket and the NIP-11 request,
-//! and each redirect the latter follows) goes through [`Dialer::connect`]: the host is resolved
+//! Every connection the runtime opens to a remote relay goes through [`AddressRules`]: the
+//! WebSocket through [`Dialer::connect`], the NIP-11 request and each redirect it follows
+//! through the NIP-11 client's resolver and redirect policy (`nip11.rs`). The host is resolved
 //! once, every address it resolves to is classified (`sync_core::classify_ip`), and unless the
 //! host is trusted or the lab switch is on, a host with any non-global address is refused
 //! without a packet sent to it. The socket is then opened to one of the checked addresses, so
@@ -61,15 +62,81 @@ impl std::fmt::Display for DialError {
 
 impl std::error::Error for DialError {}
 
-/// Opens TCP connections to remote relays under the open-network rules. Shared by the
-/// WebSocket transport and the NIP-11 fetch.
+/// The open-network rules of one process: which `host:port` may resolve to non-global
+/// addresses. Shared by the [`Dialer`] and the NIP-11 client's resolver and redirect policy.
 #[derive(Debug, Default)]
-pub(crate) struct Dialer {
+pub(crate) struct AddressRules {
     /// The lab switch: non-global addresses allowed everywhere.
     allow_private: bool,
     /// `(host, port)` (host as `RelayUrl::host` writes it) of operator-named relays: never
     /// refused.
     trusted: BTreeSet<(String, u16)>,
+}
+
+impl AddressRules {
+    /// Whether `host:port` may resolve to non-global addresses.
+    pub(crate) fn trusts(&self, host: &str, port: u16) -> bool {
+        self.allow_private || self.trusted.contains(&(host.to_ascii_lowercase(), port))
+    }
+
+    /// The literal IP address `host` writes (IPv6 in brackets or not), if it is one.
+    pub(crate) fn literal_ip(host: &str) -> Option<IpAddr> {
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        bare.parse().ok()
+    }
+
+    /// Refuses `addrs` (what `host:port` resolved to) if any is non-global and the host is
+    /// not trusted.
+    pub(crate) fn check(
+        &self,
+        host: &str,
+        port: u16,
+        addrs: &[SocketAddr],
+    ) -> Result<(), DialError> {
+        if self.trusts(host, port) {
+            return Ok(());
+        }
+        match addrs
+            .iter()
+            .find_map(|a| classify_ip(a.ip()).map(|c| (a.ip(), c)))
+        {
+            Some((addr, class)) => Err(DialError::Refused {
+                host: host.to_string(),
+                addr,
+                class,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The addresses `host:port` resolves to (once), each checked unless the host is trusted.
+    /// `host` is a URL host (IPv6 in brackets).
+    pub(crate) async fn resolve_checked(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, DialError> {
+        let addrs: Vec<SocketAddr> = match Self::literal_ip(host) {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(DialError::Resolve)?
+                .collect(),
+        };
+        self.check(host, port, &addrs)?;
+        Ok(addrs)
+    }
+}
+
+/// Opens TCP connections to remote relays under the open-network rules. Shared by the
+/// WebSocket transport and the NIP-11 fetch.
+#[derive(Debug, Default)]
+pub(crate) struct Dialer {
+    /// Which hosts may resolve to non-global addresses.
+    rules: Arc<AddressRules>,
     /// Refusals the transport made, by canonical relay URL, until the executor reports them
     /// to the core. Invariant: at most `MAX_PENDING_REFUSALS` entries.
     refused: Mutex<BTreeMap<String, NonGlobal>>,
@@ -88,15 +155,17 @@ impl Dialer {
             .map(|u| (u.host().to_string(), u.port()))
             .collect();
         Arc::new(Self {
-            allow_private,
-            trusted,
+            rules: Arc::new(AddressRules {
+                allow_private,
+                trusted,
+            }),
             refused: Mutex::default(),
         })
     }
 
-    /// Whether `host:port` may resolve to non-global addresses.
-    pub(crate) fn trusts(&self, host: &str, port: u16) -> bool {
-        self.allow_private || self.trusted.contains(&(host.to_ascii_lowercase(), port))
+    /// The rules this dialer applies.
+    pub(crate) fn rules(&self) -> &Arc<AddressRules> {
+        &self.rules
     }
 
     /// Resolves `host` once, checks every address, and connects (with `TCP_NODELAY`) to the
@@ -109,7 +178,7 @@ impl Dialer {
         timeout: Duration,
     ) -> Result<TcpStream, DialError> {
         let work = async {
-            let addrs = self.resolve_checked(host, port).await?;
+            let addrs = self.rules.resolve_checked(host, port).await?;
             let mut last = None;
             for addr in addrs {
                 match TcpStream::connect(addr).await {
@@ -128,34 +197,6 @@ impl Dialer {
         tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| DialError::TimedOut)?
-    }
-
-    /// The addresses `host:port` resolves to, each checked unless the host is trusted.
-    async fn resolve_checked(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, DialError> {
-        let bare = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((bare, port))
-                .await
-                .map_err(DialError::Resolve)?
-                .collect(),
-        };
-        if !self.trusts(host, port) {
-            if let Some((addr, class)) = addrs
-                .iter()
-                .find_map(|a| classify_ip(a.ip()).map(|c| (a.ip(), c)))
-            {
-                return Err(DialError::Refused {
-                    host: host.to_string(),
-                    addr,
-                    class,
-                });
-            }
-        }
-        Ok(addrs)
     }
 
     /// Notes that dialing `relay` was refused, for [`Dialer::take_refusal`].
@@ -250,9 +291,15 @@ mod tests {
             .connect("localhost", port, Duration::from_secs(2))
             .await
             .unwrap();
-        assert!(lab.trusts("10.0.0.1", 80));
-        assert!(!trusted.trusts("127.0.0.2", port), "trust is per host");
-        assert!(!trusted.trusts("127.0.0.1", port + 1), "and per port");
+        assert!(lab.rules().trusts("10.0.0.1", 80));
+        assert!(
+            !trusted.rules().trusts("127.0.0.2", port),
+            "trust is per host"
+        );
+        assert!(
+            !trusted.rules().trusts("127.0.0.1", port + 1),
+            "and per port"
+        );
     }
 
     #[test]

@@ -24,7 +24,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use nostr_relay_builder::LocalRelay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -34,6 +33,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::client_limits::{ClientLimits, ClientMetrics};
 use super::client_message::{self, Reason, Refusal};
+
+/// A client connection after the front's HTTP upgrade.
+pub(crate) type ClientIo = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 
 /// Read buffer of each of the guard's two WebSocket streams (tungstenite allocates it up
 /// front; its default, 128 KiB, would triple the memory of an idle connection).
@@ -93,7 +95,7 @@ impl ClientGuard {
     pub(crate) async fn serve(
         &self,
         relay: LocalRelay,
-        stream: TcpStream,
+        stream: ClientIo,
         peer: SocketAddr,
         slot: OwnedSemaphorePermit,
     ) {
@@ -122,7 +124,7 @@ impl ClientGuard {
     /// session cleanly if it still listens.
     async fn pump(
         &self,
-        client: WebSocketStream<TcpStream>,
+        client: WebSocketStream<ClientIo>,
         upstream: WebSocketStream<DuplexStream>,
     ) {
         let (mut client_tx, mut client_rx) = client.split();
@@ -145,7 +147,7 @@ impl ClientGuard {
     /// connection (past the hard cap, or text that is not UTF-8).
     async fn inbound(
         &self,
-        client_rx: &mut SplitStream<WebSocketStream<TcpStream>>,
+        client_rx: &mut SplitStream<WebSocketStream<ClientIo>>,
         relay_tx: &mut SplitSink<WebSocketStream<DuplexStream>, Message>,
         out: mpsc::Sender<Message>,
     ) -> Option<CloseFrame> {
@@ -216,7 +218,7 @@ async fn outbound(
 /// Writes the queue to the client, flushing once per burst; ends after writing a Close, when
 /// the client cannot be written to, or when every producer is gone.
 async fn write_client(
-    client_tx: &mut SplitSink<WebSocketStream<TcpStream>, Message>,
+    client_tx: &mut SplitSink<WebSocketStream<ClientIo>, Message>,
     mut queue: mpsc::Receiver<Message>,
 ) {
     while let Some(first) = queue.recv().await {
@@ -251,8 +253,8 @@ fn close_frame(code: CloseCode, reason: String) -> CloseFrame {
 /// [`LINGER`]): closing a socket with unread input resets it, and the reset could reach the
 /// client before the Close frame does.
 async fn close_lingering(
-    mut client_tx: SplitSink<WebSocketStream<TcpStream>, Message>,
-    client_rx: SplitStream<WebSocketStream<TcpStream>>,
+    mut client_tx: SplitSink<WebSocketStream<ClientIo>, Message>,
+    client_rx: SplitStream<WebSocketStream<ClientIo>>,
     frame: CloseFrame,
 ) {
     let _lingered = tokio::time::timeout(LINGER, async {
@@ -262,10 +264,10 @@ async fn close_lingering(
         let Ok(mut ws) = client_rx.reunite(client_tx) else {
             return;
         };
-        let tcp = ws.get_mut();
-        let _shut = tcp.shutdown().await;
+        let io = ws.get_mut();
+        let _shut = io.shutdown().await;
         let mut discard = vec![0u8; 16 * 1024];
-        while matches!(tcp.read(&mut discard).await, Ok(n) if n > 0) {}
+        while matches!(io.read(&mut discard).await, Ok(n) if n > 0) {}
     })
     .await;
 }

@@ -1,17 +1,22 @@
 //! The operator's HTTP endpoint: `GET /metrics` (Prometheus text format) and `GET /status`
 //! (JSON), on `--metrics-listen`.
 //!
-//! Deliberately minimal HTTP/1.1 on plain tokio: one request per connection, `Connection:
-//! close`, a bounded request head, a read timeout and a cap on concurrent connections, so a
-//! misbehaving scraper cannot grow memory or hold the server.
+//! HTTP/1.1 by hyper: one request per connection (`Connection: close`), a bounded request
+//! head, a read timeout and a cap on concurrent connections, so a misbehaving scraper cannot
+//! grow memory or hold the server.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::shutdown::Stop;
@@ -34,21 +39,17 @@ pub(crate) trait Endpoints: Send + Sync + 'static {
     fn status(&self) -> BodyFuture<'_>;
 }
 
-/// One answer.
-#[derive(Debug, PartialEq, Eq)]
-struct Response {
-    /// Status line code and reason.
-    status: &'static str,
-    /// `Content-Type`.
-    content_type: &'static str,
-    /// The body.
-    body: String,
-}
-
 /// Serves until `stop`. The listener is bound by the caller, so "port in use" is reported
 /// before anything starts.
 pub(crate) async fn serve(listener: TcpListener, endpoints: Arc<dyn Endpoints>, mut stop: Stop) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(false)
+        .title_case_headers(true)
+        .auto_date_header(false)
+        .max_header_size(MAX_HEAD_BYTES)
+        .header_read_timeout(READ_TIMEOUT)
+        .timer(TokioTimer::new());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -66,8 +67,13 @@ pub(crate) async fn serve(listener: TcpListener, endpoints: Arc<dyn Endpoints>, 
             return;
         };
         let endpoints = endpoints.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let endpoints = endpoints.clone();
+            async move { Ok::<_, Infallible>(answer(&request, endpoints.as_ref()).await) }
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, endpoints.as_ref()).await {
+            if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "metrics server: connection error");
             }
             drop(permit);
@@ -75,87 +81,46 @@ pub(crate) async fn serve(listener: TcpListener, endpoints: Arc<dyn Endpoints>, 
     }
 }
 
-/// Reads one request, writes one response.
-async fn handle(mut stream: TcpStream, endpoints: &dyn Endpoints) -> std::io::Result<()> {
-    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(head) => head?,
-        Err(_) => return Ok(()),
-    };
-    let response = match parse_request_line(&head) {
-        Some(("GET" | "HEAD", path)) => route(path, endpoints).await,
-        Some(_) => text("405 Method Not Allowed", "only GET is served\n"),
-        None => text("400 Bad Request", "bad request\n"),
-    };
-    let is_head = head.starts_with("HEAD ");
-    let header = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        response.status,
-        response.content_type,
-        response.body.len()
-    );
-    stream.write_all(header.as_bytes()).await?;
-    if !is_head {
-        stream.write_all(response.body.as_bytes()).await?;
+/// The response to one request (hyper leaves the body out for `HEAD`).
+async fn answer<B>(request: &Request<B>, endpoints: &dyn Endpoints) -> Response<Full<Bytes>> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
     }
-    stream.shutdown().await
-}
-
-/// The answer for `path` (query strings ignored).
-async fn route(path: &str, endpoints: &dyn Endpoints) -> Response {
-    match path.split('?').next().unwrap_or(path) {
-        "/metrics" => Response {
-            status: "200 OK",
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: endpoints.metrics().await,
-        },
-        "/status" => Response {
-            status: "200 OK",
-            content_type: "application/json",
-            body: endpoints.status().await,
-        },
-        "/" => text("200 OK", "grasp-sync: see /metrics and /status\n"),
-        _ => text("404 Not Found", "not found: try /metrics or /status\n"),
+    match request.uri().path() {
+        "/metrics" => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            endpoints.metrics().await,
+        ),
+        "/status" => respond(StatusCode::OK, "application/json", endpoints.status().await),
+        "/" => text(StatusCode::OK, "grasp-sync: see /metrics and /status\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics or /status\n",
+        ),
     }
 }
 
 /// A plain-text response.
-fn text(status: &'static str, body: &str) -> Response {
-    Response {
-        status,
-        content_type: "text/plain; charset=utf-8",
-        body: body.to_string(),
-    }
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body.to_string())
 }
 
-/// Reads until the blank line that ends the head, at most [`MAX_HEAD_BYTES`].
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        if buf.len() >= MAX_HEAD_BYTES {
-            break;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// `METHOD PATH` of the request line, if it is one.
-fn parse_request_line(head: &str) -> Option<(&str, &str)> {
-    let line = head.lines().next()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?;
-    let path = parts.next()?;
-    let version = parts.next()?;
-    version.starts_with("HTTP/").then_some((method, path))
+/// A response that closes the connection after it.
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
     use super::*;
 
     struct Fixed;
@@ -175,27 +140,6 @@ mod tests {
         let mut out = String::new();
         stream.read_to_string(&mut out).await.expect("read");
         out
-    }
-
-    #[test]
-    fn request_lines() {
-        assert_eq!(
-            parse_request_line("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Some(("GET", "/metrics"))
-        );
-        assert_eq!(parse_request_line("garbage"), None);
-        assert_eq!(parse_request_line(""), None);
-    }
-
-    proptest::proptest! {
-        /// Arbitrary request heads never panic, and what parses came from the first line.
-        #[test]
-        fn any_head_parses(head in "(?s).{0,300}") {
-            if let Some((method, path)) = parse_request_line(&head) {
-                let first = head.lines().next().unwrap_or_default();
-                proptest::prop_assert!(first.contains(method) && first.contains(path));
-            }
-        }
     }
 
     #[tokio::test]
@@ -218,9 +162,26 @@ mod tests {
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let post = get(addr, "POST /metrics HTTP/1.1\r\n\r\n").await;
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");
-        let bad = get(addr, "\r\n\r\n").await;
+        let head = get(addr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(head.contains("Content-Length: 4\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "no body for HEAD: {head}");
+        let bad = get(addr, "garbage\r\n\r\n").await;
         assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
 
+        trigger.trigger();
+        server.await.expect("server stops on trigger");
+    }
+
+    #[tokio::test]
+    async fn silent_clients_are_dropped_after_the_read_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (trigger, stop) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(listener, Arc::new(Fixed), stop));
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(READ_TIMEOUT * 2, silent.read_to_end(&mut out)).await;
+        assert!(read.is_ok(), "the connection was closed");
         trigger.trigger();
         server.await.expect("server stops on trigger");
     }
