@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sync_core::{EventMeta, RepoCoord};
 
-use crate::scenario::{Gen, RepoDraw, Scenario, OUR_URL, WALL0};
+use crate::gen::{Gen, RepoDraw, OUR_URL, WALL0};
 
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 60 * MINUTE_MS;
@@ -113,8 +113,9 @@ fn wall_at(at_ms: u64) -> u64 {
     WALL0 + at_ms / 1000
 }
 
-/// Draws the fault plan of a scenario whose world was drawn with `g`.
-pub(crate) fn draw_plan(g: &mut Gen, scenario: &Scenario) -> Vec<Timed> {
+/// Draws the fault plan of a scenario whose world was drawn with `g`, over a safety phase of
+/// `safety_ms`.
+pub(crate) fn draw_plan(g: &mut Gen, safety_ms: u64) -> Vec<Timed> {
     let weights: Vec<u64> = (0..KINDS)
         .map(|_| {
             if g.rng.chance(30) {
@@ -128,11 +129,9 @@ pub(crate) fn draw_plan(g: &mut Gen, scenario: &Scenario) -> Vec<Timed> {
     if total == 0 {
         return Vec::new();
     }
-    let hours = scenario.safety_ms / HOUR_MS;
+    let hours = safety_ms / HOUR_MS;
     let count = hours * g.rng.range(1, 6);
-    let mut times: Vec<u64> = (0..count)
-        .map(|_| g.rng.below(scenario.safety_ms))
-        .collect();
+    let mut times: Vec<u64> = (0..count).map(|_| g.rng.below(safety_ms)).collect();
     times.sort_unstable();
     let mut plan = Vec::new();
     for at_ms in times {

@@ -34,6 +34,7 @@ pub mod bench_wire;
 pub mod builder;
 pub mod events;
 pub mod faults;
+pub mod gen;
 pub mod host;
 pub mod invariants;
 pub mod oracle;
