@@ -1,4 +1,4 @@
-//! The subscription budget of one relay (SPEC §8): how many subscriptions may be open, how many
+//! The subscription budget of one relay (docs/spec.md §8): how many subscriptions may be open, how many
 //! filters and bytes one REQ may carry, and packing filters into REQs within those limits.
 
 use nostr::Filter;
@@ -93,7 +93,7 @@ impl Budget {
     }
 
     /// Live subscriptions never exceed this: a quarter of the budget (at least one slot)
-    /// stays for historic work (SPEC §8, "minus room for historic batches"). With one slot
+    /// stays for historic work (docs/spec.md §8, "minus room for historic batches"). With one slot
     /// left, a relay whose live coverage fills its budget pages or reconciles one filter at a
     /// time (the e2e benchmark's relay without NIP-77 paged at ~115 events/s that way).
     pub(crate) fn live_hard_cap(&self) -> usize {

@@ -1,4 +1,4 @@
-//! Configuration of the engine (SPEC §12). Every duration carries its unit in its name.
+//! Configuration of the engine (docs/spec.md §12). Every duration carries its unit in its name.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,7 +7,7 @@ use crate::url::RelayUrl;
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 60 * MINUTE_MS;
 
-/// Every tunable of the engine, with the defaults of SPEC §12.
+/// Every tunable of the engine, with the defaults of docs/spec.md §12.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {

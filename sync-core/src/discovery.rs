@@ -1,4 +1,4 @@
-//! Discovery (SPEC §4): accepted announcements and root events, and direct registrations and
+//! Discovery (docs/spec.md §4): accepted announcements and root events, and direct registrations and
 //! withdrawals by the host, are coalesced for a fixed window and then applied to the want index
 //! in one go; every relay they touch goes through the same diff as any other trigger.
 

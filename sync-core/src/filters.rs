@@ -1,4 +1,4 @@
-//! Filter building for the three layers (SPEC §3): L1 announcements, state, L2 repo events,
+//! Filter building for the three layers (docs/spec.md §3): L1 announcements, state, L2 repo events,
 //! L3 root-event events. Pure functions; live and historic copies differ only in `limit`/`since`.
 
 use std::collections::BTreeSet;

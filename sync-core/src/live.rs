@@ -1,4 +1,4 @@
-//! Live coverage (SPEC §8): every wanted item of a connected relay is covered by a `limit: 0`
+//! Live coverage (docs/spec.md §8): every wanted item of a connected relay is covered by a `limit: 0`
 //! subscription. Items are opened in groups of packed REQs; a group whose items shrink is
 //! closed and its remainder re-opened; when live subscriptions would exceed the budget's soft
 //! cap, everything is consolidated into as few REQs as the relay allows (live only: items

@@ -1,4 +1,4 @@
-//! The three-way diff (SPEC §6): `target − pending − confirmed` per relay is the only place that
+//! The three-way diff (docs/spec.md §6): `target − pending − confirmed` per relay is the only place that
 //! decides new work, for every trigger. It also decides removals when a target shrinks.
 //! Work is proportional to the candidates passed in: a discovery batch passes the items it
 //! touched, a (re)connect or resync passes the relay's whole target.

@@ -1,4 +1,4 @@
-//! The rejected-events memory (SPEC §9): ids of announcements and state events the host
+//! The rejected-events memory (docs/spec.md §9): ids of announcements and state events the host
 //! rejected, excluded from negentropy fetches for 7 days (cold), and re-offerable for 120 s (hot)
 //! when the dependency they lacked arrives. Bounded: the oldest entries are forgotten first.
 

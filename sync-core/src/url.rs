@@ -1,6 +1,6 @@
 //! Relay URL canonicalisation: the one place that decides when two URLs name the same relay.
 //!
-//! Rules (SPEC §4): scheme and host lower-case, default port dropped, trailing slash dropped,
+//! Rules (docs/spec.md §4): scheme and host lower-case, default port dropped, trailing slash dropped,
 //! `ws`/`wss` only, a bare host gets `wss://`, fragments and credentials are not relay URLs.
 
 use std::fmt;

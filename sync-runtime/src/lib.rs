@@ -109,7 +109,7 @@
 //! | `monitor.rs` | connection losses |
 //! | `negentropy.rs`, `nip11.rs`, `transport.rs` | NIP-77 diff, NIP-11 limits, `TCP_NODELAY` |
 //! | `startup.rs`, `rejected_store.rs`, `reoffer.rs` | store replay, persisted and hot rejected memory |
-//! | `metrics.rs`, `status.rs`, `recorder.rs` | Prometheus (SPEC §10), status snapshot, JSONL trace |
+//! | `metrics.rs`, `status.rs`, `recorder.rs` | Prometheus (docs/spec.md §10), status snapshot, JSONL trace |
 
 mod clock;
 #[cfg(feature = "demo")]

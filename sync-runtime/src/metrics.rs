@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §10), registered in the host's registry. Gauges are derived from
+//! Prometheus metrics (docs/spec.md §10), registered in the host's registry. Gauges are derived from
 //! the core's state after each step (never incremented and decremented); counters advance by
 //! the difference between the core's cumulative statistics and what was already exported.
 //! A few counters only the shell can see (events dropped before the host, policy rejections,

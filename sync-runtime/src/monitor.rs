@@ -1,5 +1,5 @@
 //! Connection losses: nostr-sdk reports status changes only through its `Monitor` (the pool's
-//! notification stream has no status variant, findings note G4). A change of an open connection
+//! notification stream has no status variant). A change of an open connection
 //! to `Disconnected`, `Terminated` or `Banned` becomes exactly one `Input::Disconnected`
 //! (the routing table's open set guarantees "exactly one"). If the monitor stream lags, every
 //! open connection's status is re-read instead of guessing.

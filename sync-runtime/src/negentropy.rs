@@ -1,9 +1,9 @@
 //! `Command::NegentropyDiff`: NIP-77 reconciliation of one filter against the host's real store.
 //!
 //! nostr-sdk runs the NEG-OPEN / NEG-MSG exchange (`sync_with_items` in dry-run mode: it only
-//! finds the ids, it downloads nothing, avoiding the SDK's early-returning download mode,
-//! findings note G1). The ids the relay has and the store lacks go back to the core, which
-//! removes the ids the host rejected recently and fetches the rest with its own `ids` REQs.
+//! finds the ids, it downloads nothing, avoiding the SDK's early-returning download mode). The
+//! ids the relay has and the store lacks go back to the core, which removes the ids the host
+//! rejected recently and fetches the rest with its own `ids` REQs.
 //!
 //! Lag: nostr-sdk 0.44 runs the exchange on a receiver of the relay's own notification channel
 //! (`RelayOptions::notification_channel_size`, default 2 048; every message of that relay

@@ -1,4 +1,4 @@
-//! Persistence of the core's rejected-events memory (SPEC §9) across restarts: a JSON array of
+//! Persistence of the core's rejected-events memory (docs/spec.md §9) across restarts: a JSON array of
 //! `sync_core::RejectedEntry` (ids with wall-clock rejection times) in `<state_dir>/rejected.json`,
 //! written atomically (temporary file, then rename) so a crash never leaves half a file.
 

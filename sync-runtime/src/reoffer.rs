@@ -1,5 +1,5 @@
 //! Bodies of recently rejected announcements and state events, kept so that `Command::Reoffer`
-//! can run them through the host's policy again when their dependency arrives (SPEC §9 hot
+//! can run them through the host's policy again when their dependency arrives (docs/spec.md §9 hot
 //! cache). Bounded by count and by age; the core decides what is re-offered.
 
 use std::collections::{BTreeMap, VecDeque};

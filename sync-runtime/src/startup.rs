@@ -1,4 +1,4 @@
-//! Startup (SPEC §4): before connecting anywhere, the core's indexes are rebuilt from the host's
+//! Startup (docs/spec.md §4): before connecting anywhere, the core's indexes are rebuilt from the host's
 //! store — every accepted announcement (30617) and root event (1617, 1618, 1621), with no result
 //! cap — and the rejected-events memory of the previous run is restored.
 

@@ -4,7 +4,7 @@
 //!
 //! async-wsocket never disables Nagle's algorithm, so every "write after an unanswered write"
 //! (a REQ after a CLOSE, a second NEG-MSG) waits ~40 ms for the peer's delayed ACK
-//! (findings note G2). tokio-tungstenite can dial with `disable_nagle`; the resulting stream is
+//! (measured with nostr-sdk 0.44 on loopback). tokio-tungstenite can dial with `disable_nagle`; the resulting stream is
 //! wrapped in `async_wsocket::WebSocket::Tokio` exactly as the stock transport does.
 //! Proxy and Tor connection modes are not supported by this transport (direct dialing only).
 //!

@@ -8,7 +8,7 @@ use sync_sim::scenario::{NegMode, RelaySpec, Scenario, OUR_URL};
 use sync_sim::shrink::shrink;
 
 /// A scenario that must fail: a REQ-only relay serving one event per page holds three events
-/// of one second on one filter value (no REQ can page past them, SPEC §7.4), plus noise the
+/// of one second on one filter value (no REQ can page past them, docs/spec.md §7.4), plus noise the
 /// shrinker should remove.
 fn failing() -> Scenario {
     let mut b = Builder::new(21);

@@ -1,5 +1,5 @@
 //! What an operator and a debugger see of a runtime syncing from real relays on 127.0.0.1:
-//! Prometheus values (SPEC §10) and a recorded trace that replays identically.
+//! Prometheus values (docs/spec.md §10) and a recorded trace that replays identically.
 
 mod rt_support;
 

@@ -398,7 +398,7 @@ impl SyncCore {
         self.reindex_touched();
     }
 
-    /// The discovery window (SPEC §4) coalesces bursts; it closes before its fixed end when
+    /// The discovery window (docs/spec.md §4) coalesces bursts; it closes before its fixed end when
     /// nothing could add to the burst: some relay is `Syncing` only because of the window
     /// (its historic work is done) and no relay has a batch in flight, i.e. every update the
     /// historic sync was going to produce is in. In steady state (no relay `Syncing`) live

@@ -1,4 +1,4 @@
-//! The historic sync engine (SPEC §7): a [`batch::Batch`] per unit of work, negentropy first
+//! The historic sync engine (docs/spec.md §7): a [`batch::Batch`] per unit of work, negentropy first
 //! ([`negentropy`]), REQ+EOSE with [`pagination`] as the fallback, deadlines for everything.
 
 pub(crate) mod batch;

@@ -1,4 +1,4 @@
-//! The id-fetch half of a negentropy batch (SPEC §7.1–7.3): ids the diff found missing are
+//! The id-fetch half of a negentropy batch (docs/spec.md §7.1–7.3): ids the diff found missing are
 //! fetched with `ids` REQs; receipt is counted at the transport (any delivery on the batch's
 //! subscription, whatever the host decided); missing ids are retried while rounds make progress;
 //! a round that delivers nothing means the relay does not really serve negentropy results.

@@ -1,4 +1,4 @@
-//! REQ+EOSE pagination (SPEC §7.4): pages walk backwards with an inclusive `until` (same-second
+//! REQ+EOSE pagination (docs/spec.md §7.4): pages walk backwards with an inclusive `until` (same-second
 //! events are never skipped; duplicates are fine). A full page that brings nothing new means more
 //! events share one second than a page holds: the filter is split by its tag values, and a
 //! single-value filter steps past that second and counts the overflow. Pages are capped.

@@ -1,4 +1,4 @@
-//! The three indexes (SPEC §6): what we want per repository ([`want`]), what is in flight per
+//! The three indexes (docs/spec.md §6): what we want per repository ([`want`]), what is in flight per
 //! relay ([`pending`]) and what each relay has confirmed ([`confirmed`]).
 
 pub(crate) mod confirmed;

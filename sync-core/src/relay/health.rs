@@ -1,4 +1,4 @@
-//! Relay health (SPEC §5): failure backoff with seeded jitter, `Dead` after 24 h of continuous
+//! Relay health (docs/spec.md §5): failure backoff with seeded jitter, `Dead` after 24 h of continuous
 //! failure, rate-limit detection and cooldown, and connection-error classification.
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The relay lifecycle (SPEC §5): connect when wanted and backoff allows; fresh start, quick
+//! The relay lifecycle (docs/spec.md §5): connect when wanted and backoff allows; fresh start, quick
 //! reconnect with a real catch-up `since`, daily resync; cooldowns; reaping by empty target.
 //! Connect and disconnect decisions read the target, never what the relay has confirmed.
 

@@ -5,8 +5,8 @@
 //!
 //! It also makes stopping deterministic: [`RelayFront::stop`] aborts the accept loop and every
 //! connection task, so every client sees its TCP connection close at once
-//! (`LocalRelay::shutdown` alone can miss sessions that are busy, see the nostr-sdk findings,
-//! G9). A plain HTTP GET with `Accept: application/nostr+json` gets the NIP-11 document.
+//! (`LocalRelay::shutdown` alone can miss sessions that are busy: it wakes only the tasks
+//! waiting at that instant). A plain HTTP GET with `Accept: application/nostr+json` gets the NIP-11 document.
 //! The `grasp-sync` binary serves its own relay through this front too, guarded
 //! ([`RelayFront::start_guarded`], `client_guard.rs`): client messages are checked before the
 //! relay sees them and the number of connections is capped (HTTP 503 past it).

@@ -1,4 +1,4 @@
-//! The recursive maintainer closure of a repository (SPEC §1, NIP-34): who may publish state
+//! The recursive maintainer closure of a repository (docs/spec.md §1, NIP-34): who may publish state
 //! events (30618) and maintainer announcements for one `d` identifier.
 //!
 //! An owner's announcement lists `maintainers`; each maintainer's own announcement for the same

@@ -61,7 +61,8 @@ impl TestRelay {
             .trim_end_matches('/')
             .parse()
             .unwrap();
-        // A shutdown issued right after run() can be lost (findings note G9).
+        // A shutdown issued right after run() can be lost: LocalRelay's shutdown
+        // wakes only the tasks waiting at that instant.
         tokio::time::sleep(Duration::from_millis(20)).await;
         Self {
             relay,
@@ -89,7 +90,7 @@ impl TestRelay {
     pub fn stop(&self) {
         self.relay.shutdown();
         // `shutdown` wakes only the tasks waiting at that instant: a session busy with a
-        // message misses it and keeps its connection open (findings note G9). Repeat it a few
+        // message misses it and keeps its connection open. Repeat it a few
         // times so every session sees one.
         let relay = self.relay.clone();
         tokio::spawn(async move {

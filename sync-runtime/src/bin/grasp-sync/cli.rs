@@ -122,7 +122,7 @@ pub(crate) struct RunArgs {
     /// Log format [default: pretty]. The level comes from `RUST_LOG` (default `info`).
     #[arg(long, value_name = "FORMAT", env = "GRASP_SYNC_LOG")]
     pub(crate) log: Option<LogFormat>,
-    /// The sync engine's tunables (SPEC §12).
+    /// The sync engine's tunables (docs/spec.md §12).
     #[command(flatten)]
     pub(crate) sync: Tunables,
     /// Limits on the relay's own clients.

@@ -56,7 +56,7 @@ pub(crate) struct FileConfig {
     pub(crate) client_max_message_bytes: Option<usize>,
     /// `--client-max-connections`.
     pub(crate) client_max_connections: Option<usize>,
-    /// The `[sync]` table: tunables of SPEC §12.
+    /// The `[sync]` table: tunables of docs/spec.md §12.
     #[serde(default)]
     pub(crate) sync: Tunables,
 }

@@ -9,11 +9,11 @@ use serde::Deserialize;
 /// mapping onto `sync_core::Config` all come from this list, so they cannot drift apart.
 macro_rules! tunables {
     ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $flag:literal, $env:literal; )*) => {
-        /// The tunables of SPEC §12, each a flag, an environment variable and a `[sync]` key.
+        /// The tunables of docs/spec.md §12, each a flag, an environment variable and a `[sync]` key.
         /// Unset values keep `sync_core::Config::default()`.
         #[derive(Clone, Debug, Default, Args, Deserialize)]
         #[serde(deny_unknown_fields)]
-        #[command(next_help_heading = "Sync tunables (SPEC §12; defaults in brackets)")]
+        #[command(next_help_heading = "Sync tunables (docs/spec.md §12; defaults in brackets)")]
         pub(crate) struct Tunables {
             $(
                 $(#[doc = $doc])*
