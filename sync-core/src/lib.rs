@@ -66,7 +66,7 @@
 //!
 //! ## Where each concept lives
 //!
-//! | Concept (SPEC) | File |
+//! | Concept (docs/spec.md) | File |
 //! |---|---|
 //! | time, deadlines | `time.rs` |
 //! | configuration | `config.rs` |
@@ -75,7 +75,9 @@
 //! | filter matching | `matches.rs` |
 //! | items, sync level | `item.rs` |
 //! | filters (three layers, chunking) | `filters.rs` |
-//! | discovery | `discovery.rs` |
+//! | discovery (window, flush) | `discovery.rs`, `core/discovery_flush.rs` |
+//! | which relay URLs become targets (open network) | `targets.rs`, `address.rs` |
+//! | the engine, one step | `core/mod.rs`, `ctx.rs` |
 //! | want / pending / confirmed indexes | `index/want.rs`, `index/pending.rs`, `index/confirmed.rs` |
 //! | the diff (`compute_actions`) | `plan.rs` |
 //! | relay lifecycle | `relay/lifecycle.rs` |

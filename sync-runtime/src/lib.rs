@@ -91,8 +91,10 @@
 //! its `Monitor`, `TCP_NODELAY` dialing ([`NoDelayTransport`]), and a client database that only
 //! tracks ids (nothing is stored behind the policy's back). Negentropy runs against the host's
 //! store in dry-run mode; the core fetches the missing ids itself. A lagging message stream
-//! becomes a catch-up resync, never a "disconnected". NIP-11 limits are fetched for `ws://`
-//! relays only (see `nip11.rs`).
+//! becomes a catch-up resync, never a "disconnected". NIP-11 limits are fetched over HTTP(S) for
+//! every relay after it connects (`nip11.rs`, reqwest). Every connection to a remote relay, the
+//! WebSocket and the NIP-11 request with its redirects, is resolved once, checked against the
+//! open-network rules and made to the checked address (`dial.rs`, docs/spec.md §13).
 //!
 //! Events published on a remote relay while it was unreachable, with a `created_at` older than
 //! the catch-up `since` (last known complete time minus 15 minutes), are not fetched by the
@@ -107,7 +109,10 @@
 //! | `ingest/pipeline.rs`, `ingest/lag_burst.rs` | concurrent decisions in stream order, lag bursts as one `Lagged` |
 //! | `routing.rs` | relay/subscription lookup and filter check |
 //! | `monitor.rs` | connection losses |
+//! | `messages.rs` | what the driver's inbox and the executor's queue carry |
 //! | `negentropy.rs`, `nip11.rs`, `transport.rs` | NIP-77 diff, NIP-11 limits, `TCP_NODELAY` |
+//! | `dial.rs` | the open-network address rules: resolve once, refuse non-global, connect to the checked address |
+//! | `event_limits.rs` | size and tag bounds on synced events, NIP-70 protected events |
 //! | `startup.rs`, `rejected_store.rs`, `reoffer.rs` | store replay, persisted and hot rejected memory |
 //! | `metrics.rs`, `status.rs`, `recorder.rs` | Prometheus (docs/spec.md §10), status snapshot, JSONL trace |
 
