@@ -28,7 +28,7 @@ const PATCHES: usize = 3;
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// 1. A remote relay holding `PATCHES` patches of `owner`'s repository `example`.
+/// Step 1, a remote relay holding `PATCHES` patches of `owner`'s repository `example`.
 async fn remote_relay(owner: &Keys) -> Result<(LocalRelay, String), BoxError> {
     let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
         events: true,
@@ -55,24 +55,14 @@ fn free_port() -> Result<u16, BoxError> {
         .port())
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), BoxError> {
-    let owner = Keys::generate();
-    let (remote, remote_url) = remote_relay(&owner).await?;
-
-    // 2. Our relay: the store, the policy, and the relay serving clients.
-    let port = free_port()?;
-    let our_url = format!("ws://127.0.0.1:{port}");
-    let dir = tempfile::tempdir()?;
-    let store: Arc<dyn NostrDatabase> = Arc::new(NostrLMDB::open(dir.path().join("db"))?);
-    let policy = Arc::new(GraspPolicy::try_new(
-        store.clone(),
-        vec![our_url.clone()],
-        false,
-    )?);
-    // The relay exists before the runtime does; accepted events reach the runtime through
-    // this cell once it is set.
-    let runtime: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
+/// Step 2, our relay: clients publish through the GRASP policy (`LocalRelayPolicy`), which also
+/// tells the runtime (once it is in `runtime`) about every event it accepted.
+fn our_relay(
+    port: u16,
+    store: &Arc<dyn NostrDatabase>,
+    policy: &Arc<GraspPolicy>,
+    runtime: &Arc<OnceLock<SyncHandle>>,
+) -> LocalRelay {
     let notify = runtime.clone();
     let on_accepted = Arc::new(move |event: &Event| {
         if let Some(handle) = notify.get() {
@@ -80,7 +70,7 @@ async fn main() -> Result<(), BoxError> {
             tokio::spawn(async move { handle.notify_accepted(&event).await });
         }
     });
-    let relay = LocalRelay::new(
+    LocalRelay::new(
         RelayBuilder::default()
             .port(port)
             .database(store.clone())
@@ -89,11 +79,20 @@ async fn main() -> Result<(), BoxError> {
                 notes_per_minute: 600,
             })
             .write_policy(LocalRelayPolicy::new(policy.clone(), Some(on_accepted))),
-    );
+    )
+}
 
-    // 3. The runtime: same store, same policy; what it stores reaches our live subscribers.
+/// Step 3, the runtime: same store, same policy; what it stores reaches our relay's live
+/// subscribers.
+async fn spawn_runtime(
+    our_url: &str,
+    store: &Arc<dyn NostrDatabase>,
+    policy: Arc<GraspPolicy>,
+    state_dir: std::path::PathBuf,
+    relay: &LocalRelay,
+) -> Result<SyncHandle, BoxError> {
     let config = sync_core::Config {
-        own_relay_urls: vec![our_url.clone()],
+        own_relay_urls: vec![our_url.to_string()],
         discovery_window_ms: 100,
         // Both relays here are on loopback. In production leave this off: then no
         // announcement can point your relay at your own network (docs/spec.md §13).
@@ -105,12 +104,32 @@ async fn main() -> Result<(), BoxError> {
         .database(store.clone())
         .policy(policy)
         .registry(prometheus::Registry::new())
-        .state_dir(dir.path().join("state"))
+        .state_dir(state_dir)
         .on_stored(Arc::new(move |event: &Event| {
             let _subscribers = pushed.notify_event(event.clone());
         }))
         .spawn()
         .await?;
+    Ok(handle)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), BoxError> {
+    let owner = Keys::generate();
+    let (remote, remote_url) = remote_relay(&owner).await?;
+
+    let port = free_port()?;
+    let our_url = format!("ws://127.0.0.1:{port}");
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn NostrDatabase> = Arc::new(NostrLMDB::open(dir.path().join("db"))?);
+    let policy = Arc::new(GraspPolicy::try_new(
+        store.clone(),
+        vec![our_url.clone()],
+        false,
+    )?);
+    let runtime: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
+    let relay = our_relay(port, &store, &policy, &runtime);
+    let handle = spawn_runtime(&our_url, &store, policy, dir.path().join("state"), &relay).await?;
     let _set = runtime.set(handle.clone());
     relay.run().await?;
 

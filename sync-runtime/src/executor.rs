@@ -75,6 +75,70 @@ pub(crate) struct Executor {
     negentropy: BTreeMap<(RelayUrl, SubId), JoinHandle<()>>,
 }
 
+/// One connection attempt in its own task: connect, report, then fetch NIP-11.
+struct Attempt {
+    /// The SDK client the relay was added to.
+    client: Client,
+    /// Marked open once `Connected` is queued.
+    routing: Arc<Routing>,
+    /// The driver's inbox.
+    tx: mpsc::Sender<DriverMsg>,
+    /// Connect and NIP-11 timeouts.
+    timings: ExecTimings,
+    /// Holds the transport's refusals; dials the NIP-11 request.
+    dialer: Arc<Dialer>,
+}
+
+impl Attempt {
+    async fn report(&self, input: Input) -> bool {
+        self.tx.send(DriverMsg::Input(input)).await.is_ok()
+    }
+
+    async fn run(self, relay: RelayUrl, url: nostr::RelayUrl) {
+        let handle = match self.client.relay(&url).await {
+            Ok(handle) => handle,
+            Err(e) => {
+                let error = e.to_string();
+                self.report(Input::ConnectFailed { relay, error }).await;
+                return;
+            }
+        };
+        if let Err(e) = handle.try_connect(self.timings.connect).await {
+            let error = e.to_string();
+            let input = match self.dialer.take_refusal(relay.as_str()) {
+                Some(address) => Input::ConnectRefused { relay, address },
+                None => {
+                    tracing::info!(%error, "connection failed");
+                    Input::ConnectFailed { relay, error }
+                }
+            };
+            self.report(input).await;
+            return;
+        }
+        tracing::info!("connected");
+        // `Connected` is queued before the connection counts as open, so the monitor's
+        // `Disconnected` for it can only come after; a drop in between is caught by the status
+        // re-check.
+        if !self
+            .report(Input::Connected {
+                relay: relay.clone(),
+            })
+            .await
+        {
+            return;
+        }
+        self.routing.opened(url.as_str());
+        if crate::monitor::is_down(handle.status()) && self.routing.closed(url.as_str()) {
+            self.report(Input::Disconnected { relay }).await;
+            return;
+        }
+        let fetched = crate::nip11::fetch_limits(&self.dialer, url.as_str(), self.timings.nip11);
+        if let Some(limits) = fetched.await {
+            self.report(Input::RelayInfo { relay, limits }).await;
+        }
+    }
+}
+
 /// The nostr-sdk text of a core URL (the key of every routing table).
 fn sdk_url(relay: &RelayUrl) -> Option<nostr::RelayUrl> {
     nostr::RelayUrl::parse(relay.as_str()).ok()
@@ -200,64 +264,15 @@ impl Executor {
             });
             return;
         }
-        let (client, routing, tx, timings, dialer) = (
-            self.client.clone(),
-            self.routing.clone(),
-            self.tx.clone(),
-            self.timings,
-            self.reach.dialer.clone(),
-        );
+        let attempt = Attempt {
+            client: self.client.clone(),
+            routing: self.routing.clone(),
+            tx: self.tx.clone(),
+            timings: self.timings,
+            dialer: self.reach.dialer.clone(),
+        };
         let span = tracing::info_span!("connect", relay = %relay);
-        tokio::spawn(
-            async move {
-                let handle = match client.relay(&url).await {
-                    Ok(handle) => handle,
-                    Err(e) => {
-                        let error = e.to_string();
-                        let _driver_gone = tx
-                            .send(DriverMsg::Input(Input::ConnectFailed { relay, error }))
-                            .await;
-                        return;
-                    }
-                };
-                if let Err(e) = handle.try_connect(timings.connect).await {
-                    let error = e.to_string();
-                    let input = match dialer.take_refusal(relay.as_str()) {
-                        Some(address) => Input::ConnectRefused { relay, address },
-                        None => {
-                            tracing::info!(%error, "connection failed");
-                            Input::ConnectFailed { relay, error }
-                        }
-                    };
-                    let _driver_gone = tx.send(DriverMsg::Input(input)).await;
-                    return;
-                }
-                tracing::info!("connected");
-                // `Connected` is queued before the connection counts as open, so the monitor's
-                // `Disconnected` for it can only come after; a drop in between is caught by the
-                // status re-check.
-                let connected = Input::Connected {
-                    relay: relay.clone(),
-                };
-                if tx.send(DriverMsg::Input(connected)).await.is_err() {
-                    return;
-                }
-                routing.opened(url.as_str());
-                if crate::monitor::is_down(handle.status()) && routing.closed(url.as_str()) {
-                    let _driver_gone = tx
-                        .send(DriverMsg::Input(Input::Disconnected { relay }))
-                        .await;
-                    return;
-                }
-                let fetched = crate::nip11::fetch_limits(&dialer, url.as_str(), timings.nip11);
-                if let Some(limits) = fetched.await {
-                    let _driver_gone = tx
-                        .send(DriverMsg::Input(Input::RelayInfo { relay, limits }))
-                        .await;
-                }
-            }
-            .instrument(span),
-        );
+        tokio::spawn(attempt.run(relay, url).instrument(span));
     }
 
     fn forget(&mut self, relay: RelayUrl) {

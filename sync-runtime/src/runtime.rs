@@ -218,59 +218,23 @@ impl SyncRuntimeBuilder {
     }
 
     /// Wires the tasks together and starts them (nothing here can fail).
-    fn start(self, p: Prepared) -> SyncHandle {
+    fn start(mut self, p: Prepared) -> SyncHandle {
         let frames = Arc::new(FrameCounts::default());
         let (inbox_capacity, sdk_capacity) = self.capacities;
-        // Operator-named relays are trusted; everything else follows the open-network rules.
-        let dialer = Dialer::new(
-            self.config.allow_private_targets,
-            self.config.bootstrap_relays.iter().map(String::as_str),
-        );
-        // nostr-sdk drops a message over `max_message_bytes` and keeps the connection; the
-        // socket's own ceiling, well above it, only bounds what one message can make us buffer
-        // (a larger one ends the connection).
-        let transport = NoDelayTransport::new(
-            frames.clone(),
-            dialer.clone(),
-            self.event_limits.max_message_bytes().saturating_mul(16),
-        );
-        let (client, statuses) = sdk_client(transport, sdk_capacity);
+        let (client, statuses, reach) = self.sdk_client(frames.clone(), sdk_capacity);
         let notifications = client.notifications();
         let (tx, inbox) = mpsc::channel(inbox_capacity);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let routing = Arc::new(Routing::new(p.clock));
-        let config = self.config;
-        let policy = self.policy.unwrap_or_else(|| {
-            Arc::new(GraspPolicy::new(
-                p.db.clone(),
-                config.own_relay_urls.clone(),
-                false,
-            ))
-        });
-        let ingest = Ingest {
-            db: p.db,
-            policy,
-            routing: routing.clone(),
-            reoffer: Arc::new(Mutex::new(ReofferCache::new(
-                Duration::from_millis(config.rejected_hot_ms),
-                REOFFER_MAX_ENTRIES,
-            ))),
-            on_stored: self.on_stored,
-            metrics: p.metrics.clone(),
-            tx: tx.clone(),
-            policy_timeout: crate::ingest::POLICY_TIMEOUT,
-            limits: self.event_limits,
-        };
+        let ingest = self.ingest(&p, routing.clone(), tx.clone());
+        let timings = ExecTimings::from_config(&self.config);
         let executor = Executor::new(
             client.clone(),
             routing.clone(),
             ingest.clone(),
             tx.clone(),
-            ExecTimings::from_config(&config),
-            Reach {
-                dialer,
-                sdk_limits: self.event_limits.sdk_limits(),
-            },
+            timings,
+            reach,
         );
         let monitor = crate::monitor::run(client.clone(), routing, tx.clone(), statuses);
         let readers = vec![
@@ -281,7 +245,7 @@ impl SyncRuntimeBuilder {
         let (status_tx, status_rx) = watch::channel(RuntimeStatus::default());
         let mut driver = Driver {
             // The same `start` as the trace header, so a replay builds the same core.
-            core: SyncCore::new(config, p.seed, p.start),
+            core: SyncCore::new(self.config, p.seed, p.start),
             clock: p.clock,
             recorder: p.recorder,
             metrics: p.metrics.clone(),
@@ -304,6 +268,65 @@ impl SyncRuntimeBuilder {
             status: status_rx,
             metrics: p.metrics,
             driver: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// The nostr-sdk client as a dumb pipe dialing under the open-network rules, its status
+    /// stream, and what the executor needs to reach relays.
+    fn sdk_client(
+        &self,
+        frames: Arc<FrameCounts>,
+        capacity: usize,
+    ) -> (Client, broadcast::Receiver<MonitorNotification>, Reach) {
+        // Operator-named relays are trusted; everything else follows the open-network rules.
+        let dialer = Dialer::new(
+            self.config.allow_private_targets,
+            self.config.bootstrap_relays.iter().map(String::as_str),
+        );
+        // nostr-sdk drops a message over `max_message_bytes` and keeps the connection; the
+        // socket's own ceiling, well above it, only bounds what one message can make us buffer
+        // (a larger one ends the connection).
+        let transport = NoDelayTransport::new(
+            frames,
+            dialer.clone(),
+            self.event_limits.max_message_bytes().saturating_mul(16),
+        );
+        let (client, statuses) = sdk_client(transport, capacity);
+        let reach = Reach {
+            dialer,
+            sdk_limits: self.event_limits.sdk_limits(),
+        };
+        (client, statuses, reach)
+    }
+
+    /// The ingest path: the host's policy (the GRASP policy unless one was given), store and
+    /// `on_stored` callback, the event limits, and the driver's inbox.
+    fn ingest(
+        &mut self,
+        p: &Prepared,
+        routing: Arc<Routing>,
+        tx: mpsc::Sender<DriverMsg>,
+    ) -> Ingest {
+        let policy = self.policy.take().unwrap_or_else(|| {
+            Arc::new(GraspPolicy::new(
+                p.db.clone(),
+                self.config.own_relay_urls.clone(),
+                false,
+            ))
+        });
+        Ingest {
+            db: p.db.clone(),
+            policy,
+            routing,
+            reoffer: Arc::new(Mutex::new(ReofferCache::new(
+                Duration::from_millis(self.config.rejected_hot_ms),
+                REOFFER_MAX_ENTRIES,
+            ))),
+            on_stored: self.on_stored.take(),
+            metrics: p.metrics.clone(),
+            tx,
+            policy_timeout: crate::ingest::POLICY_TIMEOUT,
+            limits: self.event_limits,
         }
     }
 }

@@ -114,27 +114,7 @@ pub(crate) async fn start(
     let registry = prometheus::Registry::new();
     let client_metrics = ClientMetrics::register(&registry)
         .map_err(|e| format!("cannot register the client metrics: {e}"))?;
-    let pushed_relay = relay.clone();
-    let on_stored = Arc::new(move |event: &Event| {
-        // Live subscribers of our relay see synced events too; a full channel only means a
-        // lagging subscriber, which LocalRelay handles.
-        let _delivered = pushed_relay.notify_event(event.clone());
-    });
-    let mut builder = SyncRuntime::builder(settings.sync.clone())
-        .database(db.clone())
-        .policy(policy)
-        .registry(registry)
-        .state_dir(settings.data_dir.clone())
-        .seed(settings.seed)
-        .event_limits(settings.event_limits)
-        .on_stored(on_stored);
-    if let Some(trace) = &settings.record_trace {
-        builder = builder.trace_path(trace.clone());
-    }
-    let handle = builder
-        .spawn()
-        .await
-        .map_err(|e| format!("cannot start syncing: {e}"))?;
+    let handle = spawn_runtime(settings, &db, policy, registry, &relay).await?;
     // Set before the relay accepts its first client, so no accepted event is missed.
     let _first = handle_cell.set(handle.clone());
     let relay_addr = listeners.relay.local_addr().map_err(|e| e.to_string())?;
@@ -166,6 +146,38 @@ pub(crate) async fn start(
         metrics_addr,
         lock,
     })
+}
+
+/// Starts the sync runtime on the node's store and policy; what it stores is pushed to the
+/// relay's live subscribers.
+async fn spawn_runtime(
+    settings: &Settings,
+    db: &Arc<dyn NostrDatabase>,
+    policy: Arc<GraspPolicy>,
+    registry: prometheus::Registry,
+    relay: &LocalRelay,
+) -> Result<SyncHandle, String> {
+    let pushed_relay = relay.clone();
+    let on_stored = Arc::new(move |event: &Event| {
+        // Live subscribers of our relay see synced events too; a full channel only means a
+        // lagging subscriber, which LocalRelay handles.
+        let _delivered = pushed_relay.notify_event(event.clone());
+    });
+    let mut builder = SyncRuntime::builder(settings.sync.clone())
+        .database(db.clone())
+        .policy(policy)
+        .registry(registry)
+        .state_dir(settings.data_dir.clone())
+        .seed(settings.seed)
+        .event_limits(settings.event_limits)
+        .on_stored(on_stored);
+    if let Some(trace) = &settings.record_trace {
+        builder = builder.trace_path(trace.clone());
+    }
+    builder
+        .spawn()
+        .await
+        .map_err(|e| format!("cannot start syncing: {e}"))
 }
 
 /// Tells the runtime about every event our own clients publish and the policy accepts. The

@@ -107,22 +107,10 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         .allow_private_targets
         .or(file.allow_private_targets)
         .unwrap_or(false);
-    let defaults = sync_runtime::EventLimits::default();
-    let event_limits = sync_runtime::EventLimits {
-        max_event_bytes: args
-            .max_event_bytes
-            .or(file.max_event_bytes)
-            .unwrap_or(defaults.max_event_bytes),
-        max_event_tags: args
-            .max_event_tags
-            .or(file.max_event_tags)
-            .unwrap_or(defaults.max_event_tags),
-    };
-    if event_limits.max_event_bytes < 1_024 || event_limits.max_event_tags == 0 {
-        return Err(
-            "--max-event-bytes must be at least 1024 and --max-event-tags at least 1".into(),
-        );
-    }
+    let event_limits = event_limits(
+        args.max_event_bytes.or(file.max_event_bytes),
+        args.max_event_tags.or(file.max_event_tags),
+    )?;
     Ok(Settings {
         listen,
         service_urls,
@@ -141,6 +129,25 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         sync,
         clients,
     })
+}
+
+/// `--max-event-bytes` and `--max-event-tags` as given (flag > env > file), else the defaults;
+/// validated.
+fn event_limits(
+    bytes: Option<usize>,
+    tags: Option<usize>,
+) -> Result<sync_runtime::EventLimits, String> {
+    let defaults = sync_runtime::EventLimits::default();
+    let limits = sync_runtime::EventLimits {
+        max_event_bytes: bytes.unwrap_or(defaults.max_event_bytes),
+        max_event_tags: tags.unwrap_or(defaults.max_event_tags),
+    };
+    if limits.max_event_bytes < 1_024 || limits.max_event_tags == 0 {
+        return Err(
+            "--max-event-bytes must be at least 1024 and --max-event-tags at least 1".into(),
+        );
+    }
+    Ok(limits)
 }
 
 /// The engine configuration from the resolved values; its own validation errors are
