@@ -35,9 +35,9 @@ pub struct Config {
     pub backoff_max_ms: u64,
     /// Jitter applied to every backoff, in percent either side (`[1−j, 1+j]`).
     pub backoff_jitter_percent: u64,
-    /// A relay failing continuously for this long is `Dead`.
+    /// A relay not connected and failing continuously for this long is `Dead`.
     pub dead_after_ms: u64,
-    /// A dead relay is tried once per this interval.
+    /// A dead relay is tried once per this interval (bootstrap relays: ordinary backoff).
     pub dead_retry_ms: u64,
     /// A connection that lived this long resets the failure count when it drops.
     pub stable_connection_ms: u64,
@@ -49,7 +49,9 @@ pub struct Config {
     pub startup_jitter_ms: u64,
     /// No new subscription is sent to a rate-limited relay for this long.
     pub rate_limit_cooldown_ms: u64,
-    /// Relays failing with DNS, TLS or protocol errors retry at most this often.
+    /// Naughty relays (`NAUGHTY_AFTER_FAILURES` DNS, TLS or protocol failures of one class over
+    /// `NAUGHTY_AFTER_MS`, or an address refusal) retry at most this often; bootstrap relays
+    /// never wait longer than `backoff_max_ms` plus jitter.
     pub naughty_retry_ms: u64,
     /// Rejected events are re-offerable for this long after rejection.
     pub rejected_hot_ms: u64,

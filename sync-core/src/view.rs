@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::relay::health::{ErrorClass, HealthState};
 use crate::relay::{NegSupport, RelayCounters, RelayState, Status};
-use crate::time::Now;
+use crate::time::{Mono, Now};
 use crate::url::RelayUrl;
 
 /// A borrowed view of one relay.
@@ -33,21 +33,36 @@ impl<'a> RelayView<'a> {
         self.state.status
     }
 
-    /// Health as exported.
+    /// Health as exported, from the present (docs/architecture.md, "Health, backoff, rate
+    /// limits, naughty list"): `RateLimited` during a cooldown; a live relay is `Degraded` if
+    /// its historic sync had failures (`ConnectedHistoricSyncFailures`) or it is flapping, else
+    /// `Healthy` — never `Dead`, whatever failed before it connected; a relay not live is
+    /// `Dead` after `dead_after_ms` of failures without a stable connection, `Degraded` with
+    /// fewer, `Disconnected` with none.
     #[must_use]
     pub fn health(&self) -> HealthState {
-        let h = &self.state.health;
-        if h.is_rate_limited(self.now.mono) {
+        let (h, now, status) = (&self.state.health, self.now.mono, self.state.status);
+        if h.is_rate_limited(now) {
             HealthState::RateLimited
-        } else if h.is_dead(self.now.mono, self.cfg) {
+        } else if status.is_live() {
+            if status == Status::ConnectedHistoricSyncFailures || h.is_flapping(now, self.cfg) {
+                HealthState::Degraded
+            } else {
+                HealthState::Healthy
+            }
+        } else if h.is_dead(now, self.cfg) {
             HealthState::Dead
         } else if h.failures > 0 {
             HealthState::Degraded
-        } else if self.state.status.is_live() {
-            HealthState::Healthy
         } else {
             HealthState::Disconnected
         }
+    }
+
+    /// When the next connection attempt is due (`Disconnected` only).
+    #[must_use]
+    pub fn next_attempt_at(&self) -> Option<Mono> {
+        (self.state.status == Status::Disconnected).then_some(self.state.health.next_attempt_at)
     }
 
     /// Consecutive failures.

@@ -133,7 +133,7 @@ impl Metrics {
             events_by_source: counter_vec(r, "ngit_sync_events_total", "Events newly saved, by the path that found them", &["source"])?,
             relays_tracked: gauge(r, "ngit_sync_relays_tracked_total", "Relays tracked")?,
             relays_connected: gauge(r, "ngit_sync_relays_connected_total", "Relays connected")?,
-            relays_dead: gauge(r, "ngit_sync_relays_dead_total", "Relays failing for the dead-after period")?,
+            relays_dead: gauge(r, "ngit_sync_relays_dead_total", "Relays not connected and failing for the dead-after period (never a connected relay)")?,
             naughty_relays: gauge_vec(r, "ngit_sync_naughty_relays_total", "Relays on the naughty list by error class", &["category"])?,
             rejected_entries: gauge_vec(r, "ngit_sync_rejected_entries", "Rejected-memory entries (hot: re-offerable; cold: excluded from fetches)", &["tier"])?,
             rejected_activity: counter_vec(r, "ngit_sync_rejected_activity_total", "Rejected-memory activity (hits, expiries, invalidations, reoffered)", &["kind"])?,

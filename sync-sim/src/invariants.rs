@@ -1,6 +1,9 @@
 //! Invariants. Step invariants are checked after every `step` (commands respect the relay's
 //! status, no duplicate or reused subscription ids, the subscription and filter budgets hold,
-//! deadlines lie in the future, spurious ticks are no-ops, reconnects respect the backoff);
+//! deadlines lie in the future, spurious ticks are no-ops, reconnects respect the backoff, a
+//! relay in a live status is never exported as `Dead` and `relays_dead` counts exactly the
+//! relays exported as `Dead`, a bootstrap relay never waits longer than the backoff cap plus
+//! jitter for its next attempt);
 //! final invariants at the end of the liveness phase (convergence against an oracle kept
 //! independent of the core's indexes, every healthy target relay `Connected` with nothing
 //! pending, nothing in flight, nothing invented).
@@ -8,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sync_core::{Command, Config, Input, Now, RelayLimits, RelayUrl, Status, SubId, SyncCore};
+use sync_core::{
+    Command, Config, HealthState, Input, Now, RelayLimits, RelayUrl, Status, SubId, SyncCore,
+};
 
 /// A broken invariant: which one, where, and what was seen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,7 +168,54 @@ impl Checker {
             self.check_command(core, at, before, c)
                 .map_err(|(tag, m)| fail(tag, m))?;
         }
+        self.check_health(core, now)
+            .map_err(|(tag, m)| fail(tag, m))?;
         self.check_bounded(core).map_err(|(tag, m)| fail(tag, m))
+    }
+
+    /// Health matches reality (docs/spec.md §14): a live relay is never exported as `Dead`, and
+    /// `relays_dead` counts the relays exported as `Dead`. Operator-named (bootstrap) relays
+    /// never wait longer than the capped backoff with jitter, naughty or dead (a new relay's
+    /// first attempt may wait the startup jitter).
+    fn check_health(&self, core: &SyncCore, now: Now) -> Result<(), (&'static str, String)> {
+        let cap = (self.cfg.backoff_max_ms * (100 + self.cfg.backoff_jitter_percent) / 100)
+            .max(self.cfg.startup_jitter_ms);
+        let mut dead = 0;
+        for v in core.relay_status() {
+            let health = v.health();
+            if health == HealthState::Dead {
+                if is_live(v.status()) {
+                    return Err((
+                        "live-relay-dead",
+                        format!("{} is {:?} but exported as Dead", v.url(), v.status()),
+                    ));
+                }
+                dead += 1;
+            }
+            if let Some(at) = v.next_attempt_at().filter(|_| v.is_bootstrap()) {
+                let wait = at.since_ms(now.mono);
+                if wait > cap {
+                    return Err((
+                        "bootstrap-wait-over-cap",
+                        format!(
+                            "bootstrap relay {} waits {wait} ms for its next attempt (cap {cap} ms, naughty {:?})",
+                            v.url(),
+                            v.naughty()
+                        ),
+                    ));
+                }
+            }
+        }
+        if core.stats().relays_dead != dead {
+            return Err((
+                "relays-dead-count",
+                format!(
+                    "relays_dead is {} but {dead} relays are exported as Dead",
+                    core.stats().relays_dead
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Bounded state: pending batches per relay, open subscriptions within the relay's budget

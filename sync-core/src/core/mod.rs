@@ -12,7 +12,7 @@ use crate::index::want::WantIndex;
 use crate::input::{Input, Outcome};
 use crate::rejected::{RejectedEntry, RejectedMemory};
 use crate::relay::health::CloseReason;
-use crate::relay::health::{classify, ErrorClass};
+use crate::relay::health::{classify, ErrorClass, HealthState};
 use crate::relay::{RelayState, Status, SubRole};
 use crate::stats::Stats;
 use crate::targets::{Refusal, Refusals};
@@ -451,17 +451,17 @@ impl SyncCore {
     fn update_gauges(&mut self) {
         let (hot, cold) = self.rejected.sizes();
         let (repos, roots) = self.want.sizes();
-        let now = self.now.mono;
         let s = &mut self.stats;
         s.rejected = self.rejected.stats.clone();
         (s.rejected_hot, s.rejected_cold) = (hot as u64, cold as u64);
         (s.repos, s.root_events) = (repos as u64, roots as u64);
         s.relays_tracked = self.relays.len() as u64;
         s.relays_connected = self.relays.values().filter(|r| r.status.is_live()).count() as u64;
+        // Exactly the relays exported as `Dead`, so never one in a live status.
         s.relays_dead = self
             .relays
             .values()
-            .filter(|r| r.health.is_dead(now, &self.cfg))
+            .filter(|r| RelayView::new(r, self.now, &self.cfg).health() == HealthState::Dead)
             .count() as u64;
     }
 

@@ -1,5 +1,6 @@
 //! Relay health (docs/spec.md §5): failure backoff with seeded jitter, `Dead` after 24 h of continuous
-//! failure, rate-limit detection and cooldown, and connection-error classification.
+//! failure, rate-limit detection and cooldown, connection-error classification and the naughty
+//! list, and the bookkeeping the exported health is derived from (`RelayView::health`).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,8 +8,9 @@ use crate::config::Config;
 use crate::rng::RelayRng;
 use crate::time::Mono;
 
-/// What kind of connection error a relay produced. DNS, TLS and protocol errors put the relay
-/// on the "naughty list": it is retried at most every `naughty_retry_ms`.
+/// What kind of connection error a relay produced. Repeated DNS, TLS or protocol errors put the
+/// relay on the "naughty list" (see [`NAUGHTY_AFTER_FAILURES`]): it is retried at most every
+/// `naughty_retry_ms`, unless it is a bootstrap relay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ErrorClass {
     /// The host name does not resolve.
@@ -18,7 +20,9 @@ pub enum ErrorClass {
     /// The server is not a WebSocket (nostr) server.
     Protocol,
     /// The shell refused to dial: the host resolves to a non-global address
-    /// (docs/spec.md §13). Retried like the naughty classes, in case the name changes.
+    /// (docs/spec.md §13). A deliberate refusal, not a transient fault: naughty at the first
+    /// one (retried every `naughty_retry_ms` in case the name changes), except for bootstrap
+    /// relays.
     Address,
     /// Anything else (refused, reset, timeout, …): ordinary backoff.
     Other,
@@ -139,6 +143,18 @@ impl CloseReason {
     }
 }
 
+/// A relay goes on the naughty list after this many connection failures in a row of the same
+/// naughty class (DNS, TLS, protocol; no successful connection and no other failure between)…
+pub const NAUGHTY_AFTER_FAILURES: u32 = 3;
+
+/// … spanning at least this long (first to last of the run). Before that: ordinary backoff, so
+/// a relay started before its resolver is up is not shut out for `naughty_retry_ms`.
+pub const NAUGHTY_AFTER_MS: u64 = 10 * 60_000;
+
+/// A live relay that lost its connection twice within `FLAP_WINDOW_FACTOR · stable_connection_ms`
+/// (30 min by default) is flapping: exported as `Degraded` while connected.
+pub const FLAP_WINDOW_FACTOR: u64 = 6;
+
 /// Backoff before jitter: `base · 2^(failures−1)` capped at `max` (0 for no failure).
 #[must_use]
 pub fn backoff_ms(failures: u32, base_ms: u64, max_ms: u64) -> u64 {
@@ -149,16 +165,19 @@ pub fn backoff_ms(failures: u32, base_ms: u64, max_ms: u64) -> u64 {
     base_ms.saturating_mul(1u64 << exp.min(62)).min(max_ms)
 }
 
-/// Health as exported (`ngit_sync_relay_status`).
+/// Health as exported (`ngit_sync_relay_status`), derived by `RelayView::health` from the
+/// present: a relay in a live status is never `Dead`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum HealthState {
-    /// Connected, no recent failure.
+    /// In a live status, historic sync without failures, not flapping.
     Healthy,
-    /// Not connected, no failure recorded.
+    /// Not in a live status, no failure recorded.
     Disconnected,
-    /// Failing, or recovering from failures.
+    /// Live but flapping (two connection losses within `FLAP_WINDOW_FACTOR ·
+    /// stable_connection_ms`) or with failed historic batches; or not live with failures
+    /// recorded, for less than `dead_after_ms`.
     Degraded,
-    /// Failing continuously for `dead_after_ms`.
+    /// Not in a live status and failing continuously (no stable connection) for `dead_after_ms`.
     Dead,
     /// In a rate-limit cooldown.
     RateLimited,
@@ -187,18 +206,28 @@ pub(crate) struct Health {
     pub(crate) first_failure_at: Option<Mono>,
     /// No connection attempt before this.
     pub(crate) next_attempt_at: Mono,
-    /// Class of the last connection error, while it is within `naughty_retry_ms`.
+    /// The naughty class the relay is listed for: set by a connection failure that completes
+    /// the rule of [`NAUGHTY_AFTER_FAILURES`] (or by an `Address` refusal), cleared by any
+    /// other failure and by a successful connection.
     pub(crate) naughty: Option<ErrorClass>,
+    /// The current run of connection failures of one naughty class: (class, count, first).
+    pub(crate) class_run: Option<(ErrorClass, u32, Mono)>,
+    /// The last two losses of a live connection, newest first (for flapping).
+    pub(crate) losses: [Option<Mono>; 2],
     /// No new subscription before this (rate-limit cooldown).
     pub(crate) rate_limited_until: Option<Mono>,
 }
 
 impl Health {
-    /// Records a failure at `now` and schedules the next attempt.
+    /// Records a failure at `now` and schedules the next attempt: `backoff_ms` with jitter;
+    /// for a non-bootstrap relay, `dead_retry_ms` once dead and at least `naughty_retry_ms` while
+    /// naughty. A bootstrap relay (named by the operator) always gets the ordinary backoff, so it
+    /// never waits longer than `backoff_max_ms` plus jitter; it is still reported as naughty.
     pub(crate) fn record_failure(
         &mut self,
         now: Mono,
         class: ErrorClass,
+        bootstrap: bool,
         cfg: &Config,
         rng: &mut RelayRng,
     ) {
@@ -208,24 +237,66 @@ impl Health {
             backoff_ms(self.failures, cfg.backoff_base_ms, cfg.backoff_max_ms),
             cfg.backoff_jitter_percent,
         );
-        if now.since_ms(first) >= cfg.dead_after_ms {
-            wait = cfg.dead_retry_ms;
-        }
-        self.naughty = (class != ErrorClass::Other).then_some(class);
-        if self.naughty.is_some() {
-            wait = wait.max(cfg.naughty_retry_ms);
+        self.naughty = self.note_class(now, class);
+        if !bootstrap {
+            if now.since_ms(first) >= cfg.dead_after_ms {
+                wait = cfg.dead_retry_ms;
+            }
+            if self.naughty.is_some() {
+                wait = wait.max(cfg.naughty_retry_ms);
+            }
         }
         self.next_attempt_at = now.plus_ms(wait);
     }
 
-    /// Forgets failures (a connection proved stable).
+    /// Extends or restarts the run of same-class failures with a failure of `class` at `now`;
+    /// the naughty class if the run now qualifies: [`NAUGHTY_AFTER_FAILURES`] failures spanning
+    /// [`NAUGHTY_AFTER_MS`], or any `Address` refusal.
+    fn note_class(&mut self, now: Mono, class: ErrorClass) -> Option<ErrorClass> {
+        if class == ErrorClass::Other {
+            self.class_run = None;
+            return None;
+        }
+        let (count, since) = match self.class_run {
+            Some((c, n, since)) if c == class => (n.saturating_add(1), since),
+            _ => (1, now),
+        };
+        self.class_run = Some((class, count, since));
+        let repeated = count >= NAUGHTY_AFTER_FAILURES && now.since_ms(since) >= NAUGHTY_AFTER_MS;
+        (repeated || class == ErrorClass::Address).then_some(class)
+    }
+
+    /// A connection was established: the relay does not fail that way now, so the run of
+    /// same-class failures ends and it leaves the naughty list. The failure count (backoff)
+    /// stays until the connection proves stable.
+    pub(crate) fn connected(&mut self) {
+        self.class_run = None;
+        self.naughty = None;
+    }
+
+    /// A live connection was lost at `now` (for flapping).
+    pub(crate) fn record_loss(&mut self, now: Mono) {
+        self.losses = [Some(now), self.losses[0]];
+    }
+
+    /// Whether the connection was lost twice within `FLAP_WINDOW_FACTOR · stable_connection_ms`.
+    pub(crate) fn is_flapping(&self, now: Mono, cfg: &Config) -> bool {
+        let window = cfg.stable_connection_ms.saturating_mul(FLAP_WINDOW_FACTOR);
+        self.losses[1].is_some_and(|t| now.since_ms(t) < window)
+    }
+
+    /// Forgets failures (a connection proved stable). Backoff and the dead-retry wait start
+    /// over; the loss history (flapping) is kept.
     pub(crate) fn reset(&mut self) {
         self.failures = 0;
         self.first_failure_at = None;
         self.naughty = None;
+        self.class_run = None;
     }
 
-    /// Whether the relay has failed continuously for `dead_after_ms`.
+    /// Whether the current run of failures (not ended by a stable connection) has lasted
+    /// `dead_after_ms`. This drives the dead-retry wait; the exported `Dead` also requires the
+    /// relay not to be live.
     pub(crate) fn is_dead(&self, now: Mono, cfg: &Config) -> bool {
         self.first_failure_at
             .is_some_and(|f| now.since_ms(f) >= cfg.dead_after_ms)
@@ -296,11 +367,126 @@ mod tests {
         let cfg = Config::default();
         let mut rng = RelayRng::new(1, &crate::RelayUrl::parse("wss://x").unwrap());
         let mut h = Health::default();
-        h.record_failure(Mono(0), ErrorClass::Other, &cfg, &mut rng);
+        h.record_failure(Mono(0), ErrorClass::Other, false, &cfg, &mut rng);
         assert!(h.next_attempt_at.0 >= 4_000 && h.next_attempt_at.0 <= 6_000);
         let day = Mono(cfg.dead_after_ms);
-        h.record_failure(day, ErrorClass::Other, &cfg, &mut rng);
+        h.record_failure(day, ErrorClass::Other, false, &cfg, &mut rng);
         assert!(h.is_dead(day, &cfg));
         assert_eq!(h.next_attempt_at, day.plus_ms(cfg.dead_retry_ms));
+    }
+
+    fn rng() -> RelayRng {
+        RelayRng::new(1, &crate::RelayUrl::parse("wss://x").unwrap())
+    }
+
+    const MIN: u64 = 60_000;
+
+    #[test]
+    fn one_dns_failure_is_ordinary_backoff() {
+        let cfg = Config::default();
+        let mut h = Health::default();
+        h.record_failure(Mono(0), ErrorClass::Dns, false, &cfg, &mut rng());
+        assert_eq!(h.naughty, None);
+        assert!(h.next_attempt_at.0 <= 6_000, "{:?}", h.next_attempt_at);
+    }
+
+    #[test]
+    fn three_dns_failures_are_naughty_only_once_they_span_ten_minutes() {
+        let cfg = Config::default();
+        let (mut h, mut rng) = (Health::default(), rng());
+        for t in [0, MIN, 2 * MIN] {
+            h.record_failure(Mono(t), ErrorClass::Dns, false, &cfg, &mut rng);
+            assert_eq!(h.naughty, None, "three within two minutes");
+        }
+        let t = Mono(10 * MIN);
+        h.record_failure(t, ErrorClass::Dns, false, &cfg, &mut rng);
+        assert_eq!(h.naughty, Some(ErrorClass::Dns));
+        assert!(h.next_attempt_at >= t.plus_ms(cfg.naughty_retry_ms));
+    }
+
+    #[test]
+    fn another_class_or_a_connection_restarts_the_run() {
+        let cfg = Config::default();
+        let (mut h, mut rng) = (Health::default(), rng());
+        h.record_failure(Mono(0), ErrorClass::Dns, false, &cfg, &mut rng);
+        h.record_failure(Mono(5 * MIN), ErrorClass::Dns, false, &cfg, &mut rng);
+        h.record_failure(Mono(6 * MIN), ErrorClass::Tls, false, &cfg, &mut rng);
+        h.record_failure(Mono(11 * MIN), ErrorClass::Tls, false, &cfg, &mut rng);
+        assert_eq!(h.naughty, None, "two DNS, then two TLS");
+        h.record_failure(Mono(12 * MIN), ErrorClass::Other, false, &cfg, &mut rng);
+        h.record_failure(Mono(13 * MIN), ErrorClass::Tls, false, &cfg, &mut rng);
+        h.record_failure(Mono(20 * MIN), ErrorClass::Tls, false, &cfg, &mut rng);
+        h.connected();
+        h.record_failure(Mono(30 * MIN), ErrorClass::Tls, false, &cfg, &mut rng);
+        assert_eq!(h.naughty, None, "the runs were broken");
+        h.record_failure(Mono(40 * MIN), ErrorClass::Tls, false, &cfg, &mut rng);
+        h.record_failure(Mono(41 * MIN), ErrorClass::Tls, false, &cfg, &mut rng);
+        assert_eq!(h.naughty, Some(ErrorClass::Tls));
+        h.connected();
+        assert_eq!(h.naughty, None, "a connection leaves the naughty list");
+    }
+
+    #[test]
+    fn an_address_refusal_is_naughty_at_once_except_for_bootstrap_relays() {
+        let cfg = Config::default();
+        let mut h = Health::default();
+        h.record_failure(Mono(0), ErrorClass::Address, false, &cfg, &mut rng());
+        assert_eq!(h.naughty, Some(ErrorClass::Address));
+        assert_eq!(h.next_attempt_at, Mono(cfg.naughty_retry_ms));
+        let mut b = Health::default();
+        b.record_failure(Mono(0), ErrorClass::Address, true, &cfg, &mut rng());
+        assert_eq!(b.naughty, Some(ErrorClass::Address), "reported");
+        assert!(b.next_attempt_at.0 <= 6_000, "but not waited for");
+    }
+
+    fn class() -> impl proptest::strategy::Strategy<Value = ErrorClass> {
+        proptest::sample::select(vec![
+            ErrorClass::Dns,
+            ErrorClass::Tls,
+            ErrorClass::Protocol,
+            ErrorClass::Address,
+            ErrorClass::Other,
+        ])
+    }
+
+    proptest::proptest! {
+        /// Over any failure history: a bootstrap relay never waits longer than the capped
+        /// backoff with jitter (dead or naughty); another relay is naughty only for an address
+        /// refusal or for three failures in a row of one class spanning ten minutes, and then
+        /// waits at least `naughty_retry_ms`.
+        #[test]
+        fn naughty_rule_and_bootstrap_cap(
+            bootstrap: bool,
+            steps in proptest::collection::vec((class(), 0u64..3_000_000, proptest::bool::weighted(0.05)), 1..60),
+        ) {
+            let cfg = Config::default();
+            let cap = cfg.backoff_max_ms * (100 + cfg.backoff_jitter_percent) / 100;
+            let (mut h, mut rng) = (Health::default(), rng());
+            let mut now = Mono(0);
+            let mut run: Vec<(ErrorClass, Mono)> = Vec::new();
+            for (c, gap, connects) in steps {
+                now = now.plus_ms(gap);
+                if connects {
+                    h.connected();
+                    run.clear();
+                }
+                h.record_failure(now, c, bootstrap, &cfg, &mut rng);
+                if run.last().is_some_and(|(last, _)| *last != c) || c == ErrorClass::Other {
+                    run.clear();
+                }
+                if c != ErrorClass::Other {
+                    run.push((c, now));
+                }
+                let wait = h.next_attempt_at.since_ms(now);
+                if bootstrap {
+                    proptest::prop_assert!(wait <= cap, "bootstrap waits {} ms", wait);
+                } else if h.naughty.is_some() {
+                    proptest::prop_assert!(wait >= cfg.naughty_retry_ms);
+                }
+                let expect = c == ErrorClass::Address
+                    || (run.len() >= 3 && now.since_ms(run[0].1) >= NAUGHTY_AFTER_MS);
+                proptest::prop_assert_eq!(h.naughty.is_some(), expect);
+            }
+        }
     }
 }

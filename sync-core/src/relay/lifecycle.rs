@@ -81,6 +81,7 @@ impl SyncCore {
             return;
         }
         r.counters.connects_ok += 1;
+        r.health.connected();
         r.status = Status::Syncing;
         r.status_deadline = None;
         r.connected_at = Some(ctx.now.mono);
@@ -230,7 +231,7 @@ impl RelayState {
         self.status = Status::Disconnected;
         self.status_deadline = None;
         self.health
-            .record_failure(ctx.now.mono, class, ctx.cfg, &mut self.rng);
+            .record_failure(ctx.now.mono, class, self.bootstrap, ctx.cfg, &mut self.rng);
     }
 
     /// An unexpected disconnect from a live status.
@@ -247,8 +248,14 @@ impl RelayState {
         if stable {
             self.health.reset();
         }
-        self.health
-            .record_failure(ctx.now.mono, ErrorClass::Other, ctx.cfg, &mut self.rng);
+        self.health.record_loss(ctx.now.mono);
+        self.health.record_failure(
+            ctx.now.mono,
+            ErrorClass::Other,
+            self.bootstrap,
+            ctx.cfg,
+            &mut self.rng,
+        );
     }
 
     /// The daily full reconciliation on the open connection: pending and confirmed are cleared, live

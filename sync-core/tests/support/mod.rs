@@ -46,6 +46,8 @@ pub struct Remote {
     pub failing_connects: u32,
     /// Down: connects fail.
     pub down: bool,
+    /// The error text of failing connects (default: connection refused).
+    pub connect_error: Option<String>,
     /// The shell finds that the relay's name resolves to this non-global address class and
     /// refuses to dial it.
     pub resolves_to: Option<sync_core::NonGlobal>,
@@ -61,6 +63,7 @@ impl Default for Remote {
             id_cap: 1000,
             failing_connects: 0,
             down: false,
+            connect_error: None,
             resolves_to: None,
             connected: false,
         }
@@ -232,13 +235,11 @@ impl World {
                     self.later(LATENCY_MS, Input::ConnectRefused { relay, address });
                 } else if r.down || r.failing_connects > 0 {
                     r.failing_connects = r.failing_connects.saturating_sub(1);
-                    self.later(
-                        LATENCY_MS,
-                        Input::ConnectFailed {
-                            relay,
-                            error: "Connection refused (os error 111)".into(),
-                        },
-                    );
+                    let error = r
+                        .connect_error
+                        .clone()
+                        .unwrap_or_else(|| "Connection refused (os error 111)".into());
+                    self.later(LATENCY_MS, Input::ConnectFailed { relay, error });
                 } else {
                     r.connected = true;
                     self.later(LATENCY_MS, Input::Connected { relay });
