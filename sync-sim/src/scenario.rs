@@ -7,8 +7,8 @@
 
 use nostr::PublicKey;
 use serde::{Deserialize, Serialize};
-use sync_core::{Config, EventMeta, RepoCoord};
 use sync_core::historic::pagination::MIN_PROBED_PAGE;
+use sync_core::{Config, EventMeta, RepoCoord};
 
 use crate::events::{key, meta};
 use crate::faults::{self, Timed};
