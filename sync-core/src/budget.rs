@@ -5,6 +5,7 @@ use nostr::Filter;
 
 use crate::config::Config;
 use crate::filters::wire_bytes;
+use crate::historic::pagination::PageSize;
 use crate::input::RelayLimits;
 
 /// Bytes of a REQ message besides its filters (`["REQ","<sub>",…]`).
@@ -25,6 +26,9 @@ pub(crate) struct Budget {
     pub(crate) max_bytes: usize,
     /// NIP-11 `max_limit`, clamped.
     pub(crate) max_limit: Option<usize>,
+    /// The page size learned from the relay's answers (an unannounced result cap); kept
+    /// across reconnects and daily resyncs.
+    pub(crate) page_size: PageSize,
 }
 
 fn clamp(v: Option<u64>, lo: usize, hi: usize) -> Option<usize> {
@@ -52,6 +56,7 @@ impl Budget {
             max_filters: cfg.max_filters_per_req.max(1),
             max_bytes: cfg.max_message_bytes.max(1024),
             max_limit: None,
+            page_size: PageSize::default(),
         }
     }
 

@@ -63,6 +63,14 @@ pub struct Stats {
     pub same_second_overflows: u64,
     /// Filters that hit the page cap.
     pub page_caps_hit: u64,
+    /// Probe pages sent after a short page to learn a relay's unannounced result cap
+    /// (docs/spec.md §7.4).
+    #[serde(default)]
+    pub page_probes: u64,
+    /// Relays whose unannounced result cap was learned (a probe found more events behind a
+    /// short page).
+    #[serde(default)]
+    pub page_sizes_learned: u64,
     /// Batches started with negentropy.
     pub negentropy_batches: u64,
     /// Batches started with REQ+EOSE.

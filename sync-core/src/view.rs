@@ -136,6 +136,13 @@ impl<'a> RelayView<'a> {
         &self.state.counters
     }
 
+    /// The page size learned from this relay's answers (an unannounced result cap below the
+    /// page-full threshold, docs/spec.md §7.4), if any.
+    #[must_use]
+    pub fn learned_page_size(&self) -> Option<usize> {
+        self.state.budget.page_size.learned()
+    }
+
     /// An owned, serialisable snapshot of this view.
     #[must_use]
     pub fn snapshot(&self) -> RelaySnapshot {
@@ -156,6 +163,7 @@ impl<'a> RelayView<'a> {
             live_items: self.live_items(),
             negentropy: self.negentropy(),
             counters: self.counters().clone(),
+            learned_page_size: self.learned_page_size(),
         }
     }
 }
@@ -183,4 +191,6 @@ pub struct RelaySnapshot {
     pub live_items: usize,
     pub negentropy: NegSupport,
     pub counters: RelayCounters,
+    #[serde(default)]
+    pub learned_page_size: Option<usize>,
 }

@@ -544,3 +544,34 @@ fn lag_storm_with_a_full_budget_fails_no_batch() {
     assert_eq!(stored(&w, &all), 450);
     assert_eq!(w.core.stats().batches_failed, 0);
 }
+
+/// Issue 15 deliverable 6: a relay that silently caps every REQ at 20 results (no NIP-11
+/// `max_limit`) and has no NIP-77. Its pages of 20 look short next to the page-full threshold
+/// (50), so before the page size was learned each filter got one page and 130 of the 150 events
+/// were never fetched. A probe page after the first page of 20 shows more data behind it: the
+/// relay's page size is learned as 20 and every filter is paged to the end.
+#[test]
+fn unannounced_small_page_cap_is_learned_and_paged_through() {
+    let mut b = Builder::new(15);
+    b.relay(sync_sim::scenario::RelaySpec {
+        neg: NegMode::UnsupportedNotice,
+        page_cap: 20,
+        advertise_limits: false,
+        ..relay(R0)
+    });
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let good = b.repo_events("repo", 10, 150, &[R0]);
+    b.phases(HOUR, HOUR);
+    let (w, result) = run_world(&b.build(), true);
+    assert_eq!(
+        stored(&w, &good),
+        150,
+        "every event behind the silent cap is fetched"
+    );
+    result.expect("no invariant broken, the world converged");
+    assert_eq!(w.core.stats().batches_failed, 0);
+    assert_eq!(
+        w.core.relay(&url(R0)).unwrap().snapshot().learned_page_size,
+        Some(20)
+    );
+}

@@ -312,7 +312,7 @@ impl RelayState {
             return;
         };
         ctx.unsubscribe(&self.url, sub.clone());
-        let full_at = self
+        let base_full_at = self
             .budget
             .max_limit
             .unwrap_or(usize::MAX)
@@ -336,11 +336,19 @@ impl RelayState {
                 self.after_fetch_request(ctx, batch_id);
             }
             Request::Page(mut cursor) => {
-                let (next, overflow) = cursor.on_eose(full_at, ctx.cfg.max_pages_per_filter);
+                let sizes = &mut self.budget.page_size;
+                let learned = sizes.learned().is_some();
+                let (next, overflow) =
+                    cursor.on_eose(base_full_at, sizes, ctx.cfg.max_pages_per_filter);
                 ctx.stats.same_second_overflows += u64::from(overflow);
+                ctx.stats.page_sizes_learned += u64::from(!learned && sizes.learned().is_some());
                 match next {
                     Next::Done => {}
                     Next::Page => batch.queued.push_front((Request::Page(cursor), 0)),
+                    Next::Probe => {
+                        ctx.stats.page_probes += 1;
+                        batch.queued.push_front((Request::Page(cursor), 0));
+                    }
                     Next::Split(parts) => parts
                         .into_iter()
                         .rev()

@@ -2,6 +2,12 @@
 //! events are never skipped; duplicates are fine). A full page that brings nothing new means more
 //! events share one second than a page holds: the filter is split by its tag values, and a
 //! single-value filter steps past that second and counts the overflow. Pages are capped.
+//!
+//! A relay may cap its results below the page-full threshold without announcing it (NIP-11
+//! `max_limit`). [`PageSize`] learns such a cap: a short page as large as any short page seen
+//! on the relay is followed by one **probe** page (`until` = its oldest second); if the probe
+//! brings a new id, the relay cut the page short, and its size is the relay's page size from
+//! then on (pages of that size count as full).
 
 use std::collections::BTreeSet;
 
@@ -9,6 +15,70 @@ use nostr::{EventId, Filter, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::filters::{historic, Layer};
+
+/// Short pages with fewer deliveries are never probed: a relay capping that low is not
+/// expected, and most filters of a batch match only a few events.
+pub const MIN_PROBED_PAGE: usize = 10;
+
+/// Probes after pages of the relay's largest short size that brought nothing new (the filter
+/// had exactly that many events) before that size is no longer probed. More than one, so a
+/// capped relay is not written off by one filter that happened to hold exactly its cap.
+pub const MAX_EMPTY_PROBES: u32 = 3;
+
+/// What one relay's pages showed about its real page size (docs/spec.md §7.4). Kept for the
+/// relay's life in the core (not reset by the daily resync).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageSize {
+    /// The relay's learned page size: a page of that size had more events behind it.
+    learned: Option<usize>,
+    /// The largest short page (below the full threshold) seen while nothing was learned.
+    largest_short: usize,
+    /// Probes at `largest_short` that brought nothing new.
+    empty_probes: u32,
+}
+
+impl PageSize {
+    /// The learned page size, if any.
+    #[must_use]
+    pub fn learned(&self) -> Option<usize> {
+        self.learned
+    }
+
+    /// The delivery count at which a page is full, given `base` (configured threshold, page
+    /// limit and NIP-11 `max_limit`): the learned size lowers it.
+    #[must_use]
+    pub fn full_at(&self, base: usize) -> usize {
+        self.learned.map_or(base, |l| l.min(base)).max(1)
+    }
+
+    /// Whether a short page of `deliveries` should be followed by a probe: nothing learned
+    /// yet, at least [`MIN_PROBED_PAGE`], as large as any short page seen, and that size not
+    /// refuted [`MAX_EMPTY_PROBES`] times.
+    fn wants_probe(&mut self, deliveries: usize) -> bool {
+        if self.learned.is_some() || deliveries < MIN_PROBED_PAGE {
+            return false;
+        }
+        if deliveries > self.largest_short {
+            self.largest_short = deliveries;
+            self.empty_probes = 0;
+        }
+        deliveries == self.largest_short && self.empty_probes < MAX_EMPTY_PROBES
+    }
+
+    /// The outcome of a probe after a short page of `size`: `more` if it brought a new id.
+    /// Returns whether a page size was learned now.
+    fn probed(&mut self, size: usize, more: bool) -> bool {
+        if more {
+            let first = self.learned.is_none();
+            self.learned = Some(self.learned.map_or(size, |l| l.min(size)));
+            return first;
+        }
+        if size == self.largest_short {
+            self.empty_probes += 1;
+        }
+        false
+    }
+}
 
 /// One paginated historic filter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +101,9 @@ pub struct Cursor {
     boundary: BTreeSet<EventId>,
     /// Ids of the current page at its `oldest` second.
     page_oldest_ids: BTreeSet<EventId>,
+    /// The current page is a probe after a short page of this many deliveries.
+    #[serde(default)]
+    probe: Option<usize>,
 }
 
 /// What to do after a page's EOSE.
@@ -40,6 +113,9 @@ pub enum Next {
     Done,
     /// Request the next page of the same cursor.
     Page,
+    /// Request the next page of the same cursor to learn whether the short page just ended
+    /// was cut by the relay ([`PageSize`]).
+    Probe,
     /// Replace the cursor by these narrower ones.
     Split(Vec<Cursor>),
     /// The page cap was reached; the filter is incomplete.
@@ -60,6 +136,7 @@ impl Cursor {
             oldest: None,
             boundary: BTreeSet::new(),
             page_oldest_ids: BTreeSet::new(),
+            probe: None,
         }
     }
 
@@ -96,28 +173,45 @@ impl Cursor {
         self.page_oldest_ids.clear();
     }
 
-    /// Decides what follows the current page. `full_at` is the delivery count at which a page
-    /// counts as full; returns the decision and whether a same-second overflow was stepped past.
-    pub fn on_eose(&mut self, full_at: usize, max_pages: u32) -> (Next, bool) {
+    /// Decides what follows the current page. `base_full_at` is the delivery count at which a
+    /// page counts as full before anything is learned (see [`PageSize::full_at`]); `sizes` is
+    /// the relay's page-size knowledge, updated by probes. Returns the decision and whether a
+    /// same-second overflow was stepped past.
+    pub fn on_eose(
+        &mut self,
+        base_full_at: usize,
+        sizes: &mut PageSize,
+        max_pages: u32,
+    ) -> (Next, bool) {
         self.pages += 1;
-        let full = self.deliveries >= full_at.max(1);
-        let (new_ids, oldest) = (self.new_ids, self.oldest);
+        let (deliveries, new_ids, oldest) = (self.deliveries, self.new_ids, self.oldest);
+        if let Some(size) = self.probe.take() {
+            sizes.probed(size, new_ids > 0);
+        }
+        let full = deliveries >= sizes.full_at(base_full_at);
         let page_ids = std::mem::take(&mut self.page_oldest_ids);
         self.deliveries = 0;
         self.new_ids = 0;
         self.oldest = None;
-        let Some(oldest) = oldest.filter(|_| full) else {
+        let Some(oldest) = oldest else {
             return (Next::Done, false);
         };
+        if !full {
+            // A short page that brought something new may have been cut by an unannounced cap:
+            // probe once behind it. The probe moves `until` like any page and ends the filter
+            // if it brings nothing new.
+            if new_ids == 0 || self.pages >= max_pages || !sizes.wants_probe(deliveries) {
+                return (Next::Done, false);
+            }
+            self.advance(oldest, page_ids);
+            self.probe = Some(deliveries);
+            return (Next::Probe, false);
+        }
         if self.pages >= max_pages {
             return (Next::CapExceeded, false);
         }
         if new_ids > 0 {
-            if self.until != Some(oldest) {
-                self.boundary.clear();
-            }
-            self.boundary.extend(page_ids);
-            self.until = Some(oldest);
+            self.advance(oldest, page_ids);
             return (Next::Page, false);
         }
         if let Some(halves) = self.split() {
@@ -130,6 +224,15 @@ impl Cursor {
         self.until = Some(Timestamp::from(oldest.as_secs() - 1));
         self.boundary.clear();
         (Next::Page, true)
+    }
+
+    /// Moves `until` to the page's `oldest` second (inclusive), remembering the ids seen there.
+    fn advance(&mut self, oldest: Timestamp, page_ids: BTreeSet<EventId>) {
+        if self.until != Some(oldest) {
+            self.boundary.clear();
+        }
+        self.boundary.extend(page_ids);
+        self.until = Some(oldest);
     }
 
     /// Two cursors covering the same events with half the tag values each, if there are ≥ 2.
@@ -196,21 +299,47 @@ mod tests {
         limit: usize,
         full_at: usize,
     ) -> (BTreeSet<EventId>, usize, usize) {
+        drain_with(
+            events,
+            filter,
+            cap,
+            limit,
+            full_at,
+            &mut PageSize::default(),
+        )
+    }
+
+    /// [`drain`] with the relay's page-size knowledge.
+    fn drain_with(
+        events: &[EventMeta],
+        filter: Filter,
+        cap: usize,
+        limit: usize,
+        full_at: usize,
+        sizes: &mut PageSize,
+    ) -> (BTreeSet<EventId>, usize, usize) {
         let mut queue = vec![Cursor::new(filter, Layer::L2)];
         let (mut got, mut requests, mut overflows) = (BTreeSet::new(), 0, 0);
         while let Some(mut c) = queue.pop() {
             requests += 1;
             assert!(requests < 10_000, "pagination did not terminate");
+            let until = c.until;
             let req = c.request(limit);
             for e in serve(events, &req, cap) {
                 got.insert(e.id);
                 c.record(e.id, e.created_at);
             }
-            let (next, overflow) = c.on_eose(full_at, 5_000);
+            let (next, overflow) = c.on_eose(full_at, sizes, 5_000);
             overflows += usize::from(overflow);
             match next {
                 Next::Done => {}
-                Next::Page => queue.push(c),
+                Next::Page | Next::Probe => {
+                    assert!(
+                        until.is_none_or(|u| c.until.is_some_and(|n| n <= u)),
+                        "until never moves forwards"
+                    );
+                    queue.push(c);
+                }
                 Next::Split(parts) => queue.extend(parts),
                 Next::CapExceeded => panic!("cap exceeded"),
             }
@@ -248,7 +377,97 @@ mod tests {
         );
     }
 
+    #[test]
+    fn unannounced_cap_is_learned_and_every_page_fetched() {
+        // 150 events, one per second; the relay returns at most 20 per REQ and says nothing.
+        let events: Vec<EventMeta> = (0..150)
+            .map(|i| meta(i, 1_000 + u64::from(i), "x"))
+            .collect();
+        let mut sizes = PageSize::default();
+        let (got, requests, _) = drain_with(&events, a_filter(&["x"]), 20, 500, 50, &mut sizes);
+        assert_eq!(got.len(), 150);
+        assert_eq!(sizes.learned(), Some(20));
+        // 8 pages of ≤ 20 (each page re-reads its boundary second) plus nothing wasted.
+        assert!(requests <= 9, "{requests}");
+        // A second filter on the same relay pages at once (no probe needed).
+        let more: Vec<EventMeta> = (200..260)
+            .map(|i| meta(i, 5_000 + u64::from(i), "y"))
+            .collect();
+        let (got, _, _) = drain_with(&more, a_filter(&["y"]), 20, 500, 50, &mut sizes);
+        assert_eq!(got.len(), 60);
+    }
+
+    #[test]
+    fn a_page_of_exactly_the_size_by_coincidence_costs_one_probe_and_learns_nothing() {
+        let mut sizes = PageSize::default();
+        for round in 0..5u32 {
+            // 20 events on a relay without a cap: one page, then (while probes are allowed) one
+            // probe that brings nothing new.
+            let events: Vec<EventMeta> = (0..20)
+                .map(|i| meta(round * 100 + i, 1_000 + u64::from(i), "x"))
+                .collect();
+            let (got, requests, _) =
+                drain_with(&events, a_filter(&["x"]), 10_000, 500, 50, &mut sizes);
+            assert_eq!(got.len(), 20);
+            let expected = if round < MAX_EMPTY_PROBES { 2 } else { 1 };
+            assert_eq!(requests, expected, "round {round}");
+            assert_eq!(sizes.learned(), None);
+        }
+        // Small pages are never probed; a larger short page is.
+        let small: Vec<EventMeta> = (0..9)
+            .map(|i| meta(900 + i, 1_000 + u64::from(i), "x"))
+            .collect();
+        assert_eq!(
+            drain_with(&small, a_filter(&["x"]), 10_000, 500, 50, &mut sizes).1,
+            1
+        );
+        let larger: Vec<EventMeta> = (0..30)
+            .map(|i| meta(950 + i, 1_000 + u64::from(i), "x"))
+            .collect();
+        assert_eq!(
+            drain_with(&larger, a_filter(&["x"]), 10_000, 500, 50, &mut sizes).1,
+            2
+        );
+    }
+
     proptest! {
+        /// Against a relay capping silently at `cap` (≥ MIN_PROBED_PAGE, below the threshold)
+        /// every event is fetched when no same-second group on one value reaches the cap, the
+        /// cap is learned whenever a filter had more events than it, and `until` never moves
+        /// forwards (checked in `drain_with`).
+        #[test]
+        fn unannounced_caps_are_learned_and_lose_nothing(
+            raw in prop::collection::vec((0u64..200, 0usize..4), 0..300),
+            cap in MIN_PROBED_PAGE..50,
+        ) {
+            let values = ["w", "x", "y", "z"];
+            let events: Vec<EventMeta> = raw.iter().enumerate().map(|(i, (t, v))| meta(i as u32, *t, values[*v])).collect();
+            let mut groups: BTreeMap<(u64, usize), usize> = BTreeMap::new();
+            for (t, v) in &raw { *groups.entry((*t, *v)).or_default() += 1; }
+            let mut sizes = PageSize::default();
+            let (got, requests, _) = drain_with(&events, a_filter(&values), cap, 500, 50, &mut sizes);
+            prop_assert!(requests <= 2 * (events.len() + 1) * 4 + 8);
+            if groups.values().all(|n| *n < cap) {
+                prop_assert_eq!(got.len(), events.len());
+            }
+            if events.len() > cap {
+                prop_assert_eq!(sizes.learned(), Some(cap));
+            }
+        }
+
+        /// A relay without a cap below the threshold never teaches one.
+        #[test]
+        fn no_cap_is_learned_from_a_relay_without_one(
+            raw in prop::collection::vec((0u64..200, 0usize..4), 0..300),
+        ) {
+            let values = ["w", "x", "y", "z"];
+            let events: Vec<EventMeta> = raw.iter().enumerate().map(|(i, (t, v))| meta(i as u32, *t, values[*v])).collect();
+            let mut sizes = PageSize::default();
+            let (got, _, _) = drain_with(&events, a_filter(&values), 500, 500, 50, &mut sizes);
+            prop_assert_eq!(got.len(), events.len());
+            prop_assert_eq!(sizes.learned(), None);
+        }
+
         #[test]
         fn pagination_terminates_and_loses_nothing(
             raw in prop::collection::vec((0u64..40, 0usize..4), 0..300),
