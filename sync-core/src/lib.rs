@@ -127,7 +127,7 @@ pub use crate::event_meta::{
     MAX_INDEXED_TAGS, ROOT_KINDS,
 };
 pub use crate::historic::batch::Origin;
-pub use crate::historic::engine::{NEG_LAG_ATTEMPTS, NEG_TIMEOUTS_UNSUPPORTED};
+pub use crate::historic::negentropy_stage::{NEG_LAG_ATTEMPTS, NEG_TIMEOUTS_UNSUPPORTED};
 pub use crate::input::{Input, NegentropyResult, Outcome, RelayLimits};
 pub use crate::item::{Item, SyncLevel};
 pub use crate::matches::matches;

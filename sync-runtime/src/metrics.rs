@@ -373,6 +373,8 @@ impl Metrics {
             ("out_of_filter", s.events_out_of_filter),
             ("invalid_relay_urls", s.invalid_relay_urls),
             ("ignored_inputs", s.ignored_inputs),
+            ("page_probes", s.page_probes),
+            ("page_sizes_learned", s.page_sizes_learned),
         ];
         exported.advance_all(&self.engine_activity, "activity", &activity);
         let refused = s.targets_refused.by_label();

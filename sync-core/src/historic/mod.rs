@@ -4,4 +4,5 @@
 pub(crate) mod batch;
 pub(crate) mod engine;
 pub mod negentropy;
+pub(crate) mod negentropy_stage;
 pub mod pagination;

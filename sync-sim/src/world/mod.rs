@@ -6,15 +6,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use nostr::EventId;
 use sync_core::trace::TraceStep;
-use sync_core::{Command, Input, Now, Outcome, RelayUrl, SyncCore};
+use sync_core::{Input, Now, Outcome, RelayUrl, SyncCore};
 
-use crate::bench_wire::{neg_model, WireLog};
-use crate::faults::{Fault, Timed};
+use crate::bench_wire::WireLog;
+use crate::faults::Timed;
 use crate::host::Host;
 use crate::invariants::{Checker, Violation};
 use crate::relay::{FakeRelay, RelayMsg};
 use crate::rng::SimRng;
 use crate::scenario::{Scenario, WALL0};
+
+mod commands;
+mod fault_injection;
 
 /// A run that takes more steps than this is a livelock.
 pub const MAX_STEPS: u64 = 3_000_000;
@@ -258,142 +261,6 @@ impl World {
         Ok(())
     }
 
-    fn execute(&mut self, c: Command) -> Result<(), Violation> {
-        let now_ms = self.mono_ms;
-        match c {
-            Command::Connect { relay } => {
-                let Some(r) = self.relays.get_mut(&relay) else {
-                    let error = format!(
-                        "failed to lookup address information: Name or service not known ({relay})"
-                    );
-                    self.later(50, Queued::ConnectFailed { relay, error });
-                    return Ok(());
-                };
-                r.close();
-                r.attempt += 1;
-                let attempt = r.attempt;
-                let slow = r.spec.slow_connect_percent;
-                let delay = if self.rng.chance(slow) {
-                    SLOW_CONNECT_MS
-                } else {
-                    r.spec.connect_latency_ms
-                };
-                self.later(delay, Queued::ConnectDone { relay, attempt });
-            }
-            Command::Disconnect { relay } => {
-                if let Some(r) = self.relays.get_mut(&relay) {
-                    r.close();
-                    r.attempt += 1;
-                }
-                self.later(5, Queued::Disconnected { relay });
-            }
-            Command::Subscribe {
-                relay,
-                sub,
-                kind,
-                filters,
-            } => {
-                self.routes.insert(
-                    (relay.clone(), sub.clone()),
-                    SubRoute {
-                        filters: filters.clone(),
-                        late_until: None,
-                    },
-                );
-                match self.relays.get_mut(&relay) {
-                    Some(r) if r.conn.is_some() => {
-                        if let Some(w) = &mut self.wire {
-                            w.req(&relay, &sub, kind, &filters);
-                        }
-                        let msgs = r.on_req(now_ms, &sub, kind, &filters);
-                        self.send(&relay, msgs);
-                    }
-                    // The connection is gone (its `Disconnected` is still in flight): the
-                    // runtime's `send_msg` fails and reports it.
-                    Some(_) => {
-                        let error = "relay not connected".to_string();
-                        let failed = Input::SendFailed { relay, sub, error };
-                        self.later(0, Queued::Input(failed));
-                    }
-                    None => {}
-                }
-            }
-            Command::Unsubscribe {
-                relay,
-                sub,
-                late_until,
-            } => {
-                self.routes
-                    .retain(|_, r| r.late_until.is_none_or(|t| t >= now_ms));
-                let key = (relay.clone(), sub.clone());
-                match (late_until, self.routes.get_mut(&key)) {
-                    (Some(t), Some(route)) => route.late_until = Some(t.0),
-                    _ => {
-                        self.routes.remove(&key);
-                    }
-                }
-                if let Some(r) = self.relays.get_mut(&relay) {
-                    if let (Some(w), Some(_)) = (&mut self.wire, r.conn) {
-                        w.close(&sub);
-                    }
-                    r.on_close(&sub);
-                }
-            }
-            Command::NegentropyDiff { relay, sub, filter } => {
-                let host = &self.host.store;
-                if let Some(r) = self.relays.get_mut(&relay).filter(|r| r.conn.is_some()) {
-                    if let Some(w) = &mut self.wire {
-                        let (local, remote, missing, extra) = r.neg_counts(&filter, host);
-                        w.neg_open(
-                            &relay,
-                            &sub,
-                            &filter,
-                            neg_model(local, remote, missing, extra),
-                        );
-                    }
-                    if let Some((delay, msg)) = r.on_negentropy(&sub, &filter, host) {
-                        // A timeout is the shell's answer, after its timeout.
-                        let delay = if matches!(
-                            msg,
-                            RelayMsg::Neg(_, sync_core::NegentropyResult::Timeout)
-                        ) {
-                            let cfg = self.core.config();
-                            cfg.negentropy_timeout_ms.min(cfg.batch_deadline_ms)
-                        } else {
-                            delay
-                        };
-                        self.send(&relay, vec![(delay, msg)]);
-                    }
-                }
-            }
-            Command::Reoffer { ids } => return self.reoffer(ids),
-            // The fake relay keeps its store; the world holds nothing else for it.
-            Command::Forget { .. } => {}
-        }
-        Ok(())
-    }
-
-    /// `Reoffer`: the host re-runs its policy on events it rejected; only such ids may come.
-    fn reoffer(&mut self, ids: Vec<EventId>) -> Result<(), Violation> {
-        for id in ids {
-            let Some(event) = self.host.rejected.get(&id).cloned() else {
-                if self.host.store.contains_key(&id) {
-                    continue;
-                }
-                return Err(self.checker.violation(
-                    "reoffer-unknown-id",
-                    self.counts.steps,
-                    self.mono_ms,
-                    format!("Reoffer of {id} which the host never rejected"),
-                ));
-            };
-            if self.host.offer(&event).outcome == Outcome::Saved {
-                self.later(0, Queued::Input(Input::Accepted { event }));
-            }
-        }
-        Ok(())
-    }
-
     /// Delivers one queued item.
     fn deliver(&mut self, q: Queued) -> Result<(), Violation> {
         match q {
@@ -493,132 +360,6 @@ impl World {
         }
     }
 
-    /// Applies one fault.
-    fn apply(&mut self, fault: Fault) -> Result<(), Violation> {
-        self.counts.faults += 1;
-        if matches!(
-            fault,
-            Fault::StallEose { .. }
-                | Fault::DropEose { .. }
-                | Fault::NegError { .. }
-                | Fault::BreakAfterEose { .. }
-        ) {
-            self.set_relay_knob(&fault);
-            return Ok(());
-        }
-        let now_ms = self.mono_ms;
-        let url = |s: &str| RelayUrl::parse(s);
-        match fault {
-            Fault::Disconnect { relay } => self.drop_connection(url(&relay), None),
-            Fault::Down { relay, for_ms } => self.drop_connection(url(&relay), Some(for_ms)),
-            Fault::StallEose { .. }
-            | Fault::DropEose { .. }
-            | Fault::NegError { .. }
-            | Fault::BreakAfterEose { .. } => {}
-            Fault::CloseSubs {
-                relay,
-                live,
-                message,
-            } => {
-                if let Some(u) = url(&relay) {
-                    if let Some(r) = self.relays.get_mut(&u) {
-                        let msgs = r.close_subs(live, &message);
-                        self.send(&u, msgs);
-                    }
-                }
-            }
-            Fault::LateTraffic { relay } => {
-                if let Some(u) = url(&relay) {
-                    if let Some(r) = self.relays.get_mut(&u).filter(|r| r.conn.is_some()) {
-                        let msgs = r.late_traffic();
-                        self.send(&u, msgs);
-                    }
-                }
-            }
-            Fault::Publish { relays, event } => {
-                for relay in relays {
-                    if let Some(u) = url(&relay) {
-                        if let Some(r) = self.relays.get_mut(&u) {
-                            let msgs = r.on_publish(&event);
-                            self.send(&u, msgs);
-                        }
-                    }
-                }
-            }
-            Fault::LocalPublish { event } => return self.local_publish(event),
-            Fault::HostWithdraw { coord } => {
-                self.host.withdraw(&coord);
-                return self.feed(Input::WithdrawRepo { coord });
-            }
-            Fault::WallJump { delta_secs } => self.wall_offset_secs += delta_secs,
-            Fault::Lagged { relay } => {
-                let relay = relay.as_deref().and_then(url);
-                self.lose_stream_messages(relay.as_ref());
-                return self.feed(Input::Lagged { relay });
-            }
-            Fault::SpuriousTick => {
-                let due = self.core.next_deadline().is_some_and(|d| d.at.0 <= now_ms);
-                if !due {
-                    return self.feed_checked(Input::Tick, true);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Faults that only change how a relay behaves from now on.
-    fn set_relay_knob(&mut self, fault: &Fault) {
-        let now_ms = self.mono_ms;
-        let (Fault::StallEose { relay, .. }
-        | Fault::DropEose { relay, .. }
-        | Fault::NegError { relay, .. }
-        | Fault::BreakAfterEose { relay }) = fault
-        else {
-            return;
-        };
-        let Some(r) = RelayUrl::parse(relay).and_then(|u| self.relays.get_mut(&u)) else {
-            return;
-        };
-        match *fault {
-            Fault::StallEose { for_ms, .. } => {
-                r.stall_until_ms = now_ms + for_ms;
-                r.stall_ms = for_ms;
-            }
-            Fault::DropEose { count, .. } => r.drop_eose += count,
-            Fault::NegError { count, .. } => r.neg_errors += count,
-            Fault::BreakAfterEose { .. } => r.break_after_eose = true,
-            _ => {}
-        }
-    }
-
-    fn drop_connection(&mut self, relay: Option<RelayUrl>, down_for_ms: Option<u64>) {
-        let now_ms = self.mono_ms;
-        let Some(u) = relay else { return };
-        let Some(r) = self.relays.get_mut(&u) else {
-            return;
-        };
-        if let Some(ms) = down_for_ms {
-            r.down_until_ms = r.down_until_ms.max(now_ms + ms);
-        }
-        if r.close() {
-            self.later(1, Queued::Disconnected { relay: u });
-        }
-    }
-
-    fn local_publish(&mut self, event: sync_core::EventMeta) -> Result<(), Violation> {
-        self.published_local.insert(event.id);
-        let decision = self.host.offer(&event);
-        match decision.outcome {
-            Outcome::Saved => self.feed(Input::Accepted { event })?,
-            Outcome::Rejected => self.feed(Input::Rejected { event })?,
-            Outcome::Duplicate | Outcome::Deferred | Outcome::NotOffered => {}
-        }
-        if let Some(coord) = decision.withdrew {
-            self.feed(Input::WithdrawRepo { coord })?;
-        }
-        Ok(())
-    }
-
     /// Accepts the host's initial store (replayed as `Accepted`, as a host does at start).
     pub fn start(&mut self, local: &[sync_core::EventMeta]) -> Result<(), Violation> {
         for e in local {
@@ -696,14 +437,6 @@ impl World {
         }
         self.mono_ms = self.mono_ms.max(until_ms);
         Ok(())
-    }
-
-    fn heal(&mut self) {
-        self.healed = true;
-        self.faults.clear();
-        for r in self.relays.values_mut() {
-            r.heal();
-        }
     }
 }
 

@@ -1,0 +1,154 @@
+//! The negentropy stages of a batch on one relay (docs/spec.md §7.1–7.3): what follows each
+//! fact the shell reports about a reconciliation (missing ids, a refusal, a timeout, a lag, an
+//! error), the id-fetch rounds after the last diff, and the fall back to REQ pagination.
+
+use nostr::EventId;
+
+use crate::command::SubId;
+use crate::ctx::Ctx;
+use crate::filters::ids as id_filters;
+use crate::historic::batch::{Batch, Request, Stage};
+use crate::historic::engine::cursors;
+use crate::historic::negentropy::{FetchNext, IdFetch};
+use crate::input::NegentropyResult;
+use crate::relay::{NegSupport, RelayState};
+
+/// Attempts in all of one reconciliation whose result the shell reported as
+/// [`NegentropyResult::Lagged`] before its batch falls back to REQ: a lag is a burst of
+/// traffic on that relay, and a REQ fallback for the whole batch costs far more than a re-run.
+pub const NEG_LAG_ATTEMPTS: u32 = 3;
+
+/// Negentropy timeouts in a row (no `Missing` in between; a diff that misses its batch
+/// deadline counts too) after which the relay is treated as not speaking NIP-77 until the
+/// daily resync. A single timeout only sends its batch to REQ: a relay busy for a moment is
+/// not a relay without NIP-77.
+pub const NEG_TIMEOUTS_UNSUPPORTED: u32 = 3;
+
+impl RelayState {
+    /// The answer to a `NegentropyDiff` command: the shell reports what happened, this decides
+    /// what follows.
+    pub(crate) fn on_negentropy_result(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sub: &SubId,
+        result: NegentropyResult,
+    ) {
+        let Some((batch_id, open)) = self.take_request(sub) else {
+            ctx.stats.late_messages += 1;
+            return;
+        };
+        match result {
+            NegentropyResult::Missing { ids } => {
+                self.neg = NegSupport::Supported;
+                self.neg_timeouts = 0;
+                if let Some(Batch {
+                    stage: Stage::Diff { missing },
+                    ..
+                }) = self.pending.batches.get_mut(&batch_id)
+                {
+                    missing.extend(ids);
+                }
+                self.after_diff_request(ctx, batch_id);
+            }
+            NegentropyResult::Refused { .. } => {
+                self.neg = NegSupport::Unsupported;
+                self.fallback(ctx, batch_id);
+            }
+            NegentropyResult::Timeout => self.on_negentropy_timeout(ctx, batch_id),
+            NegentropyResult::Lagged => {
+                match (open.request, self.pending.batches.get_mut(&batch_id)) {
+                    (Request::Diff(i, lagged), Some(b)) if lagged + 1 < NEG_LAG_ATTEMPTS => {
+                        // Run it again (a new id, sent when a slot is free); the other diffs
+                        // of the batch keep going.
+                        ctx.stats.negentropy_reruns += 1;
+                        b.queued
+                            .push_front((Request::Diff(i, lagged + 1), open.requeues));
+                        if b.open.is_empty() {
+                            b.deadline = None;
+                        }
+                    }
+                    _ => self.fallback(ctx, batch_id),
+                }
+            }
+            NegentropyResult::Error { .. } => self.fallback(ctx, batch_id),
+        }
+        self.pump(ctx);
+    }
+
+    /// A reconciliation of `batch_id` got no answer in time (the shell's timeout or the
+    /// batch deadline): the batch falls back to REQ, and after
+    /// [`NEG_TIMEOUTS_UNSUPPORTED`] timeouts in a row the relay counts as not speaking NIP-77.
+    pub(super) fn on_negentropy_timeout(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        ctx.stats.negentropy_timeouts += 1;
+        self.neg_timeouts = self.neg_timeouts.saturating_add(1);
+        if self.neg_timeouts >= NEG_TIMEOUTS_UNSUPPORTED {
+            self.neg = NegSupport::Unsupported;
+        }
+        self.fallback(ctx, batch_id);
+    }
+
+    /// After a diff finished: when the last one is in, fetch what is missing (minus rejected).
+    pub(super) fn after_diff_request(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        let chunk = self.budget.id_chunk(ctx.cfg.id_chunk_size);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        if batch.has_outstanding(|r| matches!(r, Request::Diff(..))) {
+            return;
+        }
+        let Stage::Diff { missing } = &mut batch.stage else {
+            return;
+        };
+        let mut ids: Vec<EventId> = std::mem::take(missing).into_iter().collect();
+        ctx.rejected.exclude(&mut ids);
+        for f in id_filters(ids.iter().copied(), chunk) {
+            batch.queued.push_back((
+                Request::Ids(f.filter.ids.into_iter().flatten().collect()),
+                0,
+            ));
+        }
+        batch.stage = Stage::Fetch(IdFetch::new(ids));
+    }
+
+    /// After an id fetch finished: when the round is complete, retry, finish or fall back.
+    pub(super) fn after_fetch_request(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        let rounds = ctx.cfg.id_fetch_max_rounds;
+        let chunk = self.budget.id_chunk(ctx.cfg.id_chunk_size);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        if batch.has_outstanding(|r| matches!(r, Request::Ids(_))) {
+            return;
+        }
+        let Stage::Fetch(fetch) = &mut batch.stage else {
+            return;
+        };
+        match fetch.on_round_complete(rounds, chunk) {
+            FetchNext::Done => {}
+            FetchNext::Retry(missing, size) => {
+                for f in id_filters(missing, size) {
+                    batch.queued.push_back((
+                        Request::Ids(f.filter.ids.into_iter().flatten().collect()),
+                        0,
+                    ));
+                }
+            }
+            FetchNext::Fallback => {
+                self.neg = NegSupport::Unsupported;
+                self.fallback(ctx, batch_id);
+            }
+        }
+    }
+
+    /// Abandons negentropy for this batch: closes its requests and runs REQ+EOSE over its
+    /// semantic filters (including L1).
+    pub(crate) fn fallback(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
+        self.close_batch_requests(ctx, batch_id);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        ctx.stats.negentropy_fallbacks += 1;
+        batch.stage = Stage::Req;
+        batch.queued = cursors(&batch.filters, batch.since);
+    }
+}
