@@ -6,9 +6,15 @@
 use std::time::Duration;
 
 use nostr::{Event, Timestamp};
-use nostr_sdk::Client;
+use nostr_sdk::{Client, RelayOptions};
 
 use super::generator::{follow_up, Corpus, Dice, Scope};
+
+/// How often the publisher re-dials a source relay that went away.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+
+/// Tries of one publish (a restarted source may still be reconnecting).
+const PUBLISH_ATTEMPTS: u32 = 3;
 
 /// Publishes live events with its own client and random stream.
 #[derive(Debug)]
@@ -29,12 +35,18 @@ impl std::fmt::Debug for DiceBox {
 }
 
 impl LivePublisher {
-    /// Connects to `urls` (waits up to 5 s for the connections).
+    /// Connects to `urls` (waits up to 5 s for the connections). A relay the demo restarts is
+    /// re-dialled every 500 ms: with nostr-sdk's default (10 s, growing, ±3 s) the first
+    /// publish after a restart could wait longer than the SDK's 10 s wait for the OK.
     pub async fn connect(seed: u64, urls: &[String]) -> Result<Self, String> {
         let client = Client::default();
         for url in urls {
+            let opts = RelayOptions::new()
+                .retry_interval(RECONNECT_EVERY)
+                .adjust_retry_interval(false);
             client
-                .add_relay(url.as_str())
+                .pool()
+                .add_relay(url.as_str(), opts)
                 .await
                 .map_err(|e| format!("live publisher: {url}: {e}"))?;
         }
@@ -66,17 +78,21 @@ impl LivePublisher {
         Some(event)
     }
 
-    /// Sends `event` to the relay at `url` and waits for its OK.
+    /// Sends `event` to the relay at `url` and waits for its OK; a relay that is still
+    /// reconnecting (a restarted source) gets [`PUBLISH_ATTEMPTS`] tries.
     pub async fn publish(&self, url: &str, event: &Event) -> Result<(), String> {
-        let output = self
-            .client
-            .send_event_to([url], event)
-            .await
-            .map_err(|e| format!("publishing to {url}: {e}"))?;
-        if output.success.is_empty() {
-            return Err(format!("{url} refused a live event: {:?}", output.failed));
+        let mut last = String::new();
+        for attempt in 1..=PUBLISH_ATTEMPTS {
+            match self.client.send_event_to([url], event).await {
+                Ok(output) if !output.success.is_empty() => return Ok(()),
+                Ok(output) => last = format!("{url} refused a live event: {:?}", output.failed),
+                Err(e) => last = format!("publishing to {url}: {e}"),
+            }
+            if attempt < PUBLISH_ATTEMPTS {
+                tokio::time::sleep(RECONNECT_EVERY).await;
+            }
         }
-        Ok(())
+        Err(last)
     }
 
     /// Disconnects.
