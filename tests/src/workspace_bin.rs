@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// Builds `target_args` (e.g. `["-p", "sync-sim", "--bin", "sync-sim"]`) and returns the
 /// executable it produced. Panics with cargo's output if the build fails.
@@ -29,4 +30,13 @@ pub fn build_executable(target_args: &[&str]) -> PathBuf {
         .filter(|message| message["reason"] == "compiler-artifact")
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo build {target_args:?} named no executable"))
+}
+
+/// The `grasp-sync` binary (built once per test process), for the binary's black-box tests.
+#[must_use]
+pub fn grasp_sync() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_executable(&["-p", "sync-runtime", "--bin", "grasp-sync"]))
+        .clone()
 }

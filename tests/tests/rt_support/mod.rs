@@ -268,45 +268,14 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A TCP front for `upstream` (a relay on 127.0.0.1) that answers NIP-11 requests
-/// (`Accept: application/nostr+json`) with `document` and pipes everything else (the WebSocket
-/// upgrade and the session) to the relay. Returns the front's `ws://` URL.
+/// A front for the relay on `upstream_port` that answers NIP-11 requests with `document` and
+/// pipes the rest to the relay ([`grasp_sync_tests::http_front`]). Returns its `ws://` URL.
 pub async fn nip11_front(upstream_port: u16, document: &'static str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                if text.contains("application/nostr+json") && !text.contains("upgrade: websocket") {
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/nostr+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{document}",
-                        document.len()
-                    );
-                    let _ = client.write_all(reply.as_bytes()).await;
-                    return;
-                }
-                let Ok(mut relay) =
-                    tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
-                else {
-                    return;
-                };
-                if relay.write_all(&head).await.is_ok() {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut relay).await;
-                }
-            });
-        }
-    });
-    format!("ws://127.0.0.1:{port}")
+    grasp_sync_tests::http_front::start(
+        upstream_port,
+        grasp_sync_tests::http_front::document(document),
+    )
+    .await
 }
 
 /// How long a test waits for anything before failing.

@@ -30,7 +30,7 @@ impl Drop for Scratch {
 
 /// Runs `grasp-sync` with `args` and `envs`, no inherited `GRASP_SYNC_*` variables.
 fn grasp_sync(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grasp-sync"));
+    let mut cmd = Command::new(grasp_sync_tests::workspace_bin::grasp_sync());
     for (key, _) in std::env::vars() {
         if key.starts_with("GRASP_SYNC_") {
             cmd.env_remove(key);

@@ -46,7 +46,7 @@ impl Drop for Scratch {
 
 /// `grasp-sync run` on fresh ports with `extra` flags; no inherited `GRASP_SYNC_*` variables.
 fn command(data: &Path, port: u16, metrics: u16, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grasp-sync"));
+    let mut cmd = Command::new(grasp_sync_tests::workspace_bin::grasp_sync());
     for (key, _) in std::env::vars() {
         if key.starts_with("GRASP_SYNC_") {
             cmd.env_remove(key);

@@ -178,7 +178,7 @@ struct Running {
 impl Running {
     fn start(port: u16, metrics: u16, data: &Path, bootstrap: &str, log: &Path) -> Self {
         let stderr = std::fs::File::create(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_grasp-sync"))
+        let child = Command::new(grasp_sync_tests::workspace_bin::grasp_sync())
             .args(["run", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
             .args(["--data-dir", data.to_str().expect("utf-8")])

@@ -33,7 +33,7 @@ fn summary_line_parses() {
 
 #[test]
 fn small_demo_syncs_everything() {
-    let output = Command::new(env!("CARGO_BIN_EXE_grasp-sync"))
+    let output = Command::new(grasp_sync_tests::workspace_bin::grasp_sync())
         .args([
             "demo",
             "--events",

@@ -128,44 +128,6 @@ fn corpus(ours: &str, bootstrap: &str, targets: &Targets) -> Vec<Event> {
     vec![announcement, patch]
 }
 
-/// A front for the relay on `upstream`: NIP-11 requests get a redirect to `location`, the
-/// WebSocket upgrade is piped to the relay. Returns its `ws://` URL.
-async fn redirecting_front(upstream: u16, location: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let location = location.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                if !text.contains("upgrade: websocket") {
-                    let reply = format!(
-                        "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    let _ = client.write_all(reply.as_bytes()).await;
-                    return;
-                }
-                let Ok(mut relay) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                else {
-                    return;
-                };
-                if relay.write_all(&head).await.is_ok() {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut relay).await;
-                }
-            });
-        }
-    });
-    format!("ws://127.0.0.1:{port}")
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -185,7 +147,7 @@ impl Drop for Running {
 }
 
 fn start(port: u16, metrics: u16, data: &Path, bootstrap: &str, lab: bool) -> Running {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grasp-sync"));
+    let mut cmd = Command::new(grasp_sync_tests::workspace_bin::grasp_sync());
     cmd.args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
         .args(["--data-dir", data.to_str().expect("utf-8")])
@@ -240,7 +202,8 @@ async fn run_once(lab: bool) -> (Vec<(&'static str, usize)>, String, String) {
         .unwrap()
         .parse()
         .unwrap();
-    let bootstrap = redirecting_front(upstream, targets.redirect()).await;
+    let redirect = grasp_sync_tests::http_front::redirect(&targets.redirect());
+    let bootstrap = grasp_sync_tests::http_front::start(upstream, redirect).await;
     let (port, metrics) = (free_port(), free_port());
     let ours = format!("ws://127.0.0.1:{port}");
     let events = corpus(&ours, &bootstrap, &targets);
