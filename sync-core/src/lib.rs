@@ -131,7 +131,7 @@ pub use crate::historic::negentropy_stage::{NEG_LAG_ATTEMPTS, NEG_TIMEOUTS_UNSUP
 pub use crate::input::{Input, NegentropyResult, Outcome, RelayLimits};
 pub use crate::item::{Item, SyncLevel};
 pub use crate::matches::matches;
-pub use crate::rejected::{RejectedEntry, RejectedStats};
+pub use crate::rejected::{RejectedEntry, RejectedStats, RejectedTypeStats};
 pub use crate::relay::health::{ErrorClass, HealthState};
 pub use crate::relay::{NegSupport, RelayCounters, Status};
 pub use crate::stats::{SourceCounts, Stats};

@@ -39,6 +39,44 @@ pub struct RejectedStats {
     pub invalidations: u64,
     /// Entries re-offered to the host.
     pub reoffered: u64,
+    /// The same activity and the memory's sizes split by event type (metrics labels
+    /// `event_type="announcement"` and `"state"`).
+    #[serde(default)]
+    pub announcement: RejectedTypeStats,
+    /// See `announcement`.
+    #[serde(default)]
+    pub state: RejectedTypeStats,
+}
+
+/// The rejected memory's sizes (gauges) and activity (counters) for one event type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedTypeStats {
+    /// Entries still re-offerable (gauge).
+    pub hot: u64,
+    /// Entries excluded from fetches, hot ones included (gauge).
+    pub cold: u64,
+    /// Ids excluded from a negentropy fetch because they were remembered.
+    pub fetch_exclusions: u64,
+    /// Entries re-offered (hot when their dependency arrived).
+    pub reoffered: u64,
+    /// Entries whose dependency arrived after their hot period: removed, not re-offered.
+    pub not_hot: u64,
+    /// Entries whose hot period ended.
+    pub hot_expired: u64,
+    /// Entries forgotten because they aged out or the memory was full.
+    pub expired: u64,
+    /// Entries removed because their dependency arrived.
+    pub invalidated: u64,
+}
+
+impl RejectedStats {
+    fn of_kind(&mut self, kind: u16) -> &mut RejectedTypeStats {
+        if kind == KIND_ANNOUNCEMENT {
+            &mut self.announcement
+        } else {
+            &mut self.state
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -94,9 +132,14 @@ impl RejectedMemory {
             let Some(&(_, oldest)) = self.by_wall.first() else {
                 break;
             };
-            self.remove(&oldest);
+            if let Some(e) = self.remove(&oldest) {
+                self.stats.of_kind(e.key.0).expired += 1;
+            }
             self.stats.expiries += 1;
         }
+        let t = self.stats.of_kind(key.0);
+        t.cold += 1;
+        t.hot += u64::from(hot_until.is_some());
         self.by_key.entry(key.clone()).or_default().insert(id);
         self.by_wall.insert((rejected_at, id));
         if let Some(t) = hot_until {
@@ -121,13 +164,17 @@ impl RejectedMemory {
             }
         }
         self.by_wall.remove(&(entry.rejected_at, *id));
+        let sizes = self.stats.of_kind(entry.key.0);
+        sizes.cold = sizes.cold.saturating_sub(1);
         if let Some(t) = entry.hot_until {
             self.hot.remove(&(t, *id));
+            sizes.hot = sizes.hot.saturating_sub(1);
         }
         Some(entry)
     }
 
     /// Whether `id` is remembered (and so must not be fetched again).
+    #[cfg(test)]
     pub(crate) fn contains(&self, id: &EventId) -> bool {
         self.entries.contains_key(id)
     }
@@ -135,7 +182,14 @@ impl RejectedMemory {
     /// Removes remembered ids from `ids`, counting hits.
     pub(crate) fn exclude(&mut self, ids: &mut Vec<EventId>) {
         let before = ids.len();
-        ids.retain(|id| !self.contains(id));
+        let (entries, stats) = (&self.entries, &mut self.stats);
+        ids.retain(|id| {
+            let Some(e) = entries.get(id) else {
+                return true;
+            };
+            stats.of_kind(e.key.0).fetch_exclusions += 1;
+            false
+        });
         self.stats.hits += (before - ids.len()) as u64;
     }
 
@@ -173,8 +227,13 @@ impl RejectedMemory {
                     continue;
                 };
                 self.stats.invalidations += 1;
+                let by_type = self.stats.of_kind(entry.key.0);
+                by_type.invalidated += 1;
                 if entry.hot_until.is_some_and(|t| t > now.mono) {
+                    by_type.reoffered += 1;
                     reoffer.push(id);
+                } else {
+                    by_type.not_hot += 1;
                 }
             }
         }
@@ -194,6 +253,9 @@ impl RejectedMemory {
             self.hot.remove(&(t, id));
             if let Some(e) = self.entries.get_mut(&id) {
                 e.hot_until = None;
+                let sizes = self.stats.of_kind(e.key.0);
+                sizes.hot = sizes.hot.saturating_sub(1);
+                sizes.hot_expired += 1;
             }
         }
         let horizon = now.wall.as_secs().saturating_sub(self.cold_secs);
@@ -201,7 +263,9 @@ impl RejectedMemory {
             if t.as_secs() >= horizon {
                 break;
             }
-            self.remove(&id);
+            if let Some(e) = self.remove(&id) {
+                self.stats.of_kind(e.key.0).expired += 1;
+            }
             self.stats.expiries += 1;
         }
     }
@@ -279,6 +343,45 @@ mod tests {
         let ann = meta(1, 30617, 2, &[&["d", "r"]]);
         assert_eq!(mem.on_accepted(&ann, later), Vec::<EventId>::new());
         assert!(!mem.contains(&state.id));
+        let by_type = &mem.stats.state;
+        assert_eq!((by_type.hot, by_type.cold), (0, 0));
+        assert_eq!(
+            (by_type.hot_expired, by_type.invalidated, by_type.not_hot),
+            (1, 1, 1)
+        );
+        assert_eq!(mem.stats.announcement, RejectedTypeStats::default());
+    }
+
+    #[test]
+    fn sizes_and_activity_are_split_by_event_type() {
+        let mut mem = RejectedMemory::new(120_000, 7 * 86_400, 2);
+        let t0 = Now::at(0, 1_000_000);
+        let ann = meta(2, 30617, 1, &[&["d", "r"]]);
+        let s1 = meta(3, 30618, 1, &[&["d", "r"]]);
+        let s2 = meta(3, 30618, 2, &[&["d", "s"]]);
+        mem.insert(&ann, t0);
+        mem.insert(&s1, t0.plus_ms(1_000));
+        let (a, s) = (&mem.stats.announcement, &mem.stats.state);
+        assert_eq!((a.hot, a.cold, s.hot, s.cold), (1, 1, 1, 1));
+        let mut ids = vec![ann.id, s1.id, s1.id, EventId::all_zeros()];
+        mem.exclude(&mut ids);
+        assert_eq!(ids, vec![EventId::all_zeros()]);
+        let (a, s) = (&mem.stats.announcement, &mem.stats.state);
+        assert_eq!((a.fetch_exclusions, s.fetch_exclusions), (1, 2));
+        mem.insert(&s2, t0.plus_ms(2_000));
+        let a = &mem.stats.announcement;
+        assert_eq!(
+            (a.hot, a.cold, a.expired),
+            (0, 0, 1),
+            "the oldest was evicted"
+        );
+        let hex = keys(3).public_key().to_hex();
+        let owner = meta(1, 30617, 2, &[&["d", "r"], &["maintainers", &hex]]);
+        assert_eq!(mem.on_accepted(&owner, t0.plus_ms(3_000)), vec![s1.id]);
+        let s = &mem.stats.state;
+        assert_eq!((s.hot, s.cold, s.reoffered, s.invalidated), (1, 1, 1, 1));
+        let (hot, cold) = mem.sizes();
+        assert_eq!((hot as u64, cold as u64), (s.hot, s.cold));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::relay::health::{ErrorClass, HealthState};
 use crate::relay::{NegSupport, RelayCounters, RelayState, Status};
 use crate::time::{Mono, Now};
 use crate::url::RelayUrl;
+use nostr::Timestamp;
 
 /// A borrowed view of one relay.
 #[derive(Clone, Copy, Debug)]
@@ -130,6 +131,22 @@ impl<'a> RelayView<'a> {
         self.state.neg
     }
 
+    /// The relay's last known complete sync (wall clock): now while it is `Connected`
+    /// (historic sync done, live, no catch-up outstanding), else the time through which every
+    /// item confirmed on it was complete when its last connection was lost (`None`: never
+    /// known complete since the engine started).
+    #[must_use]
+    pub fn last_complete(&self) -> Option<Timestamp> {
+        let s = self.state;
+        let complete_now =
+            s.status == Status::Connected && !s.catchup_pending && s.live_gap_since.is_none();
+        if complete_now {
+            Some(self.now.wall)
+        } else {
+            s.synced_through
+        }
+    }
+
     /// Per-relay counters.
     #[must_use]
     pub fn counters(&self) -> &'a RelayCounters {
@@ -163,6 +180,7 @@ impl<'a> RelayView<'a> {
             live_items: self.live_items(),
             negentropy: self.negentropy(),
             counters: self.counters().clone(),
+            last_complete: self.last_complete().map(|t| t.as_secs()),
             learned_page_size: self.learned_page_size(),
         }
     }
@@ -191,6 +209,9 @@ pub struct RelaySnapshot {
     pub live_items: usize,
     pub negentropy: NegSupport,
     pub counters: RelayCounters,
+    /// [`RelayView::last_complete`] in Unix seconds.
+    #[serde(default)]
+    pub last_complete: Option<u64>,
     #[serde(default)]
     pub learned_page_size: Option<usize>,
 }

@@ -46,10 +46,29 @@ pub(crate) struct Metrics {
     relays_dead: IntGauge,
     /// `ngit_sync_naughty_relays_total{category}`.
     naughty_relays: IntGaugeVec,
-    /// Rejected-memory sizes by tier.
-    rejected_entries: IntGaugeVec,
-    /// Rejected-memory activity by kind.
-    rejected_activity: IntCounterVec,
+    /// `ngit_sync_naughty_relay_info{relay,category,reason}`: one series per naughty relay,
+    /// valued with its consecutive failures.
+    naughty_relay_info: IntGaugeVec,
+    /// `ngit_sync_rejected_hot_cache_current{event_type}`.
+    rejected_hot: IntGaugeVec,
+    /// `ngit_sync_rejected_cold_index_current{event_type}`.
+    rejected_cold: IntGaugeVec,
+    /// `ngit_sync_rejected_hot_cache_hits_total{event_type}`: re-offered.
+    rejected_hot_hits: IntCounterVec,
+    /// `ngit_sync_rejected_hot_cache_misses_total{event_type}`: dependency arrived too late.
+    rejected_hot_misses: IntCounterVec,
+    /// `ngit_sync_rejected_hot_cache_expired_total{event_type}`.
+    rejected_hot_expired: IntCounterVec,
+    /// `ngit_sync_rejected_cold_index_expired_total{event_type}`.
+    rejected_cold_expired: IntCounterVec,
+    /// `ngit_sync_rejected_invalidated_total{event_type}`.
+    rejected_invalidated: IntCounterVec,
+    /// `ngit_sync_rejected_cold_index_hits_total{event_type}`: ids excluded from fetches.
+    rejected_cold_hits: IntCounterVec,
+    /// `ngit_sync_relay_disconnects_total{relay}`: live connections lost.
+    relay_disconnects: IntCounterVec,
+    /// `ngit_sync_relay_last_complete_timestamp_seconds{relay}`.
+    relay_last_complete: IntGaugeVec,
     /// Repositories wanted.
     repos: IntGauge,
     /// Root events wanted.
@@ -113,7 +132,8 @@ impl Metrics {
     pub(crate) fn register(registry: Registry) -> prometheus::Result<Self> {
         let r = &registry;
         let relay = &["relay"];
-        Ok(Self {
+        let (category, event_type) = (&["category"], &["event_type"]);
+        let metrics = Self {
             relay_connected: gauge_vec(r, "ngit_sync_relay_connected", "Relay lifecycle: 0 Disconnected, 1 Connecting, 2 Syncing, 3 Connected, 4 ConnectedHistoricSyncFailures, 5 Disconnecting", relay)?,
             relay_status: gauge_vec(r, "ngit_sync_relay_status", "Relay health: 1 Healthy, 2 Disconnected, 3 Degraded, 4 Dead, 5 RateLimited", relay)?,
             relay_failures: gauge_vec(r, "ngit_sync_relay_failures", "Consecutive connection failures", relay)?,
@@ -134,9 +154,18 @@ impl Metrics {
             relays_tracked: gauge(r, "ngit_sync_relays_tracked_total", "Relays tracked")?,
             relays_connected: gauge(r, "ngit_sync_relays_connected_total", "Relays connected")?,
             relays_dead: gauge(r, "ngit_sync_relays_dead_total", "Relays not connected and failing for the dead-after period (never a connected relay)")?,
-            naughty_relays: gauge_vec(r, "ngit_sync_naughty_relays_total", "Relays on the naughty list by error class", &["category"])?,
-            rejected_entries: gauge_vec(r, "ngit_sync_rejected_entries", "Rejected-memory entries (hot: re-offerable; cold: excluded from fetches)", &["tier"])?,
-            rejected_activity: counter_vec(r, "ngit_sync_rejected_activity_total", "Rejected-memory activity (hits, expiries, invalidations, reoffered)", &["kind"])?,
+            naughty_relays: gauge_vec(r, "ngit_sync_naughty_relays_total", "Relays on the naughty list by error class", category)?,
+            naughty_relay_info: gauge_vec(r, "ngit_sync_naughty_relay_info", "A relay on the naughty list (value: its consecutive connection failures; reason: the class's description)", &["relay", "category", "reason"])?,
+            rejected_hot: gauge_vec(r, "ngit_sync_rejected_hot_cache_current", "Rejected events still re-offerable when their dependency arrives (hot cache)", event_type)?,
+            rejected_cold: gauge_vec(r, "ngit_sync_rejected_cold_index_current", "Rejected event ids excluded from fetches (cold index; includes the hot entries)", event_type)?,
+            rejected_hot_hits: counter_vec(r, "ngit_sync_rejected_hot_cache_hits_total", "Rejected events re-offered from the hot cache when their dependency arrived", event_type)?,
+            rejected_hot_misses: counter_vec(r, "ngit_sync_rejected_hot_cache_misses_total", "Rejected events whose dependency arrived after their hot period (forgotten, not re-offered)", event_type)?,
+            rejected_hot_expired: counter_vec(r, "ngit_sync_rejected_hot_cache_expired_total", "Hot-cache entries whose re-offer period ended", event_type)?,
+            rejected_cold_expired: counter_vec(r, "ngit_sync_rejected_cold_index_expired_total", "Cold-index entries forgotten because they aged out or the memory was full", event_type)?,
+            rejected_invalidated: counter_vec(r, "ngit_sync_rejected_invalidated_total", "Cold-index entries removed because their dependency arrived", event_type)?,
+            rejected_cold_hits: counter_vec(r, "ngit_sync_rejected_cold_index_hits_total", "Event ids left out of a negentropy fetch because the cold index remembers them", event_type)?,
+            relay_disconnects: counter_vec(r, "ngit_sync_relay_disconnects_total", "Live connections lost (leaving a relay on purpose is not counted)", relay)?,
+            relay_last_complete: gauge_vec(r, "ngit_sync_relay_last_complete_timestamp_seconds", "Unix time of the relay's last known complete sync (now while Connected)", relay)?,
             repos: gauge(r, "ngit_sync_repos", "Repositories wanted")?,
             root_events: gauge(r, "ngit_sync_root_events", "Root events wanted")?,
             batches: counter_vec(r, "ngit_sync_batches_total", "Historic batches by method or result", &["kind"])?,
@@ -148,7 +177,38 @@ impl Metrics {
             policy_timeouts: counter(r, "ngit_sync_policy_timeouts_total", "Policy checks that did not answer in time (event deferred, found again by a later resync)")?,
             relays_refused: counter_vec(r, "ngit_sync_relays_refused_total", "Relay URLs from events refused by the open-network rules (non-global address, URL too long, tracked-relay cap)", &["reason"])?,
             registry,
-        })
+        };
+        metrics.init_fixed_labels();
+        Ok(metrics)
+    }
+
+    /// Creates the series of every fixed label value, so dashboards show 0 rather than "no
+    /// data" before the first occurrence.
+    fn init_fixed_labels(&self) {
+        for class in NAUGHTY_CLASSES {
+            let _series = self
+                .naughty_relays
+                .with_label_values(&[naughty_category(class)]);
+        }
+        for event_type in EVENT_TYPES {
+            let _series = self.rejected_hot.with_label_values(&[event_type]);
+            let _series = self.rejected_cold.with_label_values(&[event_type]);
+            for family in self.rejected_counters() {
+                let _series = family.with_label_values(&[event_type]);
+            }
+            let _series = self.policy_rejected.with_label_values(&[event_type]);
+        }
+    }
+
+    fn rejected_counters(&self) -> [&IntCounterVec; 6] {
+        [
+            &self.rejected_hot_hits,
+            &self.rejected_hot_misses,
+            &self.rejected_hot_expired,
+            &self.rejected_cold_expired,
+            &self.rejected_invalidated,
+            &self.rejected_cold_hits,
+        ]
     }
 
     /// The text exposition of the whole registry.
@@ -157,6 +217,41 @@ impl Metrics {
         prometheus::TextEncoder::new()
             .encode_to_string(&families)
             .unwrap_or_else(|e| format!("# metrics encoding failed: {e}\n"))
+    }
+}
+
+/// The `event_type` label values of the rejected-memory families (kinds 30617, 30618).
+const EVENT_TYPES: [&str; 2] = ["announcement", "state"];
+
+/// The error classes that put a relay on the naughty list (`Other` never does).
+const NAUGHTY_CLASSES: [ErrorClass; 4] = [
+    ErrorClass::Dns,
+    ErrorClass::Tls,
+    ErrorClass::Protocol,
+    ErrorClass::Address,
+];
+
+/// The `category` label of a naughty class: the public implementation's values, plus
+/// `address_refused` for our open-network refusal (docs/spec.md §13).
+fn naughty_category(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Dns => "dns_lookup_failed",
+        ErrorClass::Tls => "tls_certificate_invalid",
+        ErrorClass::Protocol => "protocol_error",
+        ErrorClass::Address => "address_refused",
+        ErrorClass::Other => "other",
+    }
+}
+
+/// The `reason` label of `ngit_sync_naughty_relay_info`: a fixed description of the class
+/// (the public implementation put the full error text there, an unbounded label).
+fn naughty_reason(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Dns => "host name does not resolve",
+        ErrorClass::Tls => "TLS handshake or certificate failure",
+        ErrorClass::Protocol => "not a WebSocket server",
+        ErrorClass::Address => "resolves to a non-global address",
+        ErrorClass::Other => "other connection failure",
     }
 }
 
@@ -176,6 +271,8 @@ pub(crate) struct Exported {
     totals: BTreeMap<String, u64>,
     /// Relays that have per-relay gauge series, to remove series of relays no longer tracked.
     relays: BTreeSet<String>,
+    /// The label values of the `ngit_sync_naughty_relay_info` series exported last.
+    naughty: BTreeSet<[String; 3]>,
 }
 
 impl Exported {
@@ -201,23 +298,31 @@ impl Metrics {
     /// Derives every gauge from the core's state and advances every counter.
     pub(crate) fn observe(&self, core: &SyncCore, exported: &mut Exported) {
         let mut seen = BTreeSet::new();
-        let mut naughty: BTreeMap<&'static str, i64> = [
-            ErrorClass::Dns,
-            ErrorClass::Tls,
-            ErrorClass::Protocol,
-            ErrorClass::Address,
-            ErrorClass::Other,
-        ]
-        .into_iter()
-        .map(|c| (c.label(), 0))
-        .collect();
+        let mut naughty: BTreeMap<&'static str, i64> = NAUGHTY_CLASSES
+            .into_iter()
+            .map(|c| (naughty_category(c), 0))
+            .collect();
+        let mut info = BTreeSet::new();
         for view in core.relay_status() {
             self.observe_relay(&view, exported);
+            let url = view.url().as_str();
             if let Some(class) = view.naughty() {
-                *naughty.entry(class.label()).or_default() += 1;
+                let category = naughty_category(class);
+                *naughty.entry(category).or_default() += 1;
+                let labels = [url, category, naughty_reason(class)];
+                let failures = i64::from(view.failures());
+                self.naughty_relay_info
+                    .with_label_values(&labels)
+                    .set(failures);
+                info.insert(labels.map(String::from));
             }
-            seen.insert(view.url().as_str().to_string());
+            seen.insert(url.to_string());
         }
+        for gone in exported.naughty.difference(&info) {
+            let labels = [gone[0].as_str(), gone[1].as_str(), gone[2].as_str()];
+            let _removed = self.naughty_relay_info.remove_label_values(&labels);
+        }
+        exported.naughty = info;
         self.forget_relays(exported, seen);
         for (category, count) in naughty {
             self.naughty_relays
@@ -244,6 +349,15 @@ impl Metrics {
         for (gauge, value) in gauges {
             gauge.with_label_values(&[url]).set(value);
         }
+        match view.last_complete() {
+            Some(t) => {
+                let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+                self.relay_last_complete.with_label_values(&[url]).set(secs);
+            }
+            None => {
+                let _absent = self.relay_last_complete.remove_label_values(&[url]);
+            }
+        }
         let c = view.counters();
         let counters = [
             (
@@ -267,6 +381,11 @@ impl Metrics {
                 self.relay_events_delivered.with_label_values(&[url]),
                 "delivered",
                 c.events_delivered,
+            ),
+            (
+                self.relay_disconnects.with_label_values(&[url]),
+                "disconnects",
+                c.disconnects,
             ),
         ];
         for (counter, name, total) in counters {
@@ -298,6 +417,7 @@ impl Metrics {
                 &self.relay_open_subscriptions,
                 &self.relay_pending_batches,
                 &self.relay_confirmed_items,
+                &self.relay_last_complete,
             ] {
                 let _removed = g.remove_label_values(&[gone]);
             }
@@ -305,6 +425,7 @@ impl Metrics {
                 &self.gap_events,
                 &self.relay_events_delivered,
                 &self.relay_event_frames,
+                &self.relay_disconnects,
             ] {
                 let _removed = c.remove_label_values(&[gone]);
             }
@@ -325,11 +446,12 @@ impl Metrics {
         self.relays_dead.set(s.relays_dead as i64);
         self.repos.set(s.repos as i64);
         self.root_events.set(s.root_events as i64);
-        let tiers = [("hot", s.rejected_hot), ("cold", s.rejected_cold)];
-        for (tier, value) in tiers {
-            self.rejected_entries
-                .with_label_values(&[tier])
-                .set(value as i64);
+        let r = &s.rejected;
+        for (event_type, t) in [("announcement", &r.announcement), ("state", &r.state)] {
+            let hot = self.rejected_hot.with_label_values(&[event_type]);
+            hot.set(t.hot as i64);
+            let cold = self.rejected_cold.with_label_values(&[event_type]);
+            cold.set(t.cold as i64);
         }
     }
 
@@ -344,13 +466,21 @@ impl Metrics {
         ];
         exported.advance_all(&self.events_by_source, "source", &by_source);
         let r = &s.rejected;
-        let rejected = [
-            ("hits", r.hits),
-            ("expiries", r.expiries),
-            ("invalidations", r.invalidations),
-            ("reoffered", r.reoffered),
-        ];
-        exported.advance_all(&self.rejected_activity, "rejected", &rejected);
+        for (event_type, t) in [("announcement", &r.announcement), ("state", &r.state)] {
+            let totals = [
+                t.reoffered,
+                t.not_hot,
+                t.hot_expired,
+                t.expired,
+                t.invalidated,
+                t.fetch_exclusions,
+            ];
+            for (i, (family, total)) in self.rejected_counters().into_iter().zip(totals).enumerate()
+            {
+                let key = format!("rejected{i}\0{event_type}");
+                exported.advance(key, &family.with_label_values(&[event_type]), total);
+            }
+        }
         let batches = [
             ("negentropy", s.negentropy_batches),
             ("req", s.req_batches),
@@ -470,6 +600,76 @@ mod tests {
         let text = metrics.text();
         assert!(!text.contains("wss://gone.relay"), "{text}");
         assert!(exported.totals.keys().all(|k| !k.contains("gone.relay")));
+    }
+
+    #[test]
+    fn fixed_label_values_exist_before_any_activity() {
+        let metrics = Metrics::register(Registry::new()).unwrap();
+        let text = metrics.text();
+        for line in [
+            "ngit_sync_naughty_relays_total{category=\"address_refused\"} 0",
+            "ngit_sync_naughty_relays_total{category=\"dns_lookup_failed\"} 0",
+            "ngit_sync_rejected_hot_cache_current{event_type=\"announcement\"} 0",
+            "ngit_sync_rejected_cold_index_current{event_type=\"state\"} 0",
+            "ngit_sync_rejected_hot_cache_misses_total{event_type=\"state\"} 0",
+            "ngit_sync_rejected_invalidated_total{event_type=\"announcement\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn disconnects_and_naughty_info_follow_the_relay() {
+        let metrics = Metrics::register(Registry::new()).unwrap();
+        let config = Config {
+            own_relay_urls: vec!["wss://our.relay".into()],
+            bootstrap_relays: vec!["wss://other.relay".into()],
+            startup_jitter_ms: 0,
+            ..Config::default()
+        };
+        let now = Now::at(0, 1_700_000_000);
+        let mut core = SyncCore::new(config, 1, now);
+        let mut exported = Exported::default();
+        let relay = sync_core::RelayUrl::parse("wss://other.relay").unwrap();
+        let _ = core.step(now, Input::Tick);
+        let _ = core.step(
+            now.plus_ms(5),
+            Input::Connected {
+                relay: relay.clone(),
+            },
+        );
+        let _ = core.step(
+            now.plus_ms(9),
+            Input::Disconnected {
+                relay: relay.clone(),
+            },
+        );
+        metrics.observe(&core, &mut exported);
+        let text = metrics.text();
+        let disconnects = "ngit_sync_relay_disconnects_total{relay=\"wss://other.relay\"} 1";
+        assert!(text.contains(disconnects), "{text}");
+        let later = now.plus_ms(3_600_000);
+        let _ = core.step(later, Input::Tick);
+        let address = sync_core::NonGlobal::Private;
+        let refused = Input::ConnectRefused {
+            relay: relay.clone(),
+            address,
+        };
+        let _ = core.step(later.plus_ms(1), refused);
+        metrics.observe(&core, &mut exported);
+        let text = metrics.text();
+        let info = "ngit_sync_naughty_relay_info{category=\"address_refused\",reason=\"resolves to a non-global address\",relay=\"wss://other.relay\"}";
+        assert!(text.contains(info), "{text}");
+        let count = "ngit_sync_naughty_relays_total{category=\"address_refused\"} 1";
+        assert!(text.contains(count), "{text}");
+        let _ = core.step(later.plus_ms(2 * 3_600_000), Input::Tick);
+        let _ = core.step(later.plus_ms(2 * 3_600_000 + 1), Input::Connected { relay });
+        metrics.observe(&core, &mut exported);
+        let text = metrics.text();
+        assert!(
+            !text.contains("ngit_sync_naughty_relay_info{"),
+            "cleared: {text}"
+        );
     }
 
     #[test]

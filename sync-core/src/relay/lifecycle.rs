@@ -236,6 +236,7 @@ impl RelayState {
 
     /// An unexpected disconnect from a live status.
     fn connection_lost(&mut self, ctx: &mut Ctx<'_>) {
+        self.counters.disconnects += 1;
         let stable = self
             .connected_at
             .is_some_and(|c| ctx.now.mono.since_ms(c) >= ctx.cfg.stable_connection_ms);

@@ -152,6 +152,9 @@ pub struct RelayCounters {
     pub connects_ok: u64,
     /// Connection attempts that failed (errors and timeouts).
     pub connects_failed: u64,
+    /// Live connections lost (unexpected disconnects; leaving a relay on purpose is not one).
+    #[serde(default)]
+    pub disconnects: u64,
     /// Events delivered by this relay (any outcome).
     pub events_delivered: u64,
     /// Events the host newly saved from this relay.
