@@ -67,6 +67,13 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// A historic batch without progress for this long is resolved as failed (or falls back).
     pub batch_deadline_ms: u64,
+    /// Attempts in all at a failed historic batch's items (the first included): a failed
+    /// batch (deadline, rate limits beyond the re-queue bound, page cap, CLOSED) is started
+    /// again after the relay's backoff (`backoff_base_ms · 2^(attempt−1)`, capped at
+    /// `backoff_max_ms`, jittered) until this many attempts failed; then its items count as
+    /// done and the relay shows `ConnectedHistoricSyncFailures` with the reason until its next
+    /// fresh start. 1 turns retries off.
+    pub batch_retry_max_attempts: u32,
     /// After a subscription is closed, EVENTs still arriving on it that match its filters are
     /// offered to the host for this long (they were asked for and queued behind other
     /// traffic); 0 turns the window off. See `Command::Unsubscribe`.
@@ -130,6 +137,7 @@ impl Default for Config {
             max_filters_per_req: 10,
             max_message_bytes: 65_536,
             batch_deadline_ms: 120_000,
+            batch_retry_max_attempts: 3,
             negentropy_timeout_ms: 10_000,
             late_event_window_ms: 120_000,
             page_limit: 500,
@@ -180,7 +188,7 @@ impl Config {
                 );
             }
         }
-        let positive: [(&'static str, u64); 12] = [
+        let positive: [(&'static str, u64); 13] = [
             ("max_tracked_relays", self.max_tracked_relays as u64),
             ("max_relay_url_bytes", self.max_relay_url_bytes as u64),
             ("chunk_size", self.chunk_size as u64),
@@ -188,6 +196,10 @@ impl Config {
             ("backoff_base_ms", self.backoff_base_ms),
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("batch_deadline_ms", self.batch_deadline_ms),
+            (
+                "batch_retry_max_attempts",
+                u64::from(self.batch_retry_max_attempts),
+            ),
             ("max_filters_per_req", self.max_filters_per_req as u64),
             ("page_limit", self.page_limit as u64),
             ("page_full_threshold", self.page_full_threshold as u64),

@@ -126,7 +126,7 @@ pub use crate::event_meta::{
     EventMeta, RepoCoord, INDEXED_TAG_LETTERS, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE,
     MAX_INDEXED_TAGS, ROOT_KINDS,
 };
-pub use crate::historic::batch::Origin;
+pub use crate::historic::batch::{BatchFailure, Origin};
 pub use crate::historic::negentropy_stage::{NEG_LAG_ATTEMPTS, NEG_TIMEOUTS_UNSUPPORTED};
 pub use crate::input::{Input, NegentropyResult, Outcome, RelayLimits};
 pub use crate::item::{Item, SyncLevel};

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use nostr::Filter;
+
 use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
@@ -101,12 +103,13 @@ impl RelayState {
         let mut subs = Vec::with_capacity(reqs.len());
         for filters in reqs {
             let sub = SubId(format!("live{}", self.next_seq()));
-            ctx.out.push(Command::Subscribe {
-                relay: self.url.clone(),
-                sub: sub.clone(),
-                kind: SubKind::Live,
-                filters,
-            });
+            // A relay that taught us a pace gets its live REQs one at a time too (before any
+            // historic request): the slot is taken now, the REQ waits in `live_held`.
+            if self.live_held.is_empty() && self.health.pace.allows(ctx.now.mono) {
+                self.send_live(ctx, sub.clone(), filters);
+            } else {
+                self.live_held.push_back((sub.clone(), filters));
+            }
             self.subs.insert(
                 sub.clone(),
                 OpenSub {
@@ -259,7 +262,19 @@ impl RelayState {
         })
     }
 
-    /// Closes every subscription of a live group; returns the items it covered.
+    /// Sends a live REQ (counted by the pace).
+    pub(crate) fn send_live(&mut self, ctx: &mut Ctx<'_>, sub: SubId, filters: Vec<Filter>) {
+        self.health.pace.sent(ctx.now.mono);
+        ctx.out.push(Command::Subscribe {
+            relay: self.url.clone(),
+            sub,
+            kind: SubKind::Live,
+            filters,
+        });
+    }
+
+    /// Closes every subscription of a live group; returns the items it covered. A REQ still
+    /// held by the pace was never sent: it is dropped, not closed.
     pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Key> {
         let Some(g) = self.live_groups.remove(&group) else {
             return BTreeSet::new();
@@ -267,7 +282,11 @@ impl RelayState {
         self.live_full = false;
         for sub in g.subs {
             if self.subs.remove(&sub).is_some() {
-                ctx.unsubscribe(&self.url, sub);
+                let held = self.live_held.len();
+                self.live_held.retain(|(s, _)| *s != sub);
+                if self.live_held.len() == held {
+                    ctx.unsubscribe(&self.url, sub);
+                }
             }
         }
         g.items

@@ -86,8 +86,12 @@ pub struct Stats {
     pub ids_fetched: u64,
     /// Batches confirmed complete.
     pub batches_confirmed: u64,
-    /// Batches resolved as failed.
+    /// Batches resolved as failed with their attempts used up (the relay then shows
+    /// `ConnectedHistoricSyncFailures`).
     pub batches_failed: u64,
+    /// Failed batches started again after a backoff (`Config::batch_retry_max_attempts`).
+    #[serde(default)]
+    pub batch_retries: u64,
     /// Live consolidations (close and re-pack).
     pub consolidations: u64,
     /// Rate-limit cooldowns started.

@@ -74,6 +74,10 @@ pub enum TimerKind {
     RateLimitCooldown,
     /// Rejected-memory entries expire.
     RejectedExpiry,
+    /// A failed historic batch's retry backoff ends.
+    BatchRetry,
+    /// The relay's learned REQ pace lets the next historic request go.
+    RequestPace,
 }
 
 /// The earliest moment the shell must send `Input::Tick`, and why.

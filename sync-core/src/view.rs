@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::historic::batch::BatchFailure;
 use crate::relay::health::{ErrorClass, HealthState};
 use crate::relay::{NegSupport, RelayCounters, RelayState, Status};
 use crate::time::{Mono, Now};
@@ -160,6 +161,20 @@ impl<'a> RelayView<'a> {
         self.state.budget.page_size.learned()
     }
 
+    /// Why the relay's last batch that failed for good did (its retries used up), while the
+    /// relay shows `ConnectedHistoricSyncFailures` (until its next fresh start).
+    #[must_use]
+    pub fn batch_failure(&self) -> Option<BatchFailure> {
+        self.state.batch_failure
+    }
+
+    /// The least time between two new historic requests learned from the relay's rate
+    /// limits (ms; 0: unpaced).
+    #[must_use]
+    pub fn req_pace_ms(&self) -> u64 {
+        self.state.health.pace.interval_ms
+    }
+
     /// An owned, serialisable snapshot of this view.
     #[must_use]
     pub fn snapshot(&self) -> RelaySnapshot {
@@ -182,6 +197,8 @@ impl<'a> RelayView<'a> {
             counters: self.counters().clone(),
             last_complete: self.last_complete().map(|t| t.as_secs()),
             learned_page_size: self.learned_page_size(),
+            batch_failure: self.batch_failure(),
+            req_pace_ms: self.req_pace_ms(),
         }
     }
 }
@@ -214,4 +231,8 @@ pub struct RelaySnapshot {
     pub last_complete: Option<u64>,
     #[serde(default)]
     pub learned_page_size: Option<usize>,
+    #[serde(default)]
+    pub batch_failure: Option<BatchFailure>,
+    #[serde(default)]
+    pub req_pace_ms: u64,
 }

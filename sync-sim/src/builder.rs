@@ -22,6 +22,7 @@ pub fn relay(url: &str) -> RelaySpec {
         advertise_limits: false,
         neg: NegMode::On,
         reqs_per_sec: None,
+        steady_reqs_per_sec: None,
         notice_on_rate_limit: false,
         latency_ms: (10, 50),
         connect_latency_ms: 100,

@@ -187,7 +187,11 @@ impl FakeRelay {
         while self.req_times.front().is_some_and(|t| now_ms >= t + 1_000) {
             self.req_times.pop_front();
         }
-        if let Some(limit) = self.spec.reqs_per_sec {
+        let limit = match (self.spec.reqs_per_sec, self.spec.steady_reqs_per_sec) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(limit) = limit {
             if self.req_times.len() >= limit as usize {
                 let mut out = vec![(
                     d,
@@ -388,10 +392,11 @@ impl FakeRelay {
         out
     }
 
-    /// Every fault healed (the liveness phase). REQ rate limiting and hanging connects count
-    /// as faults: the core does not pace REQs (a relay that rate-limits forever may keep a
-    /// batch failing), and a dead relay is tried once per 24 h (a hanging attempt then
-    /// costs a day).
+    /// Every fault healed (the liveness phase). Drawn REQ rate limiting and hanging connects
+    /// count as faults: a burst-limited relay may still fail a batch for the rest of the run
+    /// once its retries are used up, and a dead relay is tried once per 24 h (a hanging attempt
+    /// then costs a day). A steady rate cap (`steady_reqs_per_sec`) is kept: the core paces
+    /// its REQs and must complete under it.
     pub fn heal(&mut self) {
         self.spec.reqs_per_sec = None;
         self.spec.slow_connect_percent = 0;

@@ -52,6 +52,11 @@ pub struct RelaySpec {
     pub neg: NegMode,
     /// REQs per second before `CLOSED "rate-limited:"` answers; `None`: unlimited.
     pub reqs_per_sec: Option<u32>,
+    /// A steady REQ rate cap (REQs per second, answered `CLOSED "rate-limited:"` beyond it)
+    /// that is part of the relay's nature, not a fault: the liveness phase keeps it, so the
+    /// core must pace its REQs to complete its sync (docs/architecture.md, "REQ pacing").
+    #[serde(default)]
+    pub steady_reqs_per_sec: Option<u32>,
     /// Whether a rate-limited REQ also gets a NOTICE "slow down".
     pub notice_on_rate_limit: bool,
     /// Message latency, lower and upper bound (ms).
@@ -122,6 +127,7 @@ fn draw_relay(i: usize, rng: &mut SimRng) -> RelaySpec {
         } else {
             None
         },
+        steady_reqs_per_sec: None,
         notice_on_rate_limit: rng.chance(50),
         latency_ms: (rng.range(1, 20), rng.range(20, 300)),
         connect_latency_ms: rng.range(20, 2_000),
@@ -185,6 +191,13 @@ impl Scenario {
             scenario.config.bootstrap_relays = vec![url];
         }
         scenario.faults = faults::draw_plan(&mut g, scenario.safety_ms);
+        // Steady rate caps come from their own stream, so adding them changed no other draw.
+        let mut caps = SimRng::new(seed, 3);
+        for r in &mut scenario.relays {
+            if caps.chance(10) {
+                r.steady_reqs_per_sec = Some(caps.pick(&[1u32, 2, 5]));
+            }
+        }
         scenario
     }
 }

@@ -249,8 +249,9 @@ fn one_new_repo_does_not_resubscribe_the_rest() {
     assert!(historic_after > 0, "the new repository was synced");
 }
 
-/// §5.3 #19/#20: a CLOSED historic subscription resolves its batch at once (the relay leaves
-/// `Syncing` instead of waiting forever); the daily resync repairs it later.
+/// §5.3 #19/#20: a CLOSED historic subscription resolves its batch at once (the relay does
+/// not wait for the deadline); the failed batch is retried after the relay's backoff (issue
+/// 15), which fetches what the CLOSED lost long before any daily resync.
 #[test]
 fn closed_historic_subscription_resolves_its_batch() {
     let mut b = Builder::new(8);
@@ -272,16 +273,26 @@ fn closed_historic_subscription_resolves_its_batch() {
     let s = b.build();
     let mut w = World::new(&s, false);
     w.start(&s.local).unwrap();
-    w.run_until(15_000).unwrap();
+    w.run_until(11_000).unwrap();
+    assert_eq!(
+        w.core.stats().batch_retries,
+        1,
+        "the CLOSED resolved the batch"
+    );
     let v = w.core.relay(&url(R0)).unwrap();
-    assert_eq!(v.pending_batches(), 0, "the CLOSED resolved the batch");
-    assert_eq!(v.status(), Status::ConnectedHistoricSyncFailures);
-    let w = check(&s);
+    assert_eq!(v.pending_batches(), 1, "its retry waits for the backoff");
+    assert_eq!(v.status(), Status::Syncing);
+    w.run_until(60_000).unwrap();
     assert_eq!(
         stored(&w, &ids),
         5,
-        "the daily resync fetched what the CLOSED lost"
+        "the retry fetched what the CLOSED lost"
     );
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert_eq!(v.status(), Status::Connected);
+    assert_eq!(v.batch_failure(), None);
+    let w = check(&s);
+    assert_eq!(w.core.stats().batches_failed, 0);
 }
 
 /// §5.3 #10: REQ pagination through hundreds of events the host rejects.
@@ -574,4 +585,34 @@ fn unannounced_small_page_cap_is_learned_and_paged_through() {
         w.core.relay(&url(R0)).unwrap().snapshot().learned_page_size,
         Some(20)
     );
+}
+
+/// Issue 15 (deliverable 4): a relay that allows 2 REQs a second, steadily. The first burst of
+/// an initial sync is rate-limited; from then on the core paces its REQs at the rate it
+/// learned, so every batch completes (none fails, none is left to the daily resync) and the
+/// relay ends `Connected` with every event stored.
+#[test]
+fn relay_allowing_two_reqs_a_second_completes_its_initial_sync() {
+    let mut b = Builder::new(40);
+    b.scenario.config.chunk_size = 1;
+    b.relay(sync_sim::scenario::RelaySpec {
+        steady_reqs_per_sec: Some(2),
+        notice_on_rate_limit: true,
+        neg: NegMode::UnsupportedNotice,
+        ..relay(R0)
+    });
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let d = format!("repo{i}");
+        b.announce(&d, &[OUR_URL, R0], &[R0], true);
+        ids.extend(b.repo_events(&d, 10, 3, &[R0]));
+    }
+    b.phases(2 * HOUR, HOUR);
+    let w = check(&b.build());
+    assert!(w.core.stats().rate_limits > 0, "the relay rate-limited us");
+    assert_eq!(w.core.stats().batches_failed, 0);
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert_eq!(v.counters().batches_failed, 0);
+    assert_eq!(v.status(), Status::Connected);
+    assert_eq!(stored(&w, &ids), ids.len());
 }

@@ -36,6 +36,33 @@ impl Origin {
     }
 }
 
+/// Why a historic batch failed (the last one is kept per relay: `RelayView::batch_failure`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchFailure {
+    /// No progress (no delivery, no EOSE) within `batch_deadline_ms` outside the diff stage.
+    Deadline,
+    /// A request was rate-limited more often than the re-queue bound allows.
+    RateLimited,
+    /// A filter reached `max_pages_per_filter`.
+    PageCap,
+    /// A page was CLOSED without rate limiting (or could not be sent).
+    Closed,
+}
+
+impl BatchFailure {
+    /// Label for logs and metrics.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Deadline => "deadline",
+            Self::RateLimited => "rate_limited",
+            Self::PageCap => "page_cap",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 /// Where a batch is in its pipeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Stage {
@@ -99,8 +126,14 @@ pub(crate) struct Batch {
     pub(crate) filters: Vec<LayerFilter>,
     /// Pipeline stage.
     pub(crate) stage: Stage,
-    /// Some part could not be completed: the relay ends `ConnectedHistoricSyncFailures`.
-    pub(crate) failed: bool,
+    /// Some part could not be completed (the first reason): the batch is retried, or once
+    /// its attempts are used up the relay ends `ConnectedHistoricSyncFailures`.
+    pub(crate) failed: Option<BatchFailure>,
+    /// Which attempt at these items this is (1 for the first; see
+    /// `Config::batch_retry_max_attempts`).
+    pub(crate) attempt: u32,
+    /// A retry waits for its backoff: nothing of it is sent before this. Cleared when due.
+    pub(crate) not_before: Option<Mono>,
     /// Requests on the wire.
     pub(crate) open: BTreeMap<SubId, OpenRequest>,
     /// Requests waiting for a subscription slot (with their requeue counts).
@@ -118,6 +151,16 @@ impl Batch {
     /// Progress was made: the deadline moves to `batch_deadline_ms` from now.
     pub(crate) fn extend_deadline(&mut self, now: Mono, batch_deadline_ms: u64) {
         self.deadline = Some(now.plus_ms(batch_deadline_ms));
+    }
+
+    /// Marks the batch failed for `why` (the first reason is kept).
+    pub(crate) fn fail(&mut self, why: BatchFailure) {
+        self.failed.get_or_insert(why);
+    }
+
+    /// Whether a request of it may be sent now (it is not waiting for its retry backoff).
+    pub(crate) fn may_send(&self) -> bool {
+        self.not_before.is_none() && !self.queued.is_empty()
     }
 
     /// When the batch next needs attention: its deadline, or earlier the grace of a lagged

@@ -9,11 +9,12 @@ use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::event_meta::EventMeta;
 use crate::filters::{build_keys, historic};
-use crate::historic::batch::{Batch, OpenRequest, Origin, Request, Stage};
+use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
 use crate::historic::pagination::{Cursor, Next};
 use crate::item::Key;
-use crate::relay::health::CloseReason;
+use crate::relay::health::{backoff_ms, CloseReason};
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
+use crate::time::Mono;
 
 /// Times a request is re-sent after a rate-limit CLOSED before its batch fails.
 const MAX_REQUEUES: u32 = 3;
@@ -24,14 +25,14 @@ const MAX_REQUEUES: u32 = 3;
 const LAG_EOSE_GRACE_MS: u64 = 10_000;
 
 impl RelayState {
-    /// Starts a batch for `items` (negentropy unless disabled or known unsupported).
+    /// Starts a batch for `items` (negentropy unless disabled or known unsupported); its id.
     pub(crate) fn start_batch(
         &mut self,
         ctx: &mut Ctx<'_>,
         items: BTreeSet<Key>,
         origin: Origin,
         since: Option<Timestamp>,
-    ) {
+    ) -> u64 {
         let filters = build_keys(&items, ctx.want, ctx.cfg.chunk_size);
         let id = self.next_seq();
         let use_neg = !ctx.cfg.disable_negentropy && self.neg != NegSupport::Unsupported;
@@ -59,24 +60,39 @@ impl RelayState {
             since,
             filters,
             stage,
-            failed: false,
+            failed: None,
+            attempt: 1,
+            not_before: None,
             open: Default::default(),
             queued,
             deadline: None,
         };
         self.pending.insert(batch);
+        id
     }
 
-    /// Sends queued requests, oldest batch first, while subscription slots are free.
+    /// Sends queued requests, oldest batch first, while subscription slots are free, no
+    /// cooldown runs and the relay's learned pace allows (a batch waiting for its retry
+    /// backoff sends nothing).
     pub(crate) fn pump(&mut self, ctx: &mut Ctx<'_>) {
         if !self.status.is_live() {
             return;
         }
-        while self.subs.len() < self.budget.total() && !self.health.is_rate_limited(ctx.now.mono) {
+        let now = ctx.now.mono;
+        self.health.pace.relax(now);
+        while !self.health.is_rate_limited(now) && self.health.pace.allows(now) {
+            if let Some((sub, filters)) = self.live_held.pop_front() {
+                self.send_live(ctx, sub, filters);
+                continue;
+            }
+            if self.subs.len() >= self.budget.total() {
+                break;
+            }
             let Some((batch, (request, requeues))) = self
                 .pending
                 .batches
                 .values_mut()
+                .filter(|b| b.not_before.is_none())
                 .find_map(|b| b.queued.pop_front().map(|r| (b.id, r)))
             else {
                 break;
@@ -156,6 +172,7 @@ impl RelayState {
             },
         );
         batch.extend_deadline(ctx.now.mono, ctx.cfg.batch_deadline_ms);
+        self.health.pace.sent(ctx.now.mono);
         self.pending.sub_batch.insert(sub.clone(), batch_id);
         self.subs.insert(sub, OpenSub { role, filters });
     }
@@ -342,7 +359,7 @@ impl RelayState {
                         .for_each(|p| batch.queued.push_front((Request::Page(p), 0))),
                     Next::CapExceeded => {
                         ctx.stats.page_caps_hit += 1;
-                        batch.failed = true;
+                        batch.fail(BatchFailure::PageCap);
                     }
                 }
             }
@@ -389,14 +406,14 @@ impl RelayState {
                         .queued
                         .push_front((restart(open.request), open.requeues + 1));
                 } else {
-                    batch.failed = true;
+                    batch.fail(BatchFailure::RateLimited);
                 }
             }
         } else {
             match open.request {
                 Request::Page(_) => {
                     if let Some(b) = self.pending.batches.get_mut(&batch_id) {
-                        b.failed = true;
+                        b.fail(BatchFailure::Closed);
                     }
                 }
                 Request::Ids(_) | Request::Diff(..) => self.fallback(ctx, batch_id),
@@ -434,28 +451,105 @@ impl RelayState {
             } else {
                 self.close_batch_requests(ctx, id);
                 if let Some(b) = self.pending.batches.get_mut(&id) {
-                    b.failed = true;
+                    b.fail(BatchFailure::Deadline);
                 }
             }
         }
         self.pump(ctx);
     }
 
-    /// Moves a finished batch's items to confirmed (those still wanted) and re-checks status.
+    /// Releases the retries whose backoff has passed (they are sent as the budget and pace
+    /// allow).
+    pub(crate) fn release_retries(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now.mono;
+        let mut any = false;
+        for b in self.pending.batches.values_mut() {
+            if b.not_before.is_some_and(|t| t <= now) {
+                b.not_before = None;
+                any = true;
+            }
+        }
+        if any {
+            self.pump(ctx);
+        }
+    }
+
+    /// When a retry backoff ends (the earliest), for the relay's timers.
+    pub(crate) fn next_retry_at(&self) -> Option<Mono> {
+        self.pending
+            .batches
+            .values()
+            .filter_map(|b| b.not_before)
+            .min()
+    }
+
+    /// When the learned pace lets `pump` send again, if it is what holds a request back (no
+    /// cooldown, a free slot, a batch with a request ready). Read from state only: the timer
+    /// index must agree with a scan.
+    pub(crate) fn next_paced_send_at(&self) -> Option<Mono> {
+        let historic_ready = self.subs.len() < self.budget.total()
+            && self.pending.batches.values().any(Batch::may_send);
+        if self.health.rate_limited_until.is_some()
+            || (self.live_held.is_empty() && !historic_ready)
+        {
+            return None;
+        }
+        self.health.pace.next_at()
+    }
+
+    /// A failed batch whose attempts are not used up is started again for its items still
+    /// wanted (same origin and `since`) after `backoff_base_ms · 2^(attempt−1)`, capped at
+    /// `backoff_max_ms`, with the relay's seeded jitter; whether it was.
+    fn retry(&mut self, ctx: &mut Ctx<'_>, batch: &Batch) -> bool {
+        if batch.failed.is_none() || batch.attempt >= ctx.cfg.batch_retry_max_attempts {
+            return false;
+        }
+        let items: BTreeSet<Key> = batch
+            .items
+            .iter()
+            .filter(|i| ctx.want.wants(&self.url, i) && !self.pending.contains(i))
+            .copied()
+            .collect();
+        if items.is_empty() {
+            return false;
+        }
+        let wait = self.rng.jitter(
+            backoff_ms(
+                batch.attempt,
+                ctx.cfg.backoff_base_ms,
+                ctx.cfg.backoff_max_ms,
+            ),
+            ctx.cfg.backoff_jitter_percent,
+        );
+        let id = self.start_batch(ctx, items, batch.origin, batch.since);
+        if let Some(b) = self.pending.batches.get_mut(&id) {
+            b.attempt = batch.attempt + 1;
+            b.not_before = Some(ctx.now.mono.plus_ms(wait.max(1)));
+        }
+        ctx.stats.batch_retries += 1;
+        true
+    }
+
+    /// Moves a finished batch's items to confirmed (those still wanted) and re-checks status;
+    /// a failed batch with attempts left is retried instead.
     fn resolve(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
         let Some(batch) = self.pending.take(batch_id) else {
             return;
         };
+        if self.retry(ctx, &batch) {
+            return;
+        }
         for item in batch.items {
             if ctx.want.wants(&self.url, &item) {
                 self.confirmed.insert(item);
             }
         }
         self.counters.batches_done += 1;
-        if batch.failed {
+        if let Some(why) = batch.failed {
             ctx.stats.batches_failed += 1;
             self.counters.batches_failed += 1;
             self.had_failures = true;
+            self.batch_failure = Some(why);
         } else {
             ctx.stats.batches_confirmed += 1;
         }

@@ -103,6 +103,7 @@ impl SyncCore {
         } else {
             r.confirmed.clear();
             r.had_failures = false;
+            r.batch_failure = None;
             r.catchup_pending = false;
         }
         let candidates = all_candidates(r, &ctx);
@@ -272,6 +273,7 @@ impl RelayState {
         self.pending.clear();
         self.confirmed.clear();
         self.had_failures = false;
+        self.batch_failure = None;
         self.catchup_pending = false;
         self.lag_followup_since = None;
         self.neg = NegSupport::Unknown;
@@ -361,6 +363,10 @@ impl RelayState {
             }
         }
         self.on_batch_deadlines(ctx);
+        self.release_retries(ctx);
+        if self.next_paced_send_at().is_some_and(|t| t <= now) {
+            self.pump(ctx);
+        }
         if self.daily_at.is_some_and(|t| t <= now) {
             self.schedule_daily(ctx);
             if self.status != Status::Syncing {
@@ -386,10 +392,13 @@ impl RelayState {
         self.pump(ctx);
     }
 
-    /// Starts (or extends) a rate-limit cooldown: no new subscription until it ends.
+    /// Starts (or extends) a rate-limit cooldown: no new subscription until it ends. A rate
+    /// limit outside a cooldown also slows the relay's REQ pace (`Pace::rate_limited`); one
+    /// during a cooldown answers a request sent before it and teaches nothing new.
     pub(crate) fn start_cooldown(&mut self, ctx: &mut Ctx<'_>) {
         if !self.health.is_rate_limited(ctx.now.mono) {
             ctx.stats.rate_limits += 1;
+            self.health.pace.rate_limited(ctx.now.mono);
         }
         self.health.rate_limited_until = Some(ctx.now.mono.plus_ms(ctx.cfg.rate_limit_cooldown_ms));
     }
@@ -456,6 +465,8 @@ impl RelayState {
                     TimerKind::BatchDeadline,
                     url,
                 );
+                e.offer(self.next_retry_at(), TimerKind::BatchRetry, url);
+                e.offer(self.next_paced_send_at(), TimerKind::RequestPace, url);
             }
             _ => {}
         }

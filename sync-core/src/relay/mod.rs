@@ -214,6 +214,9 @@ pub(crate) struct RelayState {
     /// The shell lagged while a lag catch-up was running: another catch-up from this wall
     /// time (minus the margin) starts when that one resolves. `None` outside live statuses.
     pub(crate) lag_followup_since: Option<Timestamp>,
+    /// Live REQs the pace holds back, oldest first (each already in `subs` and its group,
+    /// not yet sent; `pump` sends them before any historic request). Empty while unpaced.
+    pub(crate) live_held: std::collections::VecDeque<(SubId, Vec<Filter>)>,
     /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
     pub(crate) subs: BTreeMap<SubId, OpenSub>,
     /// The last live packing left filters over budget and no live group was closed since:
@@ -229,6 +232,8 @@ pub(crate) struct RelayState {
     pub(crate) confirmed: Confirmed,
     /// Some batch failed since the last fresh start.
     pub(crate) had_failures: bool,
+    /// Why the last batch that failed for good did (set with `had_failures`).
+    pub(crate) batch_failure: Option<crate::historic::batch::BatchFailure>,
     /// Counter for subscription, batch and group ids (unique for the life of the core).
     pub(crate) seq: u64,
     /// Exported counters.
@@ -261,12 +266,14 @@ impl RelayState {
             live_gap_since: None,
             live_dirty: false,
             lag_followup_since: None,
+            live_held: std::collections::VecDeque::new(),
             subs: BTreeMap::new(),
             live_full: false,
             live_groups: BTreeMap::new(),
             pending: Pending::default(),
             confirmed: Confirmed::default(),
             had_failures: false,
+            batch_failure: None,
             seq: 0,
             counters: RelayCounters::default(),
         }
@@ -304,6 +311,7 @@ impl RelayState {
     /// Forgets everything tied to the connection (the socket is gone or going).
     pub(crate) fn drop_connection_state(&mut self) {
         self.subs.clear();
+        self.live_held.clear();
         self.live_groups.clear();
         self.live_full = false;
         self.pending.clear();

@@ -52,6 +52,8 @@ pub struct Remote {
     /// refuses to dial it.
     pub resolves_to: Option<sync_core::NonGlobal>,
     pub connected: bool,
+    /// The next this many historic REQs are answered `CLOSED "error: internal error"`.
+    pub closes_historic: u32,
 }
 
 impl Default for Remote {
@@ -66,6 +68,7 @@ impl Default for Remote {
             connect_error: None,
             resolves_to: None,
             connected: false,
+            closes_historic: 0,
         }
     }
 }
@@ -276,6 +279,23 @@ impl World {
     }
 
     fn serve_req(&mut self, relay: RelayUrl, sub: SubId, filters: &[Filter]) {
+        if let Some(r) = self
+            .remotes
+            .get_mut(&relay)
+            .filter(|r| r.closes_historic > 0)
+        {
+            r.closes_historic -= 1;
+            let message = "error: internal error".into();
+            self.later(
+                LATENCY_MS,
+                Input::Closed {
+                    relay,
+                    sub,
+                    message,
+                },
+            );
+            return;
+        }
         let r = self.remotes[&relay].clone();
         let mut delay = LATENCY_MS;
         for f in filters {
