@@ -504,6 +504,7 @@ impl Metrics {
             ("invalid_relay_urls", s.invalid_relay_urls),
             ("ignored_inputs", s.ignored_inputs),
             ("page_probes", s.page_probes),
+            ("batch_retries", s.batch_retries),
             ("page_sizes_learned", s.page_sizes_learned),
         ];
         exported.advance_all(&self.engine_activity, "activity", &activity);

@@ -97,6 +97,12 @@ tunables! {
     id_fetch_max_rounds: u32 = "id-fetch-max-rounds", "GRASP_SYNC_ID_FETCH_MAX_ROUNDS";
     /// Relays taken from one announcement; the rest are ignored and counted [64].
     max_relays_per_repo: usize = "max-relays-per-repo", "GRASP_SYNC_MAX_RELAYS_PER_REPO";
+    /// Attempts in all at a failed historic batch, retried after the relay's backoff [3].
+    batch_retry_max_attempts: u32 = "batch-retry-max-attempts", "GRASP_SYNC_BATCH_RETRY_MAX_ATTEMPTS";
+    /// A NIP-77 reconciliation unanswered this long counts as a timeout [10000].
+    negentropy_timeout_ms: u64 = "negentropy-timeout-ms", "GRASP_SYNC_NEGENTROPY_TIMEOUT_MS";
+    /// Events arriving this long after their subscription closed are still offered [120000].
+    late_event_window_ms: u64 = "late-event-window-ms", "GRASP_SYNC_LATE_EVENT_WINDOW_MS";
     /// Relays tracked at once; new relays beyond it are refused and counted [2000].
     max_tracked_relays: usize = "max-tracked-relays", "GRASP_SYNC_MAX_TRACKED_RELAYS";
     /// Relay URLs from events longer than this (bytes) are refused and counted [512].
