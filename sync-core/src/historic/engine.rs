@@ -12,7 +12,7 @@ use crate::filters::{build_keys, historic};
 use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
 use crate::historic::pagination::{Cursor, Next};
 use crate::item::Key;
-use crate::relay::health::{backoff_ms, CloseReason};
+use crate::relay::health::CloseReason;
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 use crate::time::Mono;
 
@@ -458,31 +458,6 @@ impl RelayState {
         self.pump(ctx);
     }
 
-    /// Releases the retries whose backoff has passed (they are sent as the budget and pace
-    /// allow).
-    pub(crate) fn release_retries(&mut self, ctx: &mut Ctx<'_>) {
-        let now = ctx.now.mono;
-        let mut any = false;
-        for b in self.pending.batches.values_mut() {
-            if b.not_before.is_some_and(|t| t <= now) {
-                b.not_before = None;
-                any = true;
-            }
-        }
-        if any {
-            self.pump(ctx);
-        }
-    }
-
-    /// When a retry backoff ends (the earliest), for the relay's timers.
-    pub(crate) fn next_retry_at(&self) -> Option<Mono> {
-        self.pending
-            .batches
-            .values()
-            .filter_map(|b| b.not_before)
-            .min()
-    }
-
     /// When the learned pace lets `pump` send again, if it is what holds a request back (no
     /// cooldown, a free slot, a batch with a request ready). Read from state only: the timer
     /// index must agree with a scan.
@@ -495,39 +470,6 @@ impl RelayState {
             return None;
         }
         self.health.pace.next_at()
-    }
-
-    /// A failed batch whose attempts are not used up is started again for its items still
-    /// wanted (same origin and `since`) after `backoff_base_ms · 2^(attempt−1)`, capped at
-    /// `backoff_max_ms`, with the relay's seeded jitter; whether it was.
-    fn retry(&mut self, ctx: &mut Ctx<'_>, batch: &Batch) -> bool {
-        if batch.failed.is_none() || batch.attempt >= ctx.cfg.batch_retry_max_attempts {
-            return false;
-        }
-        let items: BTreeSet<Key> = batch
-            .items
-            .iter()
-            .filter(|i| ctx.want.wants(&self.url, i) && !self.pending.contains(i))
-            .copied()
-            .collect();
-        if items.is_empty() {
-            return false;
-        }
-        let wait = self.rng.jitter(
-            backoff_ms(
-                batch.attempt,
-                ctx.cfg.backoff_base_ms,
-                ctx.cfg.backoff_max_ms,
-            ),
-            ctx.cfg.backoff_jitter_percent,
-        );
-        let id = self.start_batch(ctx, items, batch.origin, batch.since);
-        if let Some(b) = self.pending.batches.get_mut(&id) {
-            b.attempt = batch.attempt + 1;
-            b.not_before = Some(ctx.now.mono.plus_ms(wait.max(1)));
-        }
-        ctx.stats.batch_retries += 1;
-        true
     }
 
     /// Moves a finished batch's items to confirmed (those still wanted) and re-checks status;

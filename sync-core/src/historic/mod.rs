@@ -6,3 +6,4 @@ pub(crate) mod engine;
 pub mod negentropy;
 pub(crate) mod negentropy_stage;
 pub mod pagination;
+pub(crate) mod retry;

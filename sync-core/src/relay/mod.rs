@@ -3,6 +3,7 @@
 
 pub mod health;
 pub(crate) mod lifecycle;
+pub mod pace;
 
 use std::collections::{BTreeMap, BTreeSet};
 
