@@ -5,6 +5,7 @@
 //! - [`testkit`]: in-process relays that misbehave on purpose (the [`testkit::HostileRelay`]),
 //!   a forger of invalid signatures and a bare WebSocket client, all on `127.0.0.1`;
 //! - [`workspace_bin`]: builds another package's binary or an example, for tests that run it;
+//! - [`json_ws`]: a bare WebSocket client reading answers as JSON;
 //! - [`http_front`]: a relay front answering NIP-11 itself (a document or a redirect);
 //! - `tests/`: the runtime's integration tests against real nostr-relay-builder relays
 //!   (`relay_sync`, `recovery`, `grasp_policy`, `hostile`, `negentropy_fallback`,
@@ -17,5 +18,6 @@
 //! running the tests.
 
 pub mod http_front;
+pub mod json_ws;
 pub mod testkit;
 pub mod workspace_bin;

@@ -12,13 +12,12 @@ use nostr_database::{MemoryDatabase, MemoryDatabaseOptions};
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use serde_json::Value;
 use sync_runtime::demo::{ClientGuard, ClientLimits, ClientMetrics, RelayFront};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use grasp_sync_tests::json_ws::{connect, next_json, Ws};
 
 /// A guarded relay on loopback with its metrics registry.
 struct Guarded {
@@ -54,29 +53,8 @@ fn small_limits() -> ClientLimits {
     }
 }
 
-async fn connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect")
-        .0
-}
-
 async fn send(ws: &mut Ws, text: &str) {
     ws.send(Message::text(text)).await.expect("send");
-}
-
-/// The next text message as JSON; panics on close or after 5 s.
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("an answer within 5 s");
-        match next {
-            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            other => panic!("connection ended: {other:?}"),
-        }
-    }
 }
 
 /// Sends a REQ for kind-1 events and returns every message up to its EOSE (excluded).

@@ -8,14 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use grasp_sync_tests::json_ws::{connect, next_json, Ws};
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
@@ -113,27 +112,6 @@ async fn http_get(port: u16, path: &str, header: &str) -> Option<String> {
     stream.read_to_string(&mut response).await.ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
-async fn connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect")
-        .0
-}
-
-/// The next text message as JSON; panics if the connection ends or nothing comes in 5 s.
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("an answer within 5 s");
-        match next {
-            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            other => panic!("connection ended: {other:?}"),
-        }
-    }
 }
 
 /// Sends a REQ and waits for its EOSE, skipping any events.

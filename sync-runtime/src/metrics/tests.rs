@@ -4,9 +4,8 @@
 use super::*;
 use sync_core::{Config, Input, Now};
 
-#[test]
-fn gauges_follow_state_and_counters_advance_by_differences() {
-    let metrics = Metrics::register(Registry::new()).unwrap();
+/// Fresh metrics and a core whose only relay is the bootstrap relay `wss://other.relay`.
+fn fixture() -> (Metrics, SyncCore, Exported, sync_core::RelayUrl, Now) {
     let config = Config {
         own_relay_urls: vec!["wss://our.relay".into()],
         bootstrap_relays: vec!["wss://other.relay".into()],
@@ -14,9 +13,18 @@ fn gauges_follow_state_and_counters_advance_by_differences() {
         ..Config::default()
     };
     let now = Now::at(0, 1_700_000_000);
-    let mut core = SyncCore::new(config, 1, now);
-    let mut exported = Exported::default();
-    let relay = sync_core::RelayUrl::parse("wss://other.relay").unwrap();
+    (
+        Metrics::register(Registry::new()).unwrap(),
+        SyncCore::new(config, 1, now),
+        Exported::default(),
+        sync_core::RelayUrl::parse("wss://other.relay").unwrap(),
+        now,
+    )
+}
+
+#[test]
+fn gauges_follow_state_and_counters_advance_by_differences() {
+    let (metrics, mut core, mut exported, relay, now) = fixture();
     let _ = core.step(now, Input::Tick);
     metrics.observe(&core, &mut exported);
     let text = metrics.text();
@@ -110,17 +118,7 @@ fn fixed_label_values_exist_before_any_activity() {
 
 #[test]
 fn disconnects_and_naughty_info_follow_the_relay() {
-    let metrics = Metrics::register(Registry::new()).unwrap();
-    let config = Config {
-        own_relay_urls: vec!["wss://our.relay".into()],
-        bootstrap_relays: vec!["wss://other.relay".into()],
-        startup_jitter_ms: 0,
-        ..Config::default()
-    };
-    let now = Now::at(0, 1_700_000_000);
-    let mut core = SyncCore::new(config, 1, now);
-    let mut exported = Exported::default();
-    let relay = sync_core::RelayUrl::parse("wss://other.relay").unwrap();
+    let (metrics, mut core, mut exported, relay, now) = fixture();
     let _ = core.step(now, Input::Tick);
     let _ = core.step(
         now.plus_ms(5),
