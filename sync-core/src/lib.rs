@@ -98,6 +98,7 @@ mod command;
 mod config;
 mod core;
 mod ctx;
+mod decision_log;
 mod discovery;
 mod event_meta;
 pub mod filters;

@@ -108,14 +108,14 @@ impl Attempt {
             let input = match self.dialer.take_refusal(relay.as_str()) {
                 Some(address) => Input::ConnectRefused { relay, address },
                 None => {
-                    tracing::info!(%error, "connection failed");
+                    tracing::debug!(%error, "connection failed");
                     Input::ConnectFailed { relay, error }
                 }
             };
             self.report(input).await;
             return;
         }
-        tracing::info!("connected");
+        tracing::debug!("connected");
         // `Connected` is queued before the connection counts as open, so the monitor's
         // `Disconnected` for it can only come after; a drop in between is caught by the status
         // re-check.

@@ -29,7 +29,7 @@ async fn lost(routing: &Routing, tx: &mpsc::Sender<DriverMsg>, sdk_url: &str) ->
     if !routing.closed(sdk_url) {
         return true;
     }
-    tracing::info!(relay = %relay, "connection lost");
+    tracing::debug!(relay = %relay, "connection lost");
     tx.send(DriverMsg::Input(Input::Disconnected { relay }))
         .await
         .is_ok()

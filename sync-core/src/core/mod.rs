@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::command::{Command, SubId};
 use crate::config::{Config, ConfigError};
 use crate::ctx::Ctx;
+use crate::decision_log;
 use crate::discovery::Discovery;
 use crate::event_meta::EventMeta;
 use crate::index::want::WantIndex;
@@ -181,17 +182,19 @@ impl SyncCore {
                 .discovery
                 .register(coord, relays, level, self.now.mono, &self.cfg),
             Input::WithdrawRepo { coord } => {
+                decision_log::repo_withdrawn(&coord.to_string());
                 self.discovery.withdraw(coord, self.now.mono, &self.cfg)
             }
             Input::Connected { relay } => self.on_connected(&relay, out),
             Input::ConnectFailed { relay, error } => {
-                self.on_connect_failed(&relay, classify(&error), out)
+                self.on_connect_failed(&relay, classify(&error), &error, out)
             }
             Input::ConnectRefused { relay, address } => {
                 let refusal = Refusal::ResolvesNonGlobal(address);
                 self.refusals
                     .record(relay.to_string(), refusal, &mut self.stats.targets_refused);
-                self.on_connect_failed(&relay, ErrorClass::Address, out);
+                let detail = format!("resolves to a non-global address ({address:?})");
+                self.on_connect_failed(&relay, ErrorClass::Address, &detail, out);
             }
             Input::Disconnected { relay } => self.on_disconnected(&relay, out),
             Input::Delivered {
@@ -205,11 +208,17 @@ impl SyncCore {
                 relay,
                 sub,
                 message,
-            } => self.on_closed(&relay, &sub, CloseReason::of(&message), out),
+            } => {
+                decision_log::closed(&relay, &sub.0, &message);
+                self.on_closed(&relay, &sub, CloseReason::of(&message), out)
+            }
             Input::SendFailed { relay, sub, .. } => {
                 self.on_closed(&relay, &sub, CloseReason::NOT_SENT, out)
             }
-            Input::Notice { relay, message } => self.on_notice(&relay, &message, out),
+            Input::Notice { relay, message } => {
+                decision_log::notice(&relay, &message);
+                self.on_notice(&relay, &message, out)
+            }
             Input::RelayInfo { relay, limits } => {
                 if let Some((r, mut ctx)) = self.relay_ctx(&relay, out) {
                     r.budget.apply_limits(&limits, ctx.cfg);
@@ -357,6 +366,7 @@ impl SyncCore {
                         ctx.stats.too_many_answers += 1;
                         let open = r.subs.len();
                         r.budget.shrink(open);
+                        decision_log::budget_shrunk(relay, r.budget.total());
                         r.enforce_budget(&mut ctx);
                     }
                     r.start_cooldown(&mut ctx);
@@ -457,6 +467,12 @@ impl SyncCore {
         (s.repos, s.root_events) = (repos as u64, roots as u64);
         s.relays_tracked = self.relays.len() as u64;
         s.relays_connected = self.relays.values().filter(|r| r.status.is_live()).count() as u64;
+        for r in self.relays.values_mut() {
+            if r.logged_status != r.status {
+                decision_log::status_changed(&r.url, r.logged_status, r.status);
+                r.logged_status = r.status;
+            }
+        }
         // Exactly the relays exported as `Dead`, so never one in a live status.
         s.relays_dead = self
             .relays

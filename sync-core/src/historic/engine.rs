@@ -7,6 +7,7 @@ use nostr::Timestamp;
 
 use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
+use crate::decision_log;
 use crate::event_meta::EventMeta;
 use crate::filters::{build_keys, historic};
 use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
@@ -345,7 +346,12 @@ impl RelayState {
                 let (next, overflow) =
                     cursor.on_eose(base_full_at, sizes, ctx.cfg.max_pages_per_filter);
                 ctx.stats.same_second_overflows += u64::from(overflow);
-                ctx.stats.page_sizes_learned += u64::from(!learned && sizes.learned().is_some());
+                if !learned {
+                    if let Some(size) = sizes.learned() {
+                        ctx.stats.page_sizes_learned += 1;
+                        decision_log::page_size_learned(&self.url, size);
+                    }
+                }
                 match next {
                     Next::Done => {}
                     Next::Page => batch.queued.push_front((Request::Page(cursor), 0)),
@@ -397,6 +403,7 @@ impl RelayState {
             if reason.too_many {
                 ctx.stats.too_many_answers += 1;
                 self.budget.shrink(open_before);
+                decision_log::budget_shrunk(&self.url, self.budget.total());
                 self.enforce_budget(ctx);
             }
             self.start_cooldown(ctx);
@@ -488,6 +495,7 @@ impl RelayState {
         }
         self.counters.batches_done += 1;
         if let Some(why) = batch.failed {
+            decision_log::batch_failed(&self.url, batch.id, why, batch.attempt, None);
             ctx.stats.batches_failed += 1;
             self.counters.batches_failed += 1;
             self.had_failures = true;

@@ -6,6 +6,7 @@ use nostr::EventId;
 
 use crate::command::SubId;
 use crate::ctx::Ctx;
+use crate::decision_log;
 use crate::filters::ids as id_filters;
 use crate::historic::batch::{Batch, Request, Stage};
 use crate::historic::engine::cursors;
@@ -51,7 +52,7 @@ impl RelayState {
                 self.after_diff_request(ctx, batch_id);
             }
             NegentropyResult::Refused { .. } => {
-                self.neg = NegSupport::Unsupported;
+                self.mark_negentropy_unsupported("refused");
                 self.fallback(ctx, batch_id);
             }
             NegentropyResult::Timeout => self.on_negentropy_timeout(ctx, batch_id),
@@ -81,8 +82,9 @@ impl RelayState {
     pub(super) fn on_negentropy_timeout(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
         ctx.stats.negentropy_timeouts += 1;
         self.neg_timeouts = self.neg_timeouts.saturating_add(1);
+        decision_log::negentropy_timeout(&self.url, batch_id, self.neg_timeouts);
         if self.neg_timeouts >= NEG_TIMEOUTS_UNSUPPORTED {
-            self.neg = NegSupport::Unsupported;
+            self.mark_negentropy_unsupported("timeouts");
         }
         self.fallback(ctx, batch_id);
     }
@@ -134,10 +136,19 @@ impl RelayState {
                 }
             }
             FetchNext::Fallback => {
-                self.neg = NegSupport::Unsupported;
+                self.mark_negentropy_unsupported("id fetch incomplete");
                 self.fallback(ctx, batch_id);
             }
         }
+    }
+
+    /// From now until the daily resync the relay is taken not to speak NIP-77 (logged once
+    /// per change, with `reason`).
+    pub(crate) fn mark_negentropy_unsupported(&mut self, reason: &'static str) {
+        if self.neg != NegSupport::Unsupported {
+            decision_log::negentropy_unsupported(&self.url, reason);
+        }
+        self.neg = NegSupport::Unsupported;
     }
 
     /// Abandons negentropy for this batch: closes its requests and runs REQ+EOSE over its
@@ -148,6 +159,7 @@ impl RelayState {
             return;
         };
         ctx.stats.negentropy_fallbacks += 1;
+        decision_log::negentropy_fallback(&self.url, batch_id);
         batch.stage = Stage::Req;
         batch.queued = cursors(&batch.filters, batch.since);
     }

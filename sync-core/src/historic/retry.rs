@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::ctx::Ctx;
+use crate::decision_log;
 use crate::historic::batch::Batch;
 use crate::item::Key;
 use crate::relay::health::backoff_ms;
@@ -68,6 +69,9 @@ impl RelayState {
             b.not_before = Some(ctx.now.mono.plus_ms(wait.max(1)));
         }
         ctx.stats.batch_retries += 1;
+        if let Some(why) = batch.failed {
+            decision_log::batch_failed(&self.url, batch.id, why, batch.attempt, Some(wait.max(1)));
+        }
         true
     }
 }

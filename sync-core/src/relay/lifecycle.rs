@@ -7,6 +7,7 @@ use nostr::Timestamp;
 use crate::command::Command;
 use crate::core::SyncCore;
 use crate::ctx::Ctx;
+use crate::decision_log;
 use crate::event_meta::EventMeta;
 use crate::historic::batch::Origin;
 use crate::item::Key;
@@ -56,10 +57,12 @@ impl SyncCore {
         self.touched.insert(url.clone());
         match r.status {
             Status::Disconnected => {
+                decision_log::reaped(url);
                 self.forget_relay(url, out);
             }
             Status::Disconnecting => {}
             _ => {
+                decision_log::reaped(url);
                 out.push(Command::Disconnect { relay: url.clone() });
                 r.drop_connection_state();
                 r.status = Status::Disconnecting;
@@ -114,6 +117,7 @@ impl SyncCore {
         &mut self,
         url: &RelayUrl,
         class: ErrorClass,
+        detail: &str,
         out: &mut Vec<Command>,
     ) {
         let wanted = self.is_wanted(url);
@@ -121,7 +125,7 @@ impl SyncCore {
             return;
         };
         match r.status {
-            Status::Connecting => r.connect_failed(&mut ctx, class),
+            Status::Connecting => r.connect_failed(&mut ctx, class, detail),
             Status::Disconnecting => r.status = Status::Disconnected,
             _ => ctx.stats.ignored_inputs += 1,
         }
@@ -137,7 +141,9 @@ impl SyncCore {
         };
         match r.status {
             Status::Disconnected => ctx.stats.ignored_inputs += 1,
-            Status::Connecting => r.connect_failed(&mut ctx, ErrorClass::Other),
+            Status::Connecting => {
+                r.connect_failed(&mut ctx, ErrorClass::Other, "disconnected while connecting")
+            }
             Status::Disconnecting => {
                 r.status = Status::Disconnected;
                 r.disconnected_at = Some(ctx.now.mono);
@@ -203,7 +209,7 @@ impl RelayState {
                 ctx.out.push(Command::Disconnect {
                     relay: self.url.clone(),
                 });
-                self.connect_failed(ctx, ErrorClass::Other);
+                self.connect_failed(ctx, ErrorClass::Other, "connect timeout");
             }
             Status::Disconnecting if self.status_deadline.is_some_and(|d| d <= now) => {
                 self.status = Status::Disconnected;
@@ -227,12 +233,15 @@ impl RelayState {
         Timestamp::from(through.saturating_sub(ctx.cfg.since_margin_secs))
     }
 
-    fn connect_failed(&mut self, ctx: &mut Ctx<'_>, class: ErrorClass) {
+    fn connect_failed(&mut self, ctx: &mut Ctx<'_>, class: ErrorClass, detail: &str) {
         self.counters.connects_failed += 1;
         self.status = Status::Disconnected;
         self.status_deadline = None;
         self.health
             .record_failure(ctx.now.mono, class, self.bootstrap, ctx.cfg, &mut self.rng);
+        let retry_in_ms = self.health.next_attempt_at.since_ms(ctx.now.mono);
+        let naughty = self.health.naughty.is_some();
+        decision_log::connect_failed(&self.url, class, detail, retry_in_ms, naughty);
     }
 
     /// An unexpected disconnect from a live status.
@@ -258,6 +267,9 @@ impl RelayState {
             ctx.cfg,
             &mut self.rng,
         );
+        let retry_in_ms = self.health.next_attempt_at.since_ms(ctx.now.mono);
+        let flapping = self.health.is_flapping(ctx.now.mono, ctx.cfg);
+        decision_log::connection_lost(&self.url, retry_in_ms, flapping);
     }
 
     /// The daily full reconciliation on the open connection: pending and confirmed are cleared, live
@@ -399,13 +411,15 @@ impl RelayState {
         if !self.health.is_rate_limited(ctx.now.mono) {
             ctx.stats.rate_limits += 1;
             self.health.pace.rate_limited(ctx.now.mono);
+            let pace_ms = self.health.pace.interval_ms;
+            decision_log::rate_limited(&self.url, ctx.cfg.rate_limit_cooldown_ms, pace_ms);
         }
         self.health.rate_limited_until = Some(ctx.now.mono.plus_ms(ctx.cfg.rate_limit_cooldown_ms));
     }
 
     pub(crate) fn on_notice(&mut self, ctx: &mut Ctx<'_>, message: &str) {
         if is_negentropy_unsupported(message) && !is_rate_limited(message) {
-            self.neg = NegSupport::Unsupported;
+            self.mark_negentropy_unsupported("notice");
             let diffs: Vec<u64> = self
                 .pending
                 .batches
@@ -421,6 +435,7 @@ impl RelayState {
             if is_too_many(message) {
                 ctx.stats.too_many_answers += 1;
                 self.budget.shrink(self.subs.len());
+                decision_log::budget_shrunk(&self.url, self.budget.total());
                 self.enforce_budget(ctx);
             }
             self.start_cooldown(ctx);

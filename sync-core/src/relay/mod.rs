@@ -178,6 +178,9 @@ pub(crate) struct RelayState {
     pub(crate) url: RelayUrl,
     /// Lifecycle status; only `lifecycle.rs` changes it.
     pub(crate) status: Status,
+    /// The status last written to the decision log (equal to `status` at the end of every
+    /// step: the core logs each change once, whichever handler made it).
+    pub(crate) logged_status: Status,
     /// A bootstrap relay is a target without any repository and is never reaped.
     pub(crate) bootstrap: bool,
     /// This relay's random stream.
@@ -247,6 +250,7 @@ impl RelayState {
         Self {
             url,
             status: Status::Disconnected,
+            logged_status: Status::Disconnected,
             bootstrap: false,
             rng,
             health: Health {
