@@ -1,16 +1,27 @@
-//! Scenario harness for sync-core's snapshot and property tests: a tiny deterministic world of
-//! scripted relays that answer the core's commands, and a renderer that turns every step into
-//! one readable table line (relative times, short aliases instead of hex).
-
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
-#![allow(
-    unreachable_pub,
-    missing_docs,
-    reason = "test-only helpers shared between test binaries"
-)]
+//! Scripted scenarios: the simulator's precise-control mode for the core's action-table
+//! snapshots (`sync-sim/tests/scenarios.rs`) and the scripted regressions and facts
+//! (`tests/regressions_scripted.rs`, `health.rs`, `open_network.rs`).
+//!
+//! Where [`crate::world`] draws latencies, faults and relay behaviour from a seed and checks
+//! invariants, a scripted [`World`] is fully pinned down by the test: every answer takes
+//! [`LATENCY_MS`] (events of one page one ms apart), each [`Remote`] says exactly how it behaves
+//! (NIP-77 on, unsupported or silent; page and id caps; failing connects; a name resolving to a
+//! private address; historic REQs answered `CLOSED`), and the test feeds host inputs (or a
+//! shell [`World::lag`]) at chosen moments. Events are synthetic [`crate::events`] metadata.
+//! Every step is rendered as one readable table line: times relative to the start, short
+//! aliases (`r0`, `ann`, `alice`) or `#tail` abbreviations instead of hex, filters' `since` and
+//! `until` relative to now.
+//!
+//! ```
+//! use sync_sim::script::{announcement, keys, Remote, World};
+//! let cfg = sync_core::Config { own_relay_urls: vec!["wss://our.relay".into()], ..Default::default() };
+//! let mut w = World::new(cfg, 1);
+//! let ann = announcement(1, &keys(1), "repo", &["wss://our.relay", "wss://r0.example"], 1_000);
+//! w.remote("wss://r0.example", Remote::default());
+//! w.feed(sync_core::Input::Accepted { event: ann });
+//! w.run_until(60_000);
+//! assert!(w.table().contains("Connect r0"));
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,15 +39,20 @@ pub const LATENCY_MS: u64 = 10;
 /// How a scripted relay answers NEG-OPEN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Neg {
+    /// Answers with the ids the host lacks.
     On,
+    /// Refuses (`unknown envelope label: NEG-OPEN`).
     Unsupported,
+    /// Never answers (the core's deadline decides).
     Silent,
 }
 
 /// A scripted remote relay.
 #[derive(Clone, Debug)]
 pub struct Remote {
+    /// What it stores.
     pub events: Vec<EventMeta>,
+    /// Its NIP-77 behaviour.
     pub neg: Neg,
     /// Results per REQ filter (newest first).
     pub page_cap: usize,
@@ -51,6 +67,7 @@ pub struct Remote {
     /// The shell finds that the relay's name resolves to this non-global address class and
     /// refuses to dial it.
     pub resolves_to: Option<sync_core::NonGlobal>,
+    /// Whether a connection is open.
     pub connected: bool,
     /// The next this many historic REQs are answered `CLOSED "error: internal error"`.
     pub closes_historic: u32,
@@ -75,8 +92,11 @@ impl Default for Remote {
 
 /// The scenario world.
 pub struct World {
+    /// The engine under test.
     pub core: SyncCore,
+    /// The clocks now.
     pub now: Now,
+    /// The scripted relays by canonical URL.
     pub remotes: BTreeMap<RelayUrl, Remote>,
     /// Ids the host stored.
     pub store: BTreeSet<EventId>,
@@ -84,16 +104,21 @@ pub struct World {
     pub host_rejects: BTreeSet<EventId>,
     queue: Vec<(u64, u64, Input)>,
     seq: u64,
+    /// The rendered table, one entry per step.
     pub lines: Vec<String>,
     aliases: BTreeMap<String, String>,
     /// Record steps into `lines`.
     pub record: bool,
 }
 
+/// Keys number `n` (a small secret key).
+#[must_use]
 pub fn keys(n: u8) -> Keys {
     Keys::parse(&format!("{:064x}", u64::from(n) + 1)).expect("key")
 }
 
+/// A relay URL (panics if invalid).
+#[must_use]
 pub fn url(s: &str) -> RelayUrl {
     RelayUrl::parse(s).expect("url")
 }
@@ -106,6 +131,7 @@ fn id_of(n: u64) -> EventId {
 }
 
 /// A synthetic event (ids are derived from `n`; signatures play no part in the core).
+#[must_use]
 pub fn ev(
     n: u64,
     author: PublicKey,
@@ -128,11 +154,14 @@ pub fn ev(
     }
 }
 
+/// The coordinate `30617:<owner>:<d>`.
+#[must_use]
 pub fn coord(owner: &Keys, d: &str) -> String {
     format!("30617:{}:{d}", owner.public_key().to_hex())
 }
 
 /// An announcement by `owner` for `d` listing `relays`.
+#[must_use]
 pub fn announcement(n: u64, owner: &Keys, d: &str, relays: &[&str], created_at: u64) -> EventMeta {
     let mut e = ev(
         n,
@@ -146,6 +175,8 @@ pub fn announcement(n: u64, owner: &Keys, d: &str, relays: &[&str], created_at: 
 }
 
 impl World {
+    /// A world at the start (mono 0, wall [`WALL0`]) around a core of `cfg` seeded `seed`.
+    #[must_use]
     pub fn new(cfg: Config, seed: u64) -> Self {
         let now = Now::at(0, WALL0);
         let core = SyncCore::try_new(cfg, seed, now).expect("config");
@@ -163,6 +194,7 @@ impl World {
         }
     }
 
+    /// Adds a scripted relay; the table calls the n-th one `rn`.
     pub fn remote(&mut self, u: &str, r: Remote) {
         let n = self.remotes.len();
         self.aliases.insert(url(u).to_string(), format!("r{n}"));
@@ -174,10 +206,12 @@ impl World {
         self.aliases.insert(hex.to_string(), name.to_string());
     }
 
+    /// Names a key in the table.
     pub fn alias_key(&mut self, k: &Keys, name: &str) {
         self.alias(&k.public_key().to_hex(), name);
     }
 
+    /// Names an event in the table.
     pub fn alias_event(&mut self, e: &EventMeta, name: &str) {
         self.alias(&e.id.to_hex(), name);
     }
@@ -538,11 +572,13 @@ impl World {
     }
 
     /// The table so far.
+    #[must_use]
     pub fn table(&self) -> String {
         self.lines.join("\n")
     }
 
     /// Status of a remote as the core sees it.
+    #[must_use]
     pub fn status(&self, relay: &str) -> Option<sync_core::Status> {
         self.core.relay(&url(relay)).map(|v| v.status())
     }

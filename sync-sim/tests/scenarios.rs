@@ -1,10 +1,8 @@
 //! Named scenarios as insta snapshots: each table is one step per line (relative time, input,
 //! the commands it caused, relay statuses after it). Review changes with `cargo insta review`.
 
-mod support;
-
-use support::*;
 use sync_core::{Config, Input, NegSupport, Status, SyncLevel};
+use sync_sim::script::*;
 
 const OUR: &str = "wss://our.relay";
 const R0: &str = "wss://r0.example";
