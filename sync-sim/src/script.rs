@@ -25,10 +25,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nostr::{EventId, Filter, Keys, Kind, PublicKey, Timestamp};
+use crate::relay::{neg_answer, select};
+pub use crate::scenario::NegMode;
+use nostr::{EventId, Filter, Keys, PublicKey};
 use sync_core::{
-    matches, Command, Config, EventMeta, Input, NegentropyResult, Now, Outcome, RelayUrl, SubId,
-    SubKind, SyncCore,
+    Command, Config, EventMeta, Input, NegentropyResult, Now, Outcome, RelayUrl, SubId, SubKind,
+    SyncCore,
 };
 
 /// Wall-clock seconds at the start of every scenario.
@@ -36,25 +38,14 @@ pub const WALL0: u64 = 1_700_000_000;
 /// Latency of every scripted answer.
 pub const LATENCY_MS: u64 = 10;
 
-/// How a scripted relay answers NEG-OPEN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Neg {
-    /// Answers with the ids the host lacks.
-    On,
-    /// Refuses (`unknown envelope label: NEG-OPEN`).
-    Unsupported,
-    /// Never answers (the core's deadline decides).
-    Silent,
-}
-
 /// A scripted remote relay.
 #[derive(Clone, Debug)]
 pub struct Remote {
     /// What it stores.
     pub events: Vec<EventMeta>,
-    /// Its NIP-77 behaviour.
-    pub neg: Neg,
-    /// Results per REQ filter (newest first).
+    /// Its NIP-77 behaviour (as a seeded relay's, [`crate::relay::neg_answer`]).
+    pub neg: NegMode,
+    /// Results per REQ filter (newest first, as a seeded relay's: [`crate::relay::select`]).
     pub page_cap: usize,
     /// Ids served per `ids` REQ.
     pub id_cap: usize,
@@ -77,7 +68,7 @@ impl Default for Remote {
     fn default() -> Self {
         Self {
             events: Vec::new(),
-            neg: Neg::On,
+            neg: NegMode::On,
             page_cap: 500,
             id_cap: 1000,
             failing_connects: 0,
@@ -123,14 +114,8 @@ pub fn url(s: &str) -> RelayUrl {
     RelayUrl::parse(s).expect("url")
 }
 
-fn id_of(n: u64) -> EventId {
-    let mut b = [0u8; 32];
-    b[24..].copy_from_slice(&n.to_be_bytes());
-    b[0] = 0xee;
-    EventId::from_byte_array(b)
-}
-
-/// A synthetic event (ids are derived from `n`; signatures play no part in the core).
+/// A synthetic event (the seeded world's [`crate::events::meta`]: ids derived from `n`, tags
+/// sorted; signatures play no part in the core).
 #[must_use]
 pub fn ev(
     n: u64,
@@ -139,19 +124,7 @@ pub fn ev(
     created_at: u64,
     tags: &[(char, String)],
 ) -> EventMeta {
-    let mut tags: Vec<(char, String)> = tags.to_vec();
-    tags.sort();
-    tags.dedup();
-    EventMeta {
-        id: id_of(n),
-        author,
-        kind: Kind::from(kind),
-        created_at: Timestamp::from(created_at),
-        tags,
-        relays: vec![],
-        clone_urls: vec![],
-        maintainers: vec![],
-    }
+    crate::events::meta(n, author, kind, created_at, tags)
 }
 
 /// The coordinate `30617:<owner>:<d>`.
@@ -333,14 +306,7 @@ impl World {
         let r = self.remotes[&relay].clone();
         let mut delay = LATENCY_MS;
         for f in filters {
-            let mut hits: Vec<&EventMeta> = r.events.iter().filter(|e| matches(f, e)).collect();
-            hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-            let cap = if f.ids.is_some() {
-                r.id_cap
-            } else {
-                r.page_cap.min(f.limit.unwrap_or(usize::MAX))
-            };
-            for e in hits.into_iter().take(cap) {
+            for e in select(&r.events, f, r.page_cap, r.id_cap) {
                 let outcome = self.outcome(e);
                 self.later(
                     delay,
@@ -359,21 +325,9 @@ impl World {
 
     fn serve_neg(&mut self, relay: RelayUrl, sub: SubId, filter: &Filter) {
         let r = &self.remotes[&relay];
-        let result = match r.neg {
-            Neg::Silent => return,
-            Neg::Unsupported => NegentropyResult::Refused {
-                message: "ERROR: unknown envelope label: NEG-OPEN".into(),
-            },
-            Neg::On => {
-                let mut ids: Vec<EventId> = r
-                    .events
-                    .iter()
-                    .filter(|e| matches(filter, e) && !self.store.contains(&e.id))
-                    .map(|e| e.id)
-                    .collect();
-                ids.sort();
-                NegentropyResult::Missing { ids }
-            }
+        let store = &self.store;
+        let Some(result) = neg_answer(r.neg, &r.events, filter, |id| store.contains(id)) else {
+            return;
         };
         self.later(LATENCY_MS, Input::NegentropyDiff { relay, sub, result });
     }

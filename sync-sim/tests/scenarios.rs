@@ -229,7 +229,7 @@ fn negentropy_unsupported_falls_back_to_req() {
         cfg(),
         &[R0],
         Remote {
-            neg: Neg::Unsupported,
+            neg: NegMode::UnsupportedNotice,
             ..Remote::default()
         },
     );
@@ -272,7 +272,7 @@ fn id_fetch_against_a_relay_capping_id_queries_at_150() {
 #[test]
 fn pagination_through_a_same_second_burst_larger_than_a_page() {
     let mut remote = Remote {
-        neg: Neg::Unsupported,
+        neg: NegMode::UnsupportedNotice,
         page_cap: 50,
         ..Remote::default()
     };
@@ -443,7 +443,7 @@ fn negentropy_batch_with_host_rejected_events_completes() {
 /// 120 comments on r0 (no NIP-77, pages of 50).
 fn paged_world() -> World {
     let mut remote = Remote {
-        neg: Neg::Unsupported,
+        neg: NegMode::UnsupportedNotice,
         page_cap: 50,
         ..Remote::default()
     };
@@ -584,7 +584,7 @@ fn send_times(w: &World, from_ms: u64) -> Vec<u64> {
 #[test]
 fn failed_batch_is_retried_and_completes() {
     let remote = Remote {
-        neg: Neg::Unsupported,
+        neg: NegMode::UnsupportedNotice,
         closes_historic: 1,
         ..Remote::default()
     };
@@ -605,7 +605,7 @@ fn failed_batch_is_retried_and_completes() {
 #[test]
 fn batch_failing_every_attempt_stops_after_the_bound_with_its_reason() {
     let remote = Remote {
-        neg: Neg::Unsupported,
+        neg: NegMode::UnsupportedNotice,
         closes_historic: 1_000,
         ..Remote::default()
     };
