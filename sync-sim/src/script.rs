@@ -1,6 +1,6 @@
 //! Scripted scenarios: the simulator's precise-control mode for the core's action-table
 //! snapshots (`sync-sim/tests/scenarios.rs`) and the scripted regressions and facts
-//! (`tests/regressions_scripted.rs`, `health.rs`, `open_network.rs`).
+//! (`tests/regressions_scripted.rs`, `scenario_facts.rs`, `health.rs`, `open_network.rs`).
 //!
 //! Where [`crate::world`] draws latencies, faults and relay behaviour from a seed and checks
 //! invariants, a scripted [`World`] is fully pinned down by the test: every answer takes
@@ -145,6 +145,60 @@ pub fn announcement(n: u64, owner: &Keys, d: &str, relays: &[&str], created_at: 
     );
     e.relays = relays.iter().map(|s| s.to_string()).collect();
     e
+}
+
+/// The scripted tests' configuration: `our` is our relay, no start-up jitter, defaults else.
+#[must_use]
+pub fn scenario_cfg(our: &str) -> Config {
+    Config {
+        own_relay_urls: vec![our.into()],
+        startup_jitter_ms: 0,
+        ..Config::default()
+    }
+}
+
+/// The action tables' standard world: alice's repository `repo` lists `our` and `relays`; each
+/// of `relays` is a copy of `remote` holding the announcement, a state event, a patch and a
+/// comment on it (named `ann`, `state`, `patch`, `comment` in the table). The host stores the
+/// announcement, which is accepted at +0s. Core seed 7.
+#[must_use]
+pub fn repo_world(cfg: Config, our: &str, relays: &[&str], mut remote: Remote) -> World {
+    let mut w = World::new(cfg, 7);
+    let alice = keys(1);
+    w.alias_key(&alice, "alice");
+    let mut listed = vec![our];
+    listed.extend_from_slice(relays);
+    let ann = announcement(1, &alice, "repo", &listed, 1_000);
+    let state = ev(2, alice.public_key(), 30618, 1_001, &[('d', "repo".into())]);
+    let patch = ev(
+        3,
+        keys(2).public_key(),
+        1617,
+        1_002,
+        &[('a', coord(&alice, "repo"))],
+    );
+    let comment = ev(
+        4,
+        keys(3).public_key(),
+        1111,
+        1_003,
+        &[('E', patch.id.to_hex())],
+    );
+    for (e, name) in [
+        (&ann, "ann"),
+        (&state, "state"),
+        (&patch, "patch"),
+        (&comment, "comment"),
+    ] {
+        w.alias_event(e, name);
+    }
+    remote.events.extend([ann.clone(), state, patch, comment]);
+    for r in relays {
+        w.remote(r, remote.clone());
+    }
+    w.store.insert(ann.id);
+    w.feed(Input::Accepted { event: ann });
+    w
 }
 
 impl World {
