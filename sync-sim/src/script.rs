@@ -33,8 +33,8 @@ use sync_core::{
     SyncCore,
 };
 
-/// Wall-clock seconds at the start of every scenario.
-pub const WALL0: u64 = 1_700_000_000;
+/// Wall-clock seconds at the start of every scenario (the seeded world's).
+pub use crate::scenario::WALL0;
 /// Latency of every scripted answer.
 pub const LATENCY_MS: u64 = 10;
 
