@@ -3,15 +3,61 @@
 //! status, kept open subscriptions within each relay's budget, reports a deadline in the future,
 //! and its state stays bounded.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use nostr::{EventId, Keys, Kind, PublicKey, Timestamp};
 use proptest::prelude::*;
-use support::{announcement, coord, ev, keys, url};
 use sync_core::{
-    Command, Config, Input, NegentropyResult, Now, Outcome, RelayLimits, RelayUrl, Status, SyncCore,
+    Command, Config, EventMeta, Input, NegentropyResult, Now, Outcome, RelayLimits, RelayUrl,
+    Status, SyncCore,
 };
+
+// Synthetic events, keys and URLs (the core sees metadata only; nothing is signed). The
+// scripted world the snapshot tests use lives in sync-sim (`sync_sim::script`); this property
+// test needs no relay world, so it stays with the core and builds its inputs itself.
+
+fn keys(n: u8) -> Keys {
+    Keys::parse(&format!("{:064x}", u64::from(n) + 1)).expect("key")
+}
+
+fn url(s: &str) -> RelayUrl {
+    RelayUrl::parse(s).expect("url")
+}
+
+fn ev(n: u64, author: PublicKey, kind: u16, created_at: u64, tags: &[(char, String)]) -> EventMeta {
+    let mut b = [0u8; 32];
+    b[24..].copy_from_slice(&n.to_be_bytes());
+    b[0] = 0xee;
+    let mut tags = tags.to_vec();
+    tags.sort();
+    tags.dedup();
+    EventMeta {
+        id: EventId::from_byte_array(b),
+        author,
+        kind: Kind::from(kind),
+        created_at: Timestamp::from(created_at),
+        tags,
+        relays: vec![],
+        clone_urls: vec![],
+        maintainers: vec![],
+    }
+}
+
+fn coord(owner: &Keys, d: &str) -> String {
+    format!("30617:{}:{d}", owner.public_key().to_hex())
+}
+
+fn announcement(n: u64, owner: &Keys, d: &str, relays: &[&str], created_at: u64) -> EventMeta {
+    let mut e = ev(
+        n,
+        owner.public_key(),
+        30617,
+        created_at,
+        &[('d', d.to_string())],
+    );
+    e.relays = relays.iter().map(|s| s.to_string()).collect();
+    e
+}
 
 const RELAYS: [&str; 3] = ["wss://r0.example", "wss://r1.example", "wss://r2.example"];
 

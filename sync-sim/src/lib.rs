@@ -17,6 +17,7 @@
 //! |---|---|
 //! | synthetic events and keys | `events.rs` |
 //! | hand-written scenarios | `builder.rs` |
+//! | scripted scenarios: pinned answers, action tables (snapshots) | `script.rs` |
 //! | simulation accounting (`sync-sim bench`) | `bench.rs`, `bench_wire.rs` |
 //! | the sim's seeded randomness | `rng.rs` |
 //! | seed → world parameters (serde) | `scenario.rs` |
@@ -42,5 +43,6 @@ pub mod relay;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod script;
 pub mod shrink;
 pub mod world;

@@ -253,18 +253,15 @@ impl FakeRelay {
 
     /// Results of one filter: newest first, ties by lowest id, capped.
     fn query(&self, f: &Filter) -> Vec<EventMeta> {
-        let cap = if f.ids.is_some() {
-            self.spec.id_cap
-        } else {
-            self.spec.page_cap
-        }
-        .min(f.limit.unwrap_or(usize::MAX));
-        if cap == 0 {
-            return Vec::new();
-        }
-        let mut hits: Vec<&EventMeta> = self.events.values().filter(|e| matches(f, e)).collect();
-        hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-        hits.into_iter().take(cap).cloned().collect()
+        select(
+            self.events.values(),
+            f,
+            self.spec.page_cap,
+            self.spec.id_cap,
+        )
+        .into_iter()
+        .cloned()
+        .collect()
     }
 
     /// `CLOSE sub` (or `NEG-CLOSE`).
@@ -285,38 +282,20 @@ impl FakeRelay {
         local: &BTreeMap<EventId, EventMeta>,
     ) -> Option<(u64, RelayMsg)> {
         let d = self.latency();
-        let result = match self.spec.neg {
-            NegMode::Silent => return None,
-            // The shell's timeout answers for the relay (the world delays it accordingly).
-            NegMode::Timeout => NegentropyResult::Timeout,
-            NegMode::UnsupportedNotice => NegentropyResult::Refused {
-                message: "ERROR: unknown envelope label: NEG-OPEN".into(),
-            },
-            NegMode::UnsupportedNegErr => NegentropyResult::Refused {
-                message: "NEG-ERR: blocked: negentropy is disabled".into(),
-            },
-            NegMode::On if self.neg_errors > 0 => {
-                // The fault cycles through what can go wrong with one reconciliation.
-                self.neg_errors -= 1;
-                match self.neg_errors % 3 {
-                    0 => NegentropyResult::Error {
-                        message: "NEG-ERR: error: reconciliation aborted".into(),
-                    },
-                    1 => NegentropyResult::Timeout,
-                    _ => NegentropyResult::Lagged,
-                }
+        let result = if self.spec.neg == NegMode::On && self.neg_errors > 0 {
+            // The fault cycles through what can go wrong with one reconciliation.
+            self.neg_errors -= 1;
+            match self.neg_errors % 3 {
+                0 => NegentropyResult::Error {
+                    message: "NEG-ERR: error: reconciliation aborted".into(),
+                },
+                1 => NegentropyResult::Timeout,
+                _ => NegentropyResult::Lagged,
             }
-            NegMode::On => {
-                let mut unlimited = filter.clone();
-                unlimited.limit = None;
-                let ids = self
-                    .events
-                    .values()
-                    .filter(|e| matches(&unlimited, e) && !local.contains_key(&e.id))
-                    .map(|e| e.id)
-                    .collect();
-                NegentropyResult::Missing { ids }
-            }
+        } else {
+            neg_answer(self.spec.neg, self.events.values(), filter, |id| {
+                local.contains_key(id)
+            })?
         };
         Some((d, RelayMsg::Neg(sub.clone(), result)))
     }
@@ -406,4 +385,59 @@ impl FakeRelay {
         self.neg_errors = 0;
         self.break_after_eose = false;
     }
+}
+
+/// What a relay storing `events` returns for one filter: the matching events newest first, ties
+/// by lowest id, at most `page_cap` (`id_cap` for an `ids` filter) and at most the filter's
+/// `limit`. The one query model of the seeded world ([`FakeRelay`]) and the scripted one
+/// ([`crate::script`]).
+pub fn select<'a>(
+    events: impl IntoIterator<Item = &'a EventMeta>,
+    f: &Filter,
+    page_cap: usize,
+    id_cap: usize,
+) -> Vec<&'a EventMeta> {
+    let cap = if f.ids.is_some() { id_cap } else { page_cap }.min(f.limit.unwrap_or(usize::MAX));
+    if cap == 0 {
+        return Vec::new();
+    }
+    let mut hits: Vec<&EventMeta> = events.into_iter().filter(|e| matches(f, e)).collect();
+    hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    hits.truncate(cap);
+    hits
+}
+
+/// The fault-free NIP-77 answer of a relay in `mode` storing `events` to a reconciliation of
+/// `filter` (its `limit` ignored) with a host that has the ids `has` says: the ids the host
+/// lacks (sorted), a refusal, or `None` for a relay that never answers. Shared by
+/// [`FakeRelay`] and the scripted world ([`crate::script`]).
+pub fn neg_answer<'a>(
+    mode: NegMode,
+    events: impl IntoIterator<Item = &'a EventMeta>,
+    filter: &Filter,
+    has: impl Fn(&EventId) -> bool,
+) -> Option<NegentropyResult> {
+    Some(match mode {
+        NegMode::Silent => return None,
+        // The shell's timeout answers for the relay (the world delays it accordingly).
+        NegMode::Timeout => NegentropyResult::Timeout,
+        NegMode::UnsupportedNotice => NegentropyResult::Refused {
+            message: "ERROR: unknown envelope label: NEG-OPEN".into(),
+        },
+        NegMode::UnsupportedNegErr => NegentropyResult::Refused {
+            message: "NEG-ERR: blocked: negentropy is disabled".into(),
+        },
+        NegMode::On => {
+            let mut unlimited = filter.clone();
+            unlimited.limit = None;
+            let mut ids: Vec<EventId> = events
+                .into_iter()
+                .filter(|e| matches(&unlimited, e) && !has(&e.id))
+                .map(|e| e.id)
+                .collect();
+            ids.sort();
+            ids.dedup();
+            NegentropyResult::Missing { ids }
+        }
+    })
 }

@@ -1,63 +1,20 @@
 //! Named scenarios as insta snapshots: each table is one step per line (relative time, input,
 //! the commands it caused, relay statuses after it). Review changes with `cargo insta review`.
 
-mod support;
-
-use support::*;
 use sync_core::{Config, Input, NegSupport, Status, SyncLevel};
+use sync_sim::script::*;
 
 const OUR: &str = "wss://our.relay";
 const R0: &str = "wss://r0.example";
 const R1: &str = "wss://r1.example";
 
 fn cfg() -> Config {
-    Config {
-        own_relay_urls: vec![OUR.into()],
-        startup_jitter_ms: 0,
-        ..Config::default()
-    }
+    scenario_cfg(OUR)
 }
 
-/// A world where alice's repo `repo` lists our relay and `relays`; r0 holds the announcement,
-/// a state event, a patch and a comment on it. The announcement is accepted at +0s.
+/// A world where alice's repo `repo` lists our relay and `relays` ([`repo_world`]).
 fn world_with_repo(cfg: Config, relays: &[&str], remote: Remote) -> World {
-    let mut w = World::new(cfg, 7);
-    let alice = keys(1);
-    w.alias_key(&alice, "alice");
-    let mut listed = vec![OUR];
-    listed.extend_from_slice(relays);
-    let ann = announcement(1, &alice, "repo", &listed, 1_000);
-    let state = ev(2, alice.public_key(), 30618, 1_001, &[('d', "repo".into())]);
-    let patch = ev(
-        3,
-        keys(2).public_key(),
-        1617,
-        1_002,
-        &[('a', coord(&alice, "repo"))],
-    );
-    let comment = ev(
-        4,
-        keys(3).public_key(),
-        1111,
-        1_003,
-        &[('E', patch.id.to_hex())],
-    );
-    for (e, name) in [
-        (&ann, "ann"),
-        (&state, "state"),
-        (&patch, "patch"),
-        (&comment, "comment"),
-    ] {
-        w.alias_event(e, name);
-    }
-    let mut remote = remote;
-    remote.events.extend([ann.clone(), state, patch, comment]);
-    for r in relays {
-        w.remote(r, remote.clone());
-    }
-    w.store.insert(ann.id);
-    w.feed(Input::Accepted { event: ann });
-    w
+    repo_world(cfg, OUR, relays, remote)
 }
 
 #[test]
@@ -231,7 +188,7 @@ fn negentropy_unsupported_falls_back_to_req() {
         cfg(),
         &[R0],
         Remote {
-            neg: Neg::Unsupported,
+            neg: NegMode::UnsupportedNotice,
             ..Remote::default()
         },
     );
@@ -274,7 +231,7 @@ fn id_fetch_against_a_relay_capping_id_queries_at_150() {
 #[test]
 fn pagination_through_a_same_second_burst_larger_than_a_page() {
     let mut remote = Remote {
-        neg: Neg::Unsupported,
+        neg: NegMode::UnsupportedNotice,
         page_cap: 50,
         ..Remote::default()
     };
@@ -445,7 +402,7 @@ fn negentropy_batch_with_host_rejected_events_completes() {
 /// 120 comments on r0 (no NIP-77, pages of 50).
 fn paged_world() -> World {
     let mut remote = Remote {
-        neg: Neg::Unsupported,
+        neg: NegMode::UnsupportedNotice,
         page_cap: 50,
         ..Remote::default()
     };
@@ -525,165 +482,4 @@ fn lag_that_loses_part_of_a_page_resends_it_at_its_eose() {
     assert_eq!(w.status(R0), Some(Status::Connected));
     assert_eq!(w.core.stats().batches_failed, 0);
     insta::assert_snapshot!(w.table());
-}
-
-/// The discovery window closes early once the historic sync that feeds it is idle (here the
-/// L3 hop of a fresh start), or once it holds 1 000 updates; live events in steady state keep
-/// the full window.
-#[test]
-fn discovery_window_closes_early_only_when_nothing_more_is_coming() {
-    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
-    w.run_until(6_000);
-    assert_eq!(
-        w.status(R0),
-        Some(Status::Connected),
-        "the root's comments were fetched without waiting for a second 5 s window"
-    );
-    w.run_until(60_000);
-    let root = |n: u64| {
-        ev(
-            5_000 + n,
-            keys(5).public_key(),
-            1617,
-            WALL0 + 60,
-            &[('a', coord(&keys(1), "repo"))],
-        )
-    };
-    w.feed(Input::Accepted { event: root(0) });
-    let window = w.core.next_deadline().expect("a deadline");
-    assert_eq!(window.why, sync_core::TimerKind::DiscoveryWindow);
-    assert_eq!(window.at.0, 65_000, "a live root waits for the full window");
-    for n in 1..1_000 {
-        w.feed(Input::Accepted { event: root(n) });
-    }
-    assert_ne!(
-        w.core.next_deadline().map(|d| d.why),
-        Some(sync_core::TimerKind::DiscoveryWindow),
-        "1 000 buffered updates flush at once"
-    );
-}
-
-/// Virtual ms of every `Subscribe` and `NegDiff` the world logged after `from_ms`.
-fn send_times(w: &World, from_ms: u64) -> Vec<u64> {
-    let mut out = Vec::new();
-    for line in &w.lines {
-        let head = line.split_whitespace().next().unwrap_or("");
-        let secs = head.trim_start_matches('+').trim_end_matches('s');
-        let t = (secs.parse::<f64>().unwrap_or(0.0) * 1000.0).round() as u64;
-        let sends = line
-            .lines()
-            .filter(|l| l.contains("→ Subscribe") || l.contains("→ NegDiff"))
-            .count();
-        if t > from_ms {
-            out.extend(std::iter::repeat_n(t, sends));
-        }
-    }
-    out
-}
-
-/// Issue 15: a batch whose REQ is CLOSED (not rate-limited) is retried after the relay's
-/// backoff and completes: the relay ends `Connected`, no batch counts as failed.
-#[test]
-fn failed_batch_is_retried_and_completes() {
-    let remote = Remote {
-        neg: Neg::Unsupported,
-        closes_historic: 1,
-        ..Remote::default()
-    };
-    let mut w = world_with_repo(cfg(), &[R0], remote);
-    w.run_until(60_000);
-    let s = w.core.stats();
-    assert_eq!(s.batch_retries, 1);
-    assert_eq!(s.batches_failed, 0);
-    assert_eq!(w.status(R0), Some(Status::Connected));
-    let v = w.core.relay(&url(R0)).unwrap();
-    assert_eq!(v.batch_failure(), None);
-    assert_eq!(w.store.len(), 4, "the retry fetched everything");
-}
-
-/// Issue 15: a batch that keeps failing is tried `batch_retry_max_attempts` times in all, then
-/// the relay shows `ConnectedHistoricSyncFailures` with the reason; the next daily resync
-/// (a fresh start) clears it.
-#[test]
-fn batch_failing_every_attempt_stops_after_the_bound_with_its_reason() {
-    let remote = Remote {
-        neg: Neg::Unsupported,
-        closes_historic: 1_000,
-        ..Remote::default()
-    };
-    let mut w = world_with_repo(cfg(), &[R0], remote);
-    w.run_until(10 * 60_000);
-    let s = w.core.stats().clone();
-    assert_eq!(w.status(R0), Some(Status::ConnectedHistoricSyncFailures));
-    let v = w.core.relay(&url(R0)).unwrap();
-    assert_eq!(v.batch_failure(), Some(sync_core::BatchFailure::Closed));
-    assert_eq!(
-        v.snapshot().batch_failure,
-        Some(sync_core::BatchFailure::Closed)
-    );
-    assert_eq!(v.pending_batches(), 0, "nothing left waiting");
-    // Every batch was tried 3 times: two retries per failed batch.
-    assert!(s.batches_failed > 0);
-    assert_eq!(s.batch_retries, 2 * s.batches_failed);
-    // Nothing more happens until the daily resync.
-    let before = w.lines.len();
-    w.run_until(60 * 60_000);
-    assert_eq!(w.core.stats().batch_retries, s.batch_retries);
-    assert!(w.lines.len() - before <= 1, "quiet: no retry loop");
-    w.remotes.get_mut(&url(R0)).unwrap().closes_historic = 0;
-    w.run_until(26 * 3_600_000);
-    assert_eq!(w.status(R0), Some(Status::Connected));
-    assert_eq!(w.core.relay(&url(R0)).unwrap().batch_failure(), None);
-}
-
-/// Issue 15: after a rate limit, new requests go out at most one per learned interval (live
-/// REQs included); a further rate limit doubles it; quiet periods halve it until it ends.
-#[test]
-fn requests_are_paced_after_a_rate_limit_and_the_pace_relaxes() {
-    let mut w = world_with_repo(cfg(), &[R0], Remote::default());
-    w.run_until(5_005);
-    w.feed(Input::Notice {
-        relay: url(R0),
-        message: "rate-limited: slow down".into(),
-    });
-    assert_eq!(w.core.relay(&url(R0)).unwrap().req_pace_ms(), 500);
-    w.run_until(120_000);
-    let times = send_times(&w, 5_005);
-    assert!(times.len() >= 5, "{times:?}");
-    assert!(
-        times.windows(2).all(|p| p[1] - p[0] >= 500),
-        "sends at least 500 ms apart: {times:?}"
-    );
-    assert_eq!(w.status(R0), Some(Status::Connected));
-    // A second rate limit (outside the cooldown) doubles the pace.
-    w.feed(Input::Notice {
-        relay: url(R0),
-        message: "too many requests, slow down".into(),
-    });
-    let v = w.core.relay(&url(R0)).unwrap();
-    assert_eq!(v.req_pace_ms(), 1_000);
-    assert_eq!(v.budget(), 20, "a request rate is not a subscription limit");
-    // More rate-limit answers during the cooldown teach nothing new.
-    w.feed(Input::Notice {
-        relay: url(R0),
-        message: "rate-limited: slow down".into(),
-    });
-    assert_eq!(w.core.relay(&url(R0)).unwrap().req_pace_ms(), 1_000);
-    // Quiet for 5 min: halved (read when the next work is sent); 5 min more: gone.
-    let alice = keys(1);
-    for (n, (at, pace)) in [
-        (120_000 + 5 * 60_000 + 1, 500),
-        (120_000 + 10 * 60_000 + 1, 0),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        w.run_until(at);
-        let d = format!("more{n}");
-        w.feed(Input::Accepted {
-            event: announcement(20 + n as u64, &alice, &d, &[OUR, R0], 2_000),
-        });
-        w.run_until(at + 30_000);
-        assert_eq!(w.core.relay(&url(R0)).unwrap().req_pace_ms(), pace);
-    }
 }

@@ -1,44 +1,51 @@
-//! Scenario harness for sync-core's snapshot and property tests: a tiny deterministic world of
-//! scripted relays that answer the core's commands, and a renderer that turns every step into
-//! one readable table line (relative times, short aliases instead of hex).
-
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
-#![allow(
-    unreachable_pub,
-    missing_docs,
-    reason = "test-only helpers shared between test binaries"
-)]
+//! Scripted scenarios: the simulator's precise-control mode for the core's action-table
+//! snapshots (`sync-sim/tests/scenarios.rs`) and the scripted regressions and facts
+//! (`tests/regressions_scripted.rs`, `scenario_facts.rs`, `health.rs`, `open_network.rs`).
+//!
+//! Where [`crate::world`] draws latencies, faults and relay behaviour from a seed and checks
+//! invariants, a scripted [`World`] is fully pinned down by the test: every answer takes
+//! [`LATENCY_MS`] (events of one page one ms apart), each [`Remote`] says exactly how it behaves
+//! (NIP-77 on, unsupported or silent; page and id caps; failing connects; a name resolving to a
+//! private address; historic REQs answered `CLOSED`), and the test feeds host inputs (or a
+//! shell [`World::lag`]) at chosen moments. Events are synthetic [`crate::events`] metadata.
+//! Every step is rendered as one readable table line: times relative to the start, short
+//! aliases (`r0`, `ann`, `alice`) or `#tail` abbreviations instead of hex, filters' `since` and
+//! `until` relative to now.
+//!
+//! ```
+//! use sync_sim::script::{announcement, keys, Remote, World};
+//! let cfg = sync_core::Config { own_relay_urls: vec!["wss://our.relay".into()], ..Default::default() };
+//! let mut w = World::new(cfg, 1);
+//! let ann = announcement(1, &keys(1), "repo", &["wss://our.relay", "wss://r0.example"], 1_000);
+//! w.remote("wss://r0.example", Remote::default());
+//! w.feed(sync_core::Input::Accepted { event: ann });
+//! w.run_until(60_000);
+//! assert!(w.table().contains("Connect r0"));
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nostr::{EventId, Filter, Keys, Kind, PublicKey, Timestamp};
+use crate::relay::{neg_answer, select};
+pub use crate::scenario::NegMode;
+use nostr::{EventId, Filter, Keys, PublicKey};
 use sync_core::{
-    matches, Command, Config, EventMeta, Input, NegentropyResult, Now, Outcome, RelayUrl, SubId,
-    SubKind, SyncCore,
+    Command, Config, EventMeta, Input, NegentropyResult, Now, Outcome, RelayUrl, SubId, SubKind,
+    SyncCore,
 };
 
-/// Wall-clock seconds at the start of every scenario.
-pub const WALL0: u64 = 1_700_000_000;
+/// Wall-clock seconds at the start of every scenario (the seeded world's).
+pub use crate::scenario::WALL0;
 /// Latency of every scripted answer.
 pub const LATENCY_MS: u64 = 10;
-
-/// How a scripted relay answers NEG-OPEN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Neg {
-    On,
-    Unsupported,
-    Silent,
-}
 
 /// A scripted remote relay.
 #[derive(Clone, Debug)]
 pub struct Remote {
+    /// What it stores.
     pub events: Vec<EventMeta>,
-    pub neg: Neg,
-    /// Results per REQ filter (newest first).
+    /// Its NIP-77 behaviour (as a seeded relay's, [`crate::relay::neg_answer`]).
+    pub neg: NegMode,
+    /// Results per REQ filter (newest first, as a seeded relay's: [`crate::relay::select`]).
     pub page_cap: usize,
     /// Ids served per `ids` REQ.
     pub id_cap: usize,
@@ -51,6 +58,7 @@ pub struct Remote {
     /// The shell finds that the relay's name resolves to this non-global address class and
     /// refuses to dial it.
     pub resolves_to: Option<sync_core::NonGlobal>,
+    /// Whether a connection is open.
     pub connected: bool,
     /// The next this many historic REQs are answered `CLOSED "error: internal error"`.
     pub closes_historic: u32,
@@ -60,7 +68,7 @@ impl Default for Remote {
     fn default() -> Self {
         Self {
             events: Vec::new(),
-            neg: Neg::On,
+            neg: NegMode::On,
             page_cap: 500,
             id_cap: 1000,
             failing_connects: 0,
@@ -75,8 +83,11 @@ impl Default for Remote {
 
 /// The scenario world.
 pub struct World {
+    /// The engine under test.
     pub core: SyncCore,
+    /// The clocks now.
     pub now: Now,
+    /// The scripted relays by canonical URL.
     pub remotes: BTreeMap<RelayUrl, Remote>,
     /// Ids the host stored.
     pub store: BTreeSet<EventId>,
@@ -84,28 +95,28 @@ pub struct World {
     pub host_rejects: BTreeSet<EventId>,
     queue: Vec<(u64, u64, Input)>,
     seq: u64,
+    /// The rendered table, one entry per step.
     pub lines: Vec<String>,
     aliases: BTreeMap<String, String>,
     /// Record steps into `lines`.
     pub record: bool,
 }
 
+/// Keys number `n` (a small secret key).
+#[must_use]
 pub fn keys(n: u8) -> Keys {
     Keys::parse(&format!("{:064x}", u64::from(n) + 1)).expect("key")
 }
 
+/// A relay URL (panics if invalid).
+#[must_use]
 pub fn url(s: &str) -> RelayUrl {
     RelayUrl::parse(s).expect("url")
 }
 
-fn id_of(n: u64) -> EventId {
-    let mut b = [0u8; 32];
-    b[24..].copy_from_slice(&n.to_be_bytes());
-    b[0] = 0xee;
-    EventId::from_byte_array(b)
-}
-
-/// A synthetic event (ids are derived from `n`; signatures play no part in the core).
+/// A synthetic event (the seeded world's [`crate::events::meta`]: ids derived from `n`, tags
+/// sorted; signatures play no part in the core).
+#[must_use]
 pub fn ev(
     n: u64,
     author: PublicKey,
@@ -113,26 +124,17 @@ pub fn ev(
     created_at: u64,
     tags: &[(char, String)],
 ) -> EventMeta {
-    let mut tags: Vec<(char, String)> = tags.to_vec();
-    tags.sort();
-    tags.dedup();
-    EventMeta {
-        id: id_of(n),
-        author,
-        kind: Kind::from(kind),
-        created_at: Timestamp::from(created_at),
-        tags,
-        relays: vec![],
-        clone_urls: vec![],
-        maintainers: vec![],
-    }
+    crate::events::meta(n, author, kind, created_at, tags)
 }
 
+/// The coordinate `30617:<owner>:<d>`.
+#[must_use]
 pub fn coord(owner: &Keys, d: &str) -> String {
     format!("30617:{}:{d}", owner.public_key().to_hex())
 }
 
 /// An announcement by `owner` for `d` listing `relays`.
+#[must_use]
 pub fn announcement(n: u64, owner: &Keys, d: &str, relays: &[&str], created_at: u64) -> EventMeta {
     let mut e = ev(
         n,
@@ -145,7 +147,63 @@ pub fn announcement(n: u64, owner: &Keys, d: &str, relays: &[&str], created_at: 
     e
 }
 
+/// The scripted tests' configuration: `our` is our relay, no start-up jitter, defaults else.
+#[must_use]
+pub fn scenario_cfg(our: &str) -> Config {
+    Config {
+        own_relay_urls: vec![our.into()],
+        startup_jitter_ms: 0,
+        ..Config::default()
+    }
+}
+
+/// The action tables' standard world: alice's repository `repo` lists `our` and `relays`; each
+/// of `relays` is a copy of `remote` holding the announcement, a state event, a patch and a
+/// comment on it (named `ann`, `state`, `patch`, `comment` in the table). The host stores the
+/// announcement, which is accepted at +0s. Core seed 7.
+#[must_use]
+pub fn repo_world(cfg: Config, our: &str, relays: &[&str], mut remote: Remote) -> World {
+    let mut w = World::new(cfg, 7);
+    let alice = keys(1);
+    w.alias_key(&alice, "alice");
+    let mut listed = vec![our];
+    listed.extend_from_slice(relays);
+    let ann = announcement(1, &alice, "repo", &listed, 1_000);
+    let state = ev(2, alice.public_key(), 30618, 1_001, &[('d', "repo".into())]);
+    let patch = ev(
+        3,
+        keys(2).public_key(),
+        1617,
+        1_002,
+        &[('a', coord(&alice, "repo"))],
+    );
+    let comment = ev(
+        4,
+        keys(3).public_key(),
+        1111,
+        1_003,
+        &[('E', patch.id.to_hex())],
+    );
+    for (e, name) in [
+        (&ann, "ann"),
+        (&state, "state"),
+        (&patch, "patch"),
+        (&comment, "comment"),
+    ] {
+        w.alias_event(e, name);
+    }
+    remote.events.extend([ann.clone(), state, patch, comment]);
+    for r in relays {
+        w.remote(r, remote.clone());
+    }
+    w.store.insert(ann.id);
+    w.feed(Input::Accepted { event: ann });
+    w
+}
+
 impl World {
+    /// A world at the start (mono 0, wall [`WALL0`]) around a core of `cfg` seeded `seed`.
+    #[must_use]
     pub fn new(cfg: Config, seed: u64) -> Self {
         let now = Now::at(0, WALL0);
         let core = SyncCore::try_new(cfg, seed, now).expect("config");
@@ -163,6 +221,7 @@ impl World {
         }
     }
 
+    /// Adds a scripted relay; the table calls the n-th one `rn`.
     pub fn remote(&mut self, u: &str, r: Remote) {
         let n = self.remotes.len();
         self.aliases.insert(url(u).to_string(), format!("r{n}"));
@@ -174,10 +233,12 @@ impl World {
         self.aliases.insert(hex.to_string(), name.to_string());
     }
 
+    /// Names a key in the table.
     pub fn alias_key(&mut self, k: &Keys, name: &str) {
         self.alias(&k.public_key().to_hex(), name);
     }
 
+    /// Names an event in the table.
     pub fn alias_event(&mut self, e: &EventMeta, name: &str) {
         self.alias(&e.id.to_hex(), name);
     }
@@ -299,14 +360,7 @@ impl World {
         let r = self.remotes[&relay].clone();
         let mut delay = LATENCY_MS;
         for f in filters {
-            let mut hits: Vec<&EventMeta> = r.events.iter().filter(|e| matches(f, e)).collect();
-            hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-            let cap = if f.ids.is_some() {
-                r.id_cap
-            } else {
-                r.page_cap.min(f.limit.unwrap_or(usize::MAX))
-            };
-            for e in hits.into_iter().take(cap) {
+            for e in select(&r.events, f, r.page_cap, r.id_cap) {
                 let outcome = self.outcome(e);
                 self.later(
                     delay,
@@ -325,21 +379,9 @@ impl World {
 
     fn serve_neg(&mut self, relay: RelayUrl, sub: SubId, filter: &Filter) {
         let r = &self.remotes[&relay];
-        let result = match r.neg {
-            Neg::Silent => return,
-            Neg::Unsupported => NegentropyResult::Refused {
-                message: "ERROR: unknown envelope label: NEG-OPEN".into(),
-            },
-            Neg::On => {
-                let mut ids: Vec<EventId> = r
-                    .events
-                    .iter()
-                    .filter(|e| matches(filter, e) && !self.store.contains(&e.id))
-                    .map(|e| e.id)
-                    .collect();
-                ids.sort();
-                NegentropyResult::Missing { ids }
-            }
+        let store = &self.store;
+        let Some(result) = neg_answer(r.neg, &r.events, filter, |id| store.contains(id)) else {
+            return;
         };
         self.later(LATENCY_MS, Input::NegentropyDiff { relay, sub, result });
     }
@@ -538,11 +580,13 @@ impl World {
     }
 
     /// The table so far.
+    #[must_use]
     pub fn table(&self) -> String {
         self.lines.join("\n")
     }
 
     /// Status of a remote as the core sees it.
+    #[must_use]
     pub fn status(&self, relay: &str) -> Option<sync_core::Status> {
         self.core.relay(&url(relay)).map(|v| v.status())
     }

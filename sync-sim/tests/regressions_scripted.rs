@@ -1,10 +1,8 @@
 //! Regressions found by `sync-sim`, each reduced to the smallest scripted scenario that shows
 //! it. The simulator's seed is named in each test's doc comment.
 
-mod support;
-
-use support::*;
 use sync_core::{Command, Config, Input, Outcome, Status, SubKind};
+use sync_sim::script::*;
 
 const OUR: &str = "wss://our.relay";
 const R0: &str = "wss://r0.example";

@@ -4,10 +4,8 @@
 //! of tracked relays is capped. A `Connect` to a URL with no remote in the world panics, so a
 //! refused URL that slipped through would fail these tests.
 
-mod support;
-
-use support::*;
 use sync_core::{Config, Input, NonGlobal, Refusal, Status};
+use sync_sim::script::*;
 
 const OUR: &str = "wss://our.relay";
 const R0: &str = "wss://r0.example";

@@ -3,10 +3,8 @@
 //! flapping now), and only repeated failures of one class put a relay on the naughty list,
 //! never making an operator-named relay wait longer than the backoff cap.
 
-mod support;
-
-use support::*;
 use sync_core::{Config, ErrorClass, HealthState, Input, Status};
+use sync_sim::script::*;
 
 const OUR: &str = "wss://our.relay";
 const R0: &str = "wss://r0.example";
