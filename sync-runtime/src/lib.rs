@@ -140,14 +140,18 @@ mod runtime;
 mod startup;
 mod status;
 mod transport;
+mod withdrawal;
 
 pub use crate::error::RuntimeError;
 pub use crate::event_limits::{EventLimits, EventRefusal};
 pub use crate::ingest::{OnStored, MAX_IN_FLIGHT_EVENTS, POLICY_TIMEOUT};
-pub use crate::policy::{AcceptAll, PolicyFuture, Verdict, WritePolicy};
+pub use crate::policy::{
+    AcceptAll, PolicyFuture, Verdict, Withdrawal, WithdrawalReason, WithdrawalsFuture, WritePolicy,
+};
 pub use crate::rejected_store::REJECTED_FILE;
 pub use crate::runtime::{
     SyncHandle, SyncRuntime, SyncRuntimeBuilder, DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY,
 };
 pub use crate::status::{RefusedRelay, RuntimeStatus};
 pub use crate::transport::NoDelayTransport;
+pub use crate::withdrawal::{OnWithdrawal, MAX_DELETED_PER_WITHDRAWAL};

@@ -44,10 +44,11 @@ mod local_relay;
 mod lookup;
 pub mod maintainers;
 pub mod references;
+mod withdrawal;
 
 pub use self::grasp_policy::{
     GraspPolicy, InvalidServiceUrl, DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR,
 };
-pub use self::local_relay::{AcceptedCallback, LocalRelayPolicy};
+pub use self::local_relay::{AcceptedCallback, LocalRelayPolicy, WithdrawnCallback};
 pub use self::lookup::MAX_ANNOUNCEMENTS_PER_IDENTIFIER;
 pub use self::references::MAX_REFERENCES;
