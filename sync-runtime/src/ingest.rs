@@ -513,6 +513,45 @@ mod tests {
         assert_eq!(ingest.decide(&with_tags(3, "ok")).await, Outcome::Saved);
     }
 
+    /// Accepts everything; an announcement withdraws its own repository.
+    struct Unlisting;
+
+    impl WritePolicy for Unlisting {
+        fn check<'a>(&'a self, _event: &'a Event) -> PolicyFuture<'a> {
+            Box::pin(async { Verdict::Accept })
+        }
+
+        fn withdrawals<'a>(&'a self, event: &'a Event) -> crate::policy::WithdrawalsFuture<'a> {
+            let coord = EventMeta::from_event(event).own_coord();
+            let reason = crate::policy::WithdrawalReason::Unlisted;
+            let found = coord.map(|coord| crate::policy::Withdrawal { coord, reason });
+            Box::pin(async move { found.into_iter().collect() })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stored_unlisting_announcement_withdraws_and_is_no_discovery() {
+        let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+            events: true,
+            max_events: None,
+        }));
+        let (ingest, mut rx, stored) = ingest_with(Arc::new(Unlisting), db, 4);
+        let event = announcement();
+        // Stored and pushed (on_stored), but the core hears a duplicate plus the withdrawal.
+        assert_eq!(ingest.decide(&event).await, Outcome::Duplicate);
+        assert!(ingest.db.event_by_id(&event.id).await.unwrap().is_some());
+        assert_eq!(stored.load(Ordering::SeqCst), 1);
+        match rx.try_recv() {
+            Ok(DriverMsg::Input(Input::WithdrawRepo { coord })) => {
+                assert_eq!(Some(coord), EventMeta::from_event(&event).own_coord());
+            }
+            other => panic!("expected WithdrawRepo, got {other:?}"),
+        }
+        let text = ingest.metrics.text();
+        let series = "ngit_sync_repos_withdrawn_total{reason=\"unlisted\"} 1";
+        assert!(text.contains(series), "{text}");
+    }
+
     #[tokio::test]
     async fn deferred_events_are_not_stored() {
         let (ingest, _policy, _rx, stored) = ingest(Verdict::Defer);
