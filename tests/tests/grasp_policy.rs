@@ -240,6 +240,10 @@ async fn a_newer_announcement_dropping_us_or_a_deletion_withdraws_the_repository
         );
         assert!(!accepted(&p.check(&theirs).await));
         store(&db, &unlisted).await;
+        // A patch for the withdrawn repository is not let in through its coordinate.
+        let patch = sign(&stranger, 1617, 6, &[&["a", &repo.to_string()]]);
+        let why = reason(p.check(&patch).await);
+        assert!(why.contains("references no repository"), "{why}");
         // An older version (the one that listed us) cannot come back and re-register it.
         let why = reason(p.check(&listed).await);
         assert!(why.starts_with("duplicate:"), "{why}");
@@ -248,6 +252,7 @@ async fn a_newer_announcement_dropping_us_or_a_deletion_withdraws_the_repository
         assert!(accepted(&p.check(&relisted).await));
         assert!(p.withdrawals(&relisted).await.is_empty());
         store(&db, &relisted).await;
+        assert!(accepted(&p.check(&patch).await), "hosted again");
         // A deletion, by coordinate or by id, withdraws; one older than the stored version
         // (the store deletes nothing newer) does not.
         let deleted = vec![Withdrawal {

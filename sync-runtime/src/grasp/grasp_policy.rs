@@ -110,7 +110,7 @@ impl GraspPolicy {
             KIND_STATE => check_state(db, event).await,
             KIND_GRASP_LIST => Ok(Verdict::Accept),
             _ if event.kind == Kind::EventDeletion => check_deletion(db, event).await,
-            _ => check_related(db, event).await,
+            _ => self.check_related(event).await,
         };
         result.unwrap_or_else(|error| {
             tracing::warn!(%error, id = %event.id, "GRASP policy: store query failed");
@@ -137,6 +137,44 @@ impl GraspPolicy {
         };
         let lists = lookup::maintainer_lists(self.db.as_ref(), d).await?;
         Ok(maintainer_of_other_owner(&lists, &event.pubkey))
+    }
+
+    /// Every other kind: accepted when it references a stored repository that is not withdrawn
+    /// (docs/spec.md §14) or a stored event, or a stored event references it.
+    async fn check_related(&self, event: &Event) -> Result<Verdict, DatabaseError> {
+        let db = self.db.as_ref();
+        let mut references = References::of(event);
+        self.drop_withdrawn(&mut references).await?;
+        if lookup::references_held(db, &references).await?
+            || lookup::referenced_by_stored(db, event).await?
+        {
+            return Ok(Verdict::Accept);
+        }
+        Ok(Verdict::reject(
+            "blocked: event references no repository or event held here",
+        ))
+    }
+
+    /// Forgets the repository coordinates whose stored announcement withdraws its own
+    /// repository (an event for a withdrawn repository is not let in through it).
+    async fn drop_withdrawn(&self, references: &mut References) -> Result<(), DatabaseError> {
+        let mut withdrawn = Vec::new();
+        for address in &references.addresses {
+            if address.kind.as_u16() != KIND_ANNOUNCEMENT {
+                continue;
+            }
+            let db = self.db.as_ref();
+            let stored = lookup::stored_announcement(db, address.author, &address.identifier);
+            if let Some(announcement) = stored.await? {
+                if self.unlisted(&announcement).await?.is_some() {
+                    withdrawn.push(address.clone());
+                }
+            }
+        }
+        for address in withdrawn {
+            references.addresses.remove(&address);
+        }
+        Ok(())
     }
 
     /// 30617: ours if it lists one of our service URLs (or archive mode), or if its author is a
@@ -216,19 +254,5 @@ async fn check_state(db: &dyn NostrDatabase, event: &Event) -> Result<Verdict, D
     }
     Ok(Verdict::reject(
         "blocked: author is not a maintainer of this repository",
-    ))
-}
-
-/// Every other kind: accepted when it references a stored repository or event, or a stored
-/// event references it.
-async fn check_related(db: &dyn NostrDatabase, event: &Event) -> Result<Verdict, DatabaseError> {
-    let references = References::of(event);
-    if lookup::references_held(db, &references).await?
-        || lookup::referenced_by_stored(db, event).await?
-    {
-        return Ok(Verdict::Accept);
-    }
-    Ok(Verdict::reject(
-        "blocked: event references no repository or event held here",
     ))
 }

@@ -10,7 +10,7 @@
 //! | 30618 state | its author is in the recursive maintainer closure of an owner with a stored announcement for the same `d` (owner → listed maintainers → their own stored announcements' maintainers → …) |
 //! | 5 deletion (NIP-09) | it names at least one target; every `a` coordinate is the author's; no stored `e` target is someone else's; at least one target is stored |
 //! | 10317 user grasp list | always (as the public implementation) |
-//! | anything else | an `a`/`A`/`q` value is the coordinate of a stored event (a repository announcement, usually), or an `e`/`E`/`q` value is a stored id, or a stored event references it by id or coordinate |
+//! | anything else | an `a`/`A`/`q` value is the coordinate of a stored event (a repository announcement, usually, unless it withdraws its repository: see below), or an `e`/`E`/`q` value is a stored id, or a stored event references it by id or coordinate |
 //!
 //! A store error rejects (fail-secure) with an `error:` reason. Hostile events with thousands
 //! of tags cost at most [`MAX_REFERENCES`] look-ups per tag family.

@@ -37,7 +37,10 @@ impl GraspPolicy {
     /// An announcement we would not host (it lists none of our service URLs, archive mode is
     /// off, its author is no maintainer of another owner's stored announcement with the same
     /// `d`) withdraws its own coordinate.
-    async fn unlisted(&self, event: &Event) -> Result<Option<Withdrawal>, DatabaseError> {
+    pub(crate) async fn unlisted(
+        &self,
+        event: &Event,
+    ) -> Result<Option<Withdrawal>, DatabaseError> {
         let meta = EventMeta::from_event(event);
         let Some(coord) = meta.own_coord().filter(|c| !c.identifier.is_empty()) else {
             return Ok(None);
