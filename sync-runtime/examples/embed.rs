@@ -22,7 +22,7 @@ use nostr_lmdb::NostrLMDB;
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
 use nostr_sdk::Client;
 use sync_runtime::grasp::{GraspPolicy, LocalRelayPolicy};
-use sync_runtime::{SyncHandle, SyncRuntime};
+use sync_runtime::{SyncHandle, SyncRuntime, Withdrawal};
 
 const PATCHES: usize = 3;
 
@@ -56,14 +56,22 @@ fn free_port() -> Result<u16, BoxError> {
 }
 
 /// Step 2, our relay: clients publish through the GRASP policy (`LocalRelayPolicy`), which also
-/// tells the runtime (once it is in `runtime`) about every event it accepted.
+/// tells the runtime (once it is in `runtime`) about every event it accepted and every
+/// repository such an event withdraws (docs/spec.md §14: a newer announcement without us, a
+/// NIP-09 deletion).
 fn our_relay(
     port: u16,
     store: &Arc<dyn NostrDatabase>,
     policy: &Arc<GraspPolicy>,
     runtime: &Arc<OnceLock<SyncHandle>>,
 ) -> LocalRelay {
-    let notify = runtime.clone();
+    let (notify, withdraw) = (runtime.clone(), runtime.clone());
+    let on_withdrawn = Arc::new(move |withdrawal: Withdrawal| {
+        if let Some(handle) = withdraw.get() {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.notify_withdrawn(&withdrawal).await });
+        }
+    });
     let on_accepted = Arc::new(move |event: &Event| {
         if let Some(handle) = notify.get() {
             let (handle, event) = (handle.clone(), event.clone());
@@ -78,7 +86,9 @@ fn our_relay(
                 max_reqs: 500,
                 notes_per_minute: 600,
             })
-            .write_policy(LocalRelayPolicy::new(policy.clone(), Some(on_accepted))),
+            .write_policy(
+                LocalRelayPolicy::new(policy.clone(), Some(on_accepted)).on_withdrawn(on_withdrawn),
+            ),
     )
 }
 

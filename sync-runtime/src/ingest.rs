@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::policy::{Verdict, WritePolicy};
 use crate::reoffer::ReofferCache;
 use crate::routing::{Route, Routing};
+use crate::withdrawal::{withdraws_itself, Withdrawer};
 
 /// Called with every event the runtime newly stored.
 pub type OnStored = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -55,6 +56,8 @@ pub(crate) struct Ingest {
     /// Size and tag bounds; events over them (and NIP-70 protected ones) are refused before
     /// the policy.
     pub(crate) limits: EventLimits,
+    /// Applies the withdrawals the policy reports for a stored event (docs/spec.md §14).
+    pub(crate) withdrawer: Withdrawer,
 }
 
 /// How long the host's policy may take over one event before it counts as `Defer` (not
@@ -77,6 +80,10 @@ fn event_type(kind: u16) -> &'static str {
 pub(crate) enum Decision {
     /// Newly stored (`on_stored` has run).
     Stored,
+    /// Newly stored, and it withdrew its own repository (a newer announcement that no longer
+    /// lists us): the core hears a duplicate, since discovering it would sync the relays it
+    /// names, and has already been told `WithdrawRepo`.
+    StoredWithdrawing,
     /// Already stored, or the store declined it (replaced, deleted, …).
     Duplicate,
     /// The policy deferred it, or the store failed: not stored.
@@ -138,6 +145,7 @@ impl Ingest {
 
     /// Decides about a verified event and records a rejection (see [`Ingest::judge`] and
     /// [`Ingest::record`]).
+    #[cfg(test)]
     pub(crate) async fn decide(&self, event: &Event) -> Outcome {
         let decision = self.judge(event).await;
         self.record(event, decision)
@@ -158,7 +166,22 @@ impl Ingest {
             Err(e) => tracing::warn!(id = %event.id, error = %e, "store check_id failed"),
         }
         match tokio::time::timeout(self.policy_timeout, self.policy.check(event)).await {
-            Ok(Verdict::Accept) => self.store(event).await,
+            Ok(Verdict::Accept) => {
+                // Asked before the store: a deletion's target is gone once it is stored.
+                let withdrawals = self.policy.withdrawals(event).await;
+                let decision = self.store(event).await;
+                if decision != Decision::Stored || withdrawals.is_empty() {
+                    return decision;
+                }
+                for withdrawal in &withdrawals {
+                    self.withdrawer.apply(withdrawal).await;
+                }
+                if withdraws_itself(event, &withdrawals) {
+                    Decision::StoredWithdrawing
+                } else {
+                    Decision::Stored
+                }
+            }
             Ok(Verdict::Defer) => Decision::Deferred,
             Ok(Verdict::Reject { reason }) => Decision::Rejected { reason },
             Err(_) => {
@@ -174,7 +197,7 @@ impl Ingest {
     pub(crate) fn record(&self, event: &Event, decision: Decision) -> Outcome {
         match decision {
             Decision::Stored => Outcome::Saved,
-            Decision::Duplicate => Outcome::Duplicate,
+            Decision::Duplicate | Decision::StoredWithdrawing => Outcome::Duplicate,
             Decision::Deferred => Outcome::Deferred,
             // Delivered (so an id fetch counts it as received) and never stored or re-offered.
             Decision::Refused(refusal) => {
@@ -299,7 +322,11 @@ impl Ingest {
             .take(&ids, Instant::now());
         for event in bodies {
             let event_meta = EventMeta::from_event(&event);
-            let input = match self.decide(&event).await {
+            let decision = self.judge(&event).await;
+            if decision == Decision::StoredWithdrawing {
+                continue;
+            }
+            let input = match self.record(&event, decision) {
                 Outcome::Saved | Outcome::Duplicate => Input::Accepted { event: event_meta },
                 Outcome::Rejected => Input::Rejected { event: event_meta },
                 Outcome::Deferred | Outcome::NotOffered => continue,
@@ -343,6 +370,13 @@ mod tests {
         let stored = Arc::new(AtomicUsize::new(0));
         let counter = stored.clone();
         let (tx, rx) = mpsc::channel(inbox);
+        let metrics = Metrics::register(prometheus::Registry::new()).unwrap();
+        let withdrawer = Withdrawer {
+            db: db.clone(),
+            mode: crate::withdrawal::OnWithdrawal::Keep,
+            metrics: metrics.clone(),
+            tx: tx.clone(),
+        };
         let ingest = Ingest {
             db,
             policy,
@@ -351,10 +385,11 @@ mod tests {
             on_stored: Some(Arc::new(move |_e: &Event| {
                 counter.fetch_add(1, Ordering::SeqCst);
             })),
-            metrics: Metrics::register(prometheus::Registry::new()).unwrap(),
+            metrics,
             tx,
             policy_timeout: POLICY_TIMEOUT,
             limits: EventLimits::default(),
+            withdrawer,
         };
         (ingest, rx, stored)
     }
@@ -476,6 +511,45 @@ mod tests {
         assert_eq!(stored.load(Ordering::SeqCst), 0);
         assert_eq!(ingest.reoffer.lock().unwrap().len(), 0);
         assert_eq!(ingest.decide(&with_tags(3, "ok")).await, Outcome::Saved);
+    }
+
+    /// Accepts everything; an announcement withdraws its own repository.
+    struct Unlisting;
+
+    impl WritePolicy for Unlisting {
+        fn check<'a>(&'a self, _event: &'a Event) -> PolicyFuture<'a> {
+            Box::pin(async { Verdict::Accept })
+        }
+
+        fn withdrawals<'a>(&'a self, event: &'a Event) -> crate::policy::WithdrawalsFuture<'a> {
+            let coord = EventMeta::from_event(event).own_coord();
+            let reason = crate::policy::WithdrawalReason::Unlisted;
+            let found = coord.map(|coord| crate::policy::Withdrawal { coord, reason });
+            Box::pin(async move { found.into_iter().collect() })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stored_unlisting_announcement_withdraws_and_is_no_discovery() {
+        let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+            events: true,
+            max_events: None,
+        }));
+        let (ingest, mut rx, stored) = ingest_with(Arc::new(Unlisting), db, 4);
+        let event = announcement();
+        // Stored and pushed (on_stored), but the core hears a duplicate plus the withdrawal.
+        assert_eq!(ingest.decide(&event).await, Outcome::Duplicate);
+        assert!(ingest.db.event_by_id(&event.id).await.unwrap().is_some());
+        assert_eq!(stored.load(Ordering::SeqCst), 1);
+        match rx.try_recv() {
+            Ok(DriverMsg::Input(Input::WithdrawRepo { coord })) => {
+                assert_eq!(Some(coord), EventMeta::from_event(&event).own_coord());
+            }
+            other => panic!("expected WithdrawRepo, got {other:?}"),
+        }
+        let text = ingest.metrics.text();
+        let series = "ngit_sync_repos_withdrawn_total{reason=\"unlisted\"} 1";
+        assert!(text.contains(series), "{text}");
     }
 
     #[tokio::test]

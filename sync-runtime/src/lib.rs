@@ -25,6 +25,7 @@
 //! | its store (any `nostr_database::NostrDatabase`, e.g. LMDB) | [`SyncRuntimeBuilder::database`] (required) | reads it at startup, reconciles against it, saves accepted events into it |
 //! | its write policy | [`SyncRuntimeBuilder::policy`] ([`WritePolicy`]: `Accept` / `Defer` / `Reject`) | asks it about every synced event, after signature and filter checks |
 //! | the events it accepted from its own clients | [`SyncHandle::notify_accepted`] | discovery: new repositories, new root events, freed rejections |
+//! | the repositories those events withdraw ([`WritePolicy::withdrawals`], reported by [`grasp::LocalRelayPolicy::on_withdrawn`]) | [`SyncHandle::notify_withdrawn`] | logged, counted, history kept or deleted ([`SyncRuntimeBuilder::on_withdrawal`]), repository dropped and its relays reaped (docs/spec.md §14) |
 //!
 //! ```no_run
 //! # async fn host(store: std::sync::Arc<dyn nostr_database::NostrDatabase>,
@@ -60,7 +61,8 @@
 //!
 //! **What happens on `spawn`.** The configuration is validated (the error names the field);
 //! every accepted announcement (30617) and root event (1617/1618/1621) in the store is replayed
-//! into the core with no result cap, and the rejected-events memory of the previous run is
+//! into the core with no result cap (except announcements the policy says withdraw their own
+//! repository, docs/spec.md §14), and the rejected-events memory of the previous run is
 //! restored from the state directory, all before any connection is made. The seed (default:
 //! from the clock) is logged and written into the trace header.
 //!
@@ -71,7 +73,10 @@
 //! subscription it arrived on and drops it if it matches none of that subscription's filters
 //! (counted in `ngit_sync_events_dropped_total{reason}`); an event already in the store is a
 //! duplicate without asking the policy; otherwise the policy decides, accepted events are saved
-//! and `on_stored` is called. The outcome (`Saved`, `Duplicate`, `Deferred`, `Rejected`, or
+//! and `on_stored` is called. An accepted event the policy says withdraws repositories
+//! ([`WritePolicy::withdrawals`], asked before the save) withdraws them once it is saved, as
+//! [`SyncHandle::notify_withdrawn`] does; an announcement withdrawing its own repository is
+//! reported to the core as a duplicate (discovering it would sync the relays it names). The outcome (`Saved`, `Duplicate`, `Deferred`, `Rejected`, or
 //! `NotOffered` for an event outside the subscription's filters or on a subscription closed
 //! longer ago than the core's late-event window) goes to
 //! the core, which counts receipt at the transport whatever the outcome. Rejected announcements
@@ -114,6 +119,7 @@
 //! | `dial.rs` | the open-network address rules: resolve once, refuse non-global, connect to the checked address |
 //! | `event_limits.rs` | size and tag bounds on synced events, NIP-70 protected events |
 //! | `startup.rs`, `rejected_store.rs`, `reoffer.rs` | store replay, persisted and hot rejected memory |
+//! | `withdrawal.rs` | repository withdrawal: log, count, keep or delete the history, `WithdrawRepo` |
 //! | `metrics.rs`, `status.rs`, `recorder.rs` | Prometheus (docs/spec.md §10), status snapshot, JSONL trace |
 
 mod clock;
@@ -140,14 +146,18 @@ mod runtime;
 mod startup;
 mod status;
 mod transport;
+mod withdrawal;
 
 pub use crate::error::RuntimeError;
 pub use crate::event_limits::{EventLimits, EventRefusal};
 pub use crate::ingest::{OnStored, MAX_IN_FLIGHT_EVENTS, POLICY_TIMEOUT};
-pub use crate::policy::{AcceptAll, PolicyFuture, Verdict, WritePolicy};
+pub use crate::policy::{
+    AcceptAll, PolicyFuture, Verdict, Withdrawal, WithdrawalReason, WithdrawalsFuture, WritePolicy,
+};
 pub use crate::rejected_store::REJECTED_FILE;
 pub use crate::runtime::{
     SyncHandle, SyncRuntime, SyncRuntimeBuilder, DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY,
 };
 pub use crate::status::{RefusedRelay, RuntimeStatus};
 pub use crate::transport::NoDelayTransport;
+pub use crate::withdrawal::{OnWithdrawal, MAX_DELETED_PER_WITHDRAWAL};

@@ -11,9 +11,42 @@ use std::future::Future;
 use std::pin::Pin;
 
 use nostr::Event;
+use sync_core::RepoCoord;
 
 /// A boxed, sendable future (the trait stays object safe without `async-trait`).
 pub type PolicyFuture<'a> = Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
+
+/// What [`WritePolicy::withdrawals`] answers.
+pub type WithdrawalsFuture<'a> = Pin<Box<dyn Future<Output = Vec<Withdrawal>> + Send + 'a>>;
+
+/// Why a repository stops being synced (docs/spec.md §14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WithdrawalReason {
+    /// A newer announcement of the coordinate lists none of our service URLs.
+    Unlisted,
+    /// The owner deleted the announcement (NIP-09).
+    Deleted,
+}
+
+impl WithdrawalReason {
+    /// The label in logs and in `ngit_sync_repos_withdrawn_total{reason}`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unlisted => "unlisted",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// One repository an accepted event withdraws from sync.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Withdrawal {
+    /// The repository (owner + `d`).
+    pub coord: RepoCoord,
+    /// Why.
+    pub reason: WithdrawalReason,
+}
 
 /// What a [`WritePolicy`] decided about one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +83,17 @@ impl Verdict {
 pub trait WritePolicy: Send + Sync + 'static {
     /// Decides about `event` (already verified). Must not store it: the runtime does.
     fn check<'a>(&'a self, event: &'a Event) -> PolicyFuture<'a>;
+
+    /// The repositories that `event`, accepted by [`WritePolicy::check`] and not stored yet,
+    /// withdraws from sync (docs/spec.md §14): a newer announcement that no longer lists this
+    /// host, a NIP-09 deletion of an announcement. Asked before the store (a deletion's target
+    /// must still be readable) and, at startup, about every stored announcement: one that
+    /// withdraws its own coordinate is not replayed, so a withdrawal survives a restart.
+    /// Default: nothing is ever withdrawn (every accepted announcement is synced).
+    fn withdrawals<'a>(&'a self, event: &'a Event) -> WithdrawalsFuture<'a> {
+        let _ = event;
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// Accepts everything (archive hosts and tests).

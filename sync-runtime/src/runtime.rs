@@ -22,6 +22,7 @@ use crate::grasp::GraspPolicy;
 use crate::ingest::{Ingest, OnStored};
 use crate::messages::DriverMsg;
 use crate::metrics::{Exported, Metrics};
+use crate::policy::Withdrawal;
 use crate::policy::WritePolicy;
 use crate::recorder::Recorder;
 use crate::rejected_store::RejectedStore;
@@ -29,6 +30,7 @@ use crate::reoffer::ReofferCache;
 use crate::routing::Routing;
 use crate::status::RuntimeStatus;
 use crate::transport::{FrameCounts, NoDelayTransport};
+use crate::withdrawal::{OnWithdrawal, Withdrawer};
 
 /// Capacity of the driver's inbox: relay traffic waits (back-pressure) when it is full.
 pub const DRIVER_INBOX_CAPACITY: usize = 4_096;
@@ -69,6 +71,7 @@ impl SyncRuntime {
             on_stored: None,
             capacities: (DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY),
             event_limits: EventLimits::default(),
+            on_withdrawal: OnWithdrawal::Keep,
         }
     }
 }
@@ -86,6 +89,7 @@ pub struct SyncRuntimeBuilder {
     /// `(driver inbox, SDK broadcast channels)`.
     capacities: (usize, usize),
     event_limits: EventLimits,
+    on_withdrawal: OnWithdrawal,
 }
 
 impl std::fmt::Debug for SyncRuntimeBuilder {
@@ -176,6 +180,14 @@ impl SyncRuntimeBuilder {
         self
     }
 
+    /// What happens to a withdrawn repository's stored history (default
+    /// [`OnWithdrawal::Keep`]); see [`SyncHandle::notify_withdrawn`] and docs/spec.md §14.
+    #[must_use]
+    pub fn on_withdrawal(mut self, mode: OnWithdrawal) -> Self {
+        self.on_withdrawal = mode;
+        self
+    }
+
     /// Validates the configuration, replays the store into the core, restores the rejected
     /// memory and starts the driver, executor and stream readers. Must be called inside a
     /// tokio runtime.
@@ -183,7 +195,7 @@ impl SyncRuntimeBuilder {
     /// # Errors
     /// A missing database, an invalid configuration (the error names the field), a store that
     /// cannot be read, a trace or state file that cannot be created, a metrics name clash.
-    pub async fn spawn(self) -> Result<SyncHandle, RuntimeError> {
+    pub async fn spawn(mut self) -> Result<SyncHandle, RuntimeError> {
         self.config.validate()?;
         let db = self.database.clone().ok_or(RuntimeError::MissingDatabase)?;
         let seed = self.seed.unwrap_or_else(seed_from_clock);
@@ -203,9 +215,17 @@ impl SyncRuntimeBuilder {
         if let Some(store) = &rejected_store {
             startup.extend(crate::startup::restore_rejected(store.load()));
         }
-        startup.extend(crate::startup::replay_store(db.as_ref()).await?);
+        let policy = self.policy.take().unwrap_or_else(|| {
+            Arc::new(GraspPolicy::new(
+                db.clone(),
+                self.config.own_relay_urls.clone(),
+                false,
+            ))
+        });
+        startup.extend(crate::startup::replay_store(db.as_ref(), policy.as_ref()).await?);
         let prepared = Prepared {
             db,
+            policy,
             seed,
             metrics,
             clock,
@@ -226,7 +246,13 @@ impl SyncRuntimeBuilder {
         let (tx, inbox) = mpsc::channel(inbox_capacity);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let routing = Arc::new(Routing::new(p.clock));
-        let ingest = self.ingest(&p, routing.clone(), tx.clone());
+        let withdrawer = Withdrawer {
+            db: p.db.clone(),
+            mode: self.on_withdrawal,
+            metrics: p.metrics.clone(),
+            tx: tx.clone(),
+        };
+        let ingest = self.ingest(&p, routing.clone(), withdrawer.clone());
         let timings = ExecTimings::from_config(&self.config);
         let executor = Executor::new(
             client.clone(),
@@ -268,6 +294,7 @@ impl SyncRuntimeBuilder {
             status: status_rx,
             metrics: p.metrics,
             driver: Arc::new(Mutex::new(Some(task))),
+            withdrawer,
         }
     }
 
@@ -299,24 +326,12 @@ impl SyncRuntimeBuilder {
         (client, statuses, reach)
     }
 
-    /// The ingest path: the host's policy (the GRASP policy unless one was given), store and
-    /// `on_stored` callback, the event limits, and the driver's inbox.
-    fn ingest(
-        &mut self,
-        p: &Prepared,
-        routing: Arc<Routing>,
-        tx: mpsc::Sender<DriverMsg>,
-    ) -> Ingest {
-        let policy = self.policy.take().unwrap_or_else(|| {
-            Arc::new(GraspPolicy::new(
-                p.db.clone(),
-                self.config.own_relay_urls.clone(),
-                false,
-            ))
-        });
+    /// The ingest path: the host's policy, store and `on_stored` callback, the event limits,
+    /// and the withdrawals (with the driver's inbox).
+    fn ingest(&mut self, p: &Prepared, routing: Arc<Routing>, withdrawer: Withdrawer) -> Ingest {
         Ingest {
             db: p.db.clone(),
-            policy,
+            policy: p.policy.clone(),
             routing,
             reoffer: Arc::new(Mutex::new(ReofferCache::new(
                 Duration::from_millis(self.config.rejected_hot_ms),
@@ -324,9 +339,10 @@ impl SyncRuntimeBuilder {
             ))),
             on_stored: self.on_stored.take(),
             metrics: p.metrics.clone(),
-            tx,
+            tx: withdrawer.tx.clone(),
             policy_timeout: crate::ingest::POLICY_TIMEOUT,
             limits: self.event_limits,
+            withdrawer,
         }
     }
 }
@@ -335,6 +351,8 @@ impl SyncRuntimeBuilder {
 struct Prepared {
     /// The host's store.
     db: Arc<dyn NostrDatabase>,
+    /// The host's policy (the GRASP policy unless one was given).
+    policy: Arc<dyn WritePolicy>,
     /// The core's seed.
     seed: u64,
     /// Registered metrics.
@@ -392,6 +410,7 @@ pub struct SyncHandle {
     status: watch::Receiver<RuntimeStatus>,
     metrics: Metrics,
     driver: Arc<Mutex<Option<JoinHandle<()>>>>,
+    withdrawer: Withdrawer,
 }
 
 impl std::fmt::Debug for SyncHandle {
@@ -426,9 +445,23 @@ impl SyncHandle {
         .await;
     }
 
-    /// Withdraws a repository (announcement replaced without our relay, deleted, blacklisted).
+    /// Withdraws a repository directly (e.g. an operator's blacklist): syncing it stops and its
+    /// relays are reaped when nothing else wants them. Not logged, not counted, history kept;
+    /// for a withdrawal the policy reported, use [`SyncHandle::notify_withdrawn`].
     pub async fn withdraw_repo(&self, coord: RepoCoord) {
         self.send(Input::WithdrawRepo { coord }).await;
+    }
+
+    /// The host accepted, from its own clients, an event that withdraws a repository (what
+    /// [`WritePolicy::withdrawals`] answered; `LocalRelayPolicy::on_withdrawn` reports it):
+    /// logged at info and counted in `ngit_sync_repos_withdrawn_total{reason}`, the stored
+    /// history deleted if the runtime was built with [`OnWithdrawal::Delete`], then the
+    /// repository withdrawn as by [`SyncHandle::withdraw_repo`] (docs/spec.md §14). An
+    /// announcement that withdraws its own repository must not also go to
+    /// [`SyncHandle::notify_accepted`] (that would register its relays); `LocalRelayPolicy`
+    /// does not pass it there.
+    pub async fn notify_withdrawn(&self, withdrawal: &Withdrawal) {
+        self.withdrawer.apply(withdrawal).await;
     }
 
     /// The latest status snapshot (updated by the driver after its steps).

@@ -1,16 +1,24 @@
 //! Startup (docs/spec.md §4): before connecting anywhere, the core's indexes are rebuilt from the host's
 //! store — every accepted announcement (30617) and root event (1617, 1618, 1621), with no result
-//! cap — and the rejected-events memory of the previous run is restored.
+//! cap — and the rejected-events memory of the previous run is restored. A stored announcement
+//! that the host's policy says withdraws its own repository (docs/spec.md §14: a newer version
+//! that no longer lists us) is not replayed, so a withdrawal survives a restart.
 
 use nostr::{Filter, Kind};
 use nostr_database::NostrDatabase;
 use sync_core::{EventMeta, Input, RejectedEntry, KIND_ANNOUNCEMENT, ROOT_KINDS};
 
 use crate::error::RuntimeError;
+use crate::policy::WritePolicy;
+use crate::withdrawal::withdraws_itself;
 
 /// The inputs that replay the store: announcements first (so roots attach at once), each group
-/// in `(created_at, id)` order so a replay is deterministic.
-pub(crate) async fn replay_store(db: &dyn NostrDatabase) -> Result<Vec<Input>, RuntimeError> {
+/// in `(created_at, id)` order so a replay is deterministic. Announcements `policy` reports as
+/// withdrawing their own repository are left out.
+pub(crate) async fn replay_store(
+    db: &dyn NostrDatabase,
+    policy: &dyn WritePolicy,
+) -> Result<Vec<Input>, RuntimeError> {
     let mut inputs = Vec::new();
     let groups = [
         Filter::new().kind(Kind::from(KIND_ANNOUNCEMENT)),
@@ -21,7 +29,17 @@ pub(crate) async fn replay_store(db: &dyn NostrDatabase) -> Result<Vec<Input>, R
             .query(filter)
             .await
             .map_err(|e| RuntimeError::Store(e.to_string()))?;
-        let mut metas: Vec<EventMeta> = events.iter().map(EventMeta::from_event).collect();
+        let mut metas: Vec<EventMeta> = Vec::new();
+        for event in events.iter() {
+            if event.kind == Kind::from(KIND_ANNOUNCEMENT) {
+                let withdrawals = policy.withdrawals(event).await;
+                if withdraws_itself(event, &withdrawals) {
+                    tracing::info!(id = %event.id, "stored announcement withdraws its repository; not synced");
+                    continue;
+                }
+            }
+            metas.push(EventMeta::from_event(event));
+        }
         metas.sort_by_key(|m| (m.created_at, m.id));
         inputs.extend(metas.into_iter().map(|event| Input::Accepted { event }));
     }
@@ -63,7 +81,7 @@ mod tests {
             .sign_with_keys(&keys)
             .unwrap();
         db.save_event(&note).await.unwrap();
-        let inputs = replay_store(&db).await.unwrap();
+        let inputs = replay_store(&db, &crate::AcceptAll).await.unwrap();
         assert_eq!(
             inputs.len(),
             601,

@@ -8,7 +8,7 @@
 //! - [`json_ws`]: a bare WebSocket client reading answers as JSON;
 //! - [`http_front`]: a relay front answering NIP-11 itself (a document or a redirect);
 //! - `tests/`: the runtime's integration tests against real nostr-relay-builder relays
-//!   (`relay_sync`, `recovery`, `grasp_policy`, `hostile`, `negentropy_fallback`,
+//!   (`relay_sync`, `recovery`, `grasp_policy`, `withdrawal`, `hostile`, `negentropy_fallback`,
 //!   `observability`, `neg_proxy`) with their support module `tests/rt_support/`, and the
 //!   cross-crate test `trace_replay` (a trace recorded by `sync-runtime`, replayed by the
 //!   `sync-sim` binary), and `embed_example` (runs `sync-runtime`'s embedding example).

@@ -64,6 +64,8 @@ fn help_lists_options_tunables_and_their_env_vars() {
         "--data-dir",
         "--bootstrap",
         "--archive-all",
+        "--on-withdrawal",
+        "GRASP_SYNC_ON_WITHDRAWAL",
         "--disable-negentropy",
         "--metrics-listen",
         "--seed",
@@ -119,6 +121,10 @@ fn bad_flags_and_values_name_the_option() {
     rejected(&grasp_sync(&["run", "--bogus"], &[]), &["--bogus"]);
     rejected(&grasp_sync(&["run", "--seed", "x"], &[]), &["--seed"]);
     rejected(&grasp_sync(&["run", "--log", "xml"], &[]), &["--log"]);
+    rejected(
+        &grasp_sync(&["run", "--on-withdrawal", "purge"], &[]),
+        &["--on-withdrawal", "keep or delete"],
+    );
     rejected(&grasp_sync(&["demo", "--relays", "2"], &[]), &["--relays"]);
 }
 

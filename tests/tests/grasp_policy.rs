@@ -11,8 +11,9 @@ use nostr::{Event, EventBuilder, EventId, Keys, Kind, PublicKey, Tag, Timestamp}
 use nostr_database::{MemoryDatabase, MemoryDatabaseOptions, NostrDatabase};
 use nostr_lmdb::NostrLMDB;
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
+use sync_core::RepoCoord;
 use sync_runtime::grasp::{GraspPolicy, LocalRelayPolicy};
-use sync_runtime::{Verdict, WritePolicy};
+use sync_runtime::{Verdict, Withdrawal, WithdrawalReason, WritePolicy};
 use tempfile::TempDir;
 
 const OURS: &str = "wss://our.relay.example";
@@ -202,11 +203,70 @@ async fn a_maintainer_announcement_is_let_in_by_the_owner_announcement() {
         )
         .await;
         assert!(accepted(&p.check(&theirs).await));
-        // Not for another identifier, and not for the owner's own replacement dropping us.
+        // Not for another identifier; and the maintainer's repository is hosted, not withdrawn.
         let other_repo = announcement(&maintainer, "other", &["wss://elsewhere"], &[]);
         assert!(!accepted(&p.check(&other_repo).await));
-        let replacement = sign(&owner, 30617, 5, &[&["d", "repo"], &["relays", "wss://x"]]);
-        assert!(!accepted(&p.check(&replacement).await));
+        assert!(p.withdrawals(&theirs).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_newer_announcement_dropping_us_or_a_deletion_withdraws_the_repository() {
+    on_every_store(|db| async move {
+        let p = policy(&db, false);
+        let (owner, stranger) = (key(0), key(3));
+        let repo = RepoCoord::parse(&coord(&owner, "repo")).unwrap();
+        let listed = announcement(&owner, "repo", &[OURS], &[]);
+        assert!(p.withdrawals(&listed).await.is_empty(), "listing us");
+        store(&db, &listed).await;
+        // The owner's newer word is accepted (stored, replacing) and withdraws the repository.
+        let unlisted = sign(&owner, 30617, 5, &[&["d", "repo"], &["relays", "wss://x"]]);
+        assert!(accepted(&p.check(&unlisted).await));
+        let unlisted_reason = WithdrawalReason::Unlisted;
+        assert_eq!(
+            p.withdrawals(&unlisted).await,
+            vec![Withdrawal {
+                coord: repo.clone(),
+                reason: unlisted_reason
+            }]
+        );
+        // Nobody else's announcement dropping us is let in for a repository they do not have.
+        let theirs = sign(
+            &stranger,
+            30617,
+            5,
+            &[&["d", "repo"], &["relays", "wss://x"]],
+        );
+        assert!(!accepted(&p.check(&theirs).await));
+        store(&db, &unlisted).await;
+        // A patch for the withdrawn repository is not let in through its coordinate.
+        let patch = sign(&stranger, 1617, 6, &[&["a", &repo.to_string()]]);
+        let why = reason(p.check(&patch).await);
+        assert!(why.contains("references no repository"), "{why}");
+        // An older version (the one that listed us) cannot come back and re-register it.
+        let why = reason(p.check(&listed).await);
+        assert!(why.starts_with("duplicate:"), "{why}");
+        // Listed again by a newer one: hosted, nothing withdrawn.
+        let relisted = sign(&owner, 30617, 9, &[&["d", "repo"], &["relays", OURS]]);
+        assert!(accepted(&p.check(&relisted).await));
+        assert!(p.withdrawals(&relisted).await.is_empty());
+        store(&db, &relisted).await;
+        assert!(accepted(&p.check(&patch).await), "hosted again");
+        // A deletion, by coordinate or by id, withdraws; one older than the stored version
+        // (the store deletes nothing newer) does not.
+        let deleted = vec![Withdrawal {
+            coord: repo.clone(),
+            reason: WithdrawalReason::Deleted,
+        }];
+        let by_coord = sign(&owner, 5, 10, &[&["a", &repo.to_string()]]);
+        let by_id = sign(&owner, 5, 10, &[&["e", &relisted.id.to_hex()]]);
+        let stale = sign(&owner, 5, 8, &[&["a", &repo.to_string()]]);
+        for request in [&by_coord, &by_id] {
+            assert!(accepted(&p.check(request).await));
+            assert_eq!(p.withdrawals(request).await, deleted);
+        }
+        assert!(p.withdrawals(&stale).await.is_empty());
     })
     .await;
 }

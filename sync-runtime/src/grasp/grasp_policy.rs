@@ -12,7 +12,8 @@ use crate::grasp::deletion::check_deletion;
 use crate::grasp::lookup;
 use crate::grasp::maintainers::{authorised_for_state, maintainer_of_other_owner};
 use crate::grasp::references::References;
-use crate::policy::{PolicyFuture, Verdict, WritePolicy};
+use crate::grasp::withdrawal::newer_than;
+use crate::policy::{PolicyFuture, Verdict, WithdrawalsFuture, WritePolicy};
 
 /// A service URL given to [`GraspPolicy::try_new`] that is not a usable relay URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,7 +110,7 @@ impl GraspPolicy {
             KIND_STATE => check_state(db, event).await,
             KIND_GRASP_LIST => Ok(Verdict::Accept),
             _ if event.kind == Kind::EventDeletion => check_deletion(db, event).await,
-            _ => check_related(db, event).await,
+            _ => self.check_related(event).await,
         };
         result.unwrap_or_else(|error| {
             tracing::warn!(%error, id = %event.id, "GRASP policy: store query failed");
@@ -117,25 +118,93 @@ impl GraspPolicy {
         })
     }
 
+    /// The host's store.
+    pub(crate) fn db(&self) -> &dyn NostrDatabase {
+        self.db.as_ref()
+    }
+
+    /// Whether an announcement is hosted without asking the store: archive mode, or it lists
+    /// one of our service URLs.
+    pub(crate) fn hosts_without_store(&self, meta: &EventMeta) -> bool {
+        self.archive_all || lists_service(&meta.relays, self)
+    }
+
+    /// Whether the announcement's author is a maintainer of another owner's stored
+    /// announcement with the same `d` (the public implementation's maintainer exception).
+    pub(crate) async fn maintainer_exception(&self, event: &Event) -> Result<bool, DatabaseError> {
+        let Some(d) = repo_identifier(event) else {
+            return Ok(false);
+        };
+        let lists = lookup::maintainer_lists(self.db.as_ref(), d).await?;
+        Ok(maintainer_of_other_owner(&lists, &event.pubkey))
+    }
+
+    /// Every other kind: accepted when it references a stored repository that is not withdrawn
+    /// (docs/spec.md §14) or a stored event, or a stored event references it.
+    async fn check_related(&self, event: &Event) -> Result<Verdict, DatabaseError> {
+        let db = self.db.as_ref();
+        let mut references = References::of(event);
+        self.drop_withdrawn(&mut references).await?;
+        if lookup::references_held(db, &references).await?
+            || lookup::referenced_by_stored(db, event).await?
+        {
+            return Ok(Verdict::Accept);
+        }
+        Ok(Verdict::reject(
+            "blocked: event references no repository or event held here",
+        ))
+    }
+
+    /// Forgets the repository coordinates whose stored announcement withdraws its own
+    /// repository (an event for a withdrawn repository is not let in through it).
+    async fn drop_withdrawn(&self, references: &mut References) -> Result<(), DatabaseError> {
+        let mut withdrawn = Vec::new();
+        for address in &references.addresses {
+            if address.kind.as_u16() != KIND_ANNOUNCEMENT {
+                continue;
+            }
+            let db = self.db.as_ref();
+            let stored = lookup::stored_announcement(db, address.author, &address.identifier);
+            if let Some(announcement) = stored.await? {
+                if self.unlisted(&announcement).await?.is_some() {
+                    withdrawn.push(address.clone());
+                }
+            }
+        }
+        for address in withdrawn {
+            references.addresses.remove(&address);
+        }
+        Ok(())
+    }
+
     /// 30617: ours if it lists one of our service URLs (or archive mode), or if its author is a
-    /// maintainer of another owner's stored announcement with the same identifier.
+    /// maintainer of another owner's stored announcement with the same identifier; also a newer
+    /// version of a stored announcement that no longer lists us (the owner's latest word: it is
+    /// stored and withdraws the repository, docs/spec.md §14). An announcement older than the
+    /// stored version of its coordinate is refused: the store would not keep it, and it must
+    /// not bring a withdrawn repository back.
     async fn check_announcement(&self, event: &Event) -> Result<Verdict, DatabaseError> {
         let Some(d) = repo_identifier(event) else {
             return Ok(Verdict::reject(
                 "invalid: repository announcement without a `d` identifier",
             ));
         };
+        let stored = lookup::stored_announcement(self.db.as_ref(), event.pubkey, d).await?;
+        if stored.as_ref().is_some_and(|s| newer_than(s, event)) {
+            return Ok(Verdict::reject(
+                "duplicate: a newer announcement of this repository is stored",
+            ));
+        }
         let cap = self.max_announcements_per_author;
         if lookup::other_announcements_by(self.db.as_ref(), event.pubkey, d, cap).await? >= cap {
             return Ok(Verdict::reject(format!(
                 "rate-limited: this author already has {cap} repositories announced here"
             )));
         }
-        if self.archive_all || lists_service(&EventMeta::from_event(event).relays, self) {
-            return Ok(Verdict::Accept);
-        }
-        let lists = lookup::maintainer_lists(self.db.as_ref(), d).await?;
-        if maintainer_of_other_owner(&lists, &event.pubkey) {
+        if self.hosts_without_store(&EventMeta::from_event(event))
+            || stored.is_some()
+            || self.maintainer_exception(event).await?
+        {
             return Ok(Verdict::Accept);
         }
         Ok(Verdict::reject(
@@ -147,6 +216,10 @@ impl GraspPolicy {
 impl WritePolicy for GraspPolicy {
     fn check<'a>(&'a self, event: &'a Event) -> PolicyFuture<'a> {
         Box::pin(self.decide(event))
+    }
+
+    fn withdrawals<'a>(&'a self, event: &'a Event) -> WithdrawalsFuture<'a> {
+        Box::pin(self.withdrawals_of(event))
     }
 }
 
@@ -181,19 +254,5 @@ async fn check_state(db: &dyn NostrDatabase, event: &Event) -> Result<Verdict, D
     }
     Ok(Verdict::reject(
         "blocked: author is not a maintainer of this repository",
-    ))
-}
-
-/// Every other kind: accepted when it references a stored repository or event, or a stored
-/// event references it.
-async fn check_related(db: &dyn NostrDatabase, event: &Event) -> Result<Verdict, DatabaseError> {
-    let references = References::of(event);
-    if lookup::references_held(db, &references).await?
-        || lookup::referenced_by_stored(db, event).await?
-    {
-        return Ok(Verdict::Accept);
-    }
-    Ok(Verdict::reject(
-        "blocked: event references no repository or event held here",
     ))
 }

@@ -11,11 +11,17 @@ use nostr::Event;
 use nostr_relay_builder::builder::{PolicyResult, WritePolicy as RelayWritePolicy};
 
 use crate::event_limits::EventLimits;
-use crate::policy::{Verdict, WritePolicy};
+use crate::policy::{Verdict, Withdrawal, WritePolicy};
+use crate::withdrawal::withdraws_itself;
 
 /// Called with every event the wrapped policy accepted (the `grasp-sync` binary passes one that
-/// calls `SyncHandle::notify_accepted`).
+/// calls `SyncHandle::notify_accepted`), except an announcement that withdraws its own
+/// repository.
 pub type AcceptedCallback = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Called with every repository an accepted event withdraws (the `grasp-sync` binary passes
+/// one that calls `SyncHandle::notify_withdrawn`), after the [`AcceptedCallback`] of the event.
+pub type WithdrawnCallback = Arc<dyn Fn(Withdrawal) + Send + Sync>;
 
 /// A nostr-relay-builder 0.44 write policy wrapping one of ours.
 ///
@@ -29,6 +35,8 @@ pub struct LocalRelayPolicy {
     policy: Arc<dyn WritePolicy>,
     /// Told about accepted events; `None` = nobody is.
     on_accepted: Option<AcceptedCallback>,
+    /// Told about withdrawals; `None` = nobody is (and the policy is not asked).
+    on_withdrawn: Option<WithdrawnCallback>,
     /// Size and tag bounds checked before the policy (the same the runtime applies to synced
     /// events); NIP-70 is LocalRelay's own business (it requires AUTH as the author).
     limits: EventLimits,
@@ -38,6 +46,7 @@ impl fmt::Debug for LocalRelayPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalRelayPolicy")
             .field("on_accepted", &self.on_accepted.is_some())
+            .field("on_withdrawn", &self.on_withdrawn.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -49,8 +58,19 @@ impl LocalRelayPolicy {
         Self {
             policy,
             on_accepted,
+            on_withdrawn: None,
             limits: EventLimits::default(),
         }
+    }
+
+    /// Reports the repositories accepted events withdraw (docs/spec.md §14): the wrapped
+    /// policy's [`WritePolicy::withdrawals`] is asked before the relay stores the event (a
+    /// deletion's target is still there), and an announcement that withdraws its own
+    /// repository is then not passed to the [`AcceptedCallback`].
+    #[must_use]
+    pub fn on_withdrawn(mut self, callback: WithdrawnCallback) -> Self {
+        self.on_withdrawn = Some(callback);
+        self
     }
 
     /// Applies `limits` (default [`EventLimits::default`]) to client events before the policy;
@@ -77,8 +97,17 @@ impl RelayWritePolicy for LocalRelayPolicy {
             }
             match self.policy.check(event).await {
                 Verdict::Accept => {
+                    let withdrawals = match &self.on_withdrawn {
+                        Some(_) => self.policy.withdrawals(event).await,
+                        None => Vec::new(),
+                    };
                     if let Some(callback) = &self.on_accepted {
-                        callback(event);
+                        if !withdraws_itself(event, &withdrawals) {
+                            callback(event);
+                        }
+                    }
+                    if let Some(callback) = &self.on_withdrawn {
+                        withdrawals.into_iter().for_each(|w| callback(w));
                     }
                     PolicyResult::Accept
                 }

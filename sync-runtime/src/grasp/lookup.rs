@@ -138,6 +138,21 @@ pub(crate) async fn own_address_held(
     Ok(address.author == *author && address_held(db, address).await?)
 }
 
+/// The stored announcement of repository `author`:`d`, if any (the newest, should a store keep
+/// more than one).
+pub(crate) async fn stored_announcement(
+    db: &dyn NostrDatabase,
+    author: PublicKey,
+    d: &str,
+) -> Result<Option<Event>, DatabaseError> {
+    let filter = Filter::new()
+        .kind(Kind::from(KIND_ANNOUNCEMENT))
+        .author(author)
+        .identifier(d)
+        .limit(1);
+    Ok(db.query(filter).await?.into_iter().next())
+}
+
 /// Whether `filter` (which carries `limit: 1`) matches a stored event. `query` rather than
 /// `count`: a backend may count every match while `query` stops at the limit.
 async fn exists(db: &dyn NostrDatabase, filter: Filter) -> Result<bool, DatabaseError> {

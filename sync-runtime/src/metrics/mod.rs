@@ -88,6 +88,11 @@ pub(crate) struct Metrics {
     pub(crate) stream_lagged: IntCounter,
     /// Policy checks that did not answer within `ingest::POLICY_TIMEOUT` (event deferred).
     pub(crate) policy_timeouts: IntCounter,
+    /// `ngit_sync_repos_withdrawn_total{reason}` (docs/spec.md §14).
+    pub(crate) repos_withdrawn: IntCounterVec,
+    /// `ngit_sync_withdrawn_events_deleted_total`: stored events removed by
+    /// `--on-withdrawal delete`.
+    pub(crate) withdrawn_events_deleted: IntCounter,
     /// `ngit_sync_relays_refused_total{reason}`: relay URLs from events refused by the
     /// open-network rules (docs/spec.md §13).
     relays_refused: IntCounterVec,
@@ -175,6 +180,8 @@ impl Metrics {
             store_errors: counter(r, "ngit_sync_store_errors_total", "Events the host's store failed to save")?,
             stream_lagged: counter(r, "ngit_sync_stream_lagged_total", "Times the relay message stream lagged (a burst of lags triggers one catch-up)")?,
             policy_timeouts: counter(r, "ngit_sync_policy_timeouts_total", "Policy checks that did not answer in time (event deferred, found again by a later resync)")?,
+            repos_withdrawn: counter_vec(r, "ngit_sync_repos_withdrawn_total", "Repositories withdrawn from sync (a newer announcement no longer lists us, or the announcement was deleted)", &["reason"])?,
+            withdrawn_events_deleted: counter(r, "ngit_sync_withdrawn_events_deleted_total", "Stored events of withdrawn repositories deleted (on-withdrawal delete)")?,
             relays_refused: counter_vec(r, "ngit_sync_relays_refused_total", "Relay URLs from events refused by the open-network rules (non-global address, URL too long, tracked-relay cap)", &["reason"])?,
             registry,
         };
@@ -197,6 +204,9 @@ impl Metrics {
                 let _series = family.with_label_values(&[event_type]);
             }
             let _series = self.policy_rejected.with_label_values(&[event_type]);
+        }
+        for reason in ["unlisted", "deleted"] {
+            let _series = self.repos_withdrawn.with_label_values(&[reason]);
         }
     }
 

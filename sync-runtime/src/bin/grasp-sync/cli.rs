@@ -75,6 +75,15 @@ pub(crate) struct RunArgs {
     #[arg(long = "allow-private-targets", env = "GRASP_SYNC_ALLOW_PRIVATE_TARGETS", num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub(crate) allow_private_targets: Option<bool>,
+    /// What happens to a withdrawn repository's stored events (a newer announcement no longer
+    /// lists this relay, or the announcement was deleted): `keep` them, or `delete` them
+    /// (docs/operations.md) [default: keep].
+    #[arg(
+        long = "on-withdrawal",
+        env = "GRASP_SYNC_ON_WITHDRAWAL",
+        value_name = "keep|delete"
+    )]
+    pub(crate) on_withdrawal: Option<sync_runtime::OnWithdrawal>,
     /// Largest event accepted, from sync and from clients, in bytes of JSON [default: 524288].
     #[arg(
         long = "max-event-bytes",

@@ -1,7 +1,7 @@
 //! The optional TOML configuration file (`--config FILE`).
 //!
 //! Keys are the long flag names with `_` for `-` (`listen`, `service_url = [..]`, `data_dir`,
-//! `bootstrap = [..]`, `archive_all`, `disable_negentropy`, `metrics_listen`, `seed`,
+//! `bootstrap = [..]`, `archive_all`, `allow_private_targets`, `on_withdrawal`, `disable_negentropy`, `metrics_listen`, `seed`,
 //! `record_trace`, `log`, `client_max_subscriptions`, `client_events_per_minute`,
 //! `client_max_message_bytes`, `client_max_connections`); the sync tunables go in a `[sync]` table with the same names as their
 //! flags (`[sync] chunk_size = 100`). Unknown keys are errors, so a typo never passes silently.
@@ -32,6 +32,8 @@ pub(crate) struct FileConfig {
     pub(crate) archive_all: Option<bool>,
     /// `--allow-private-targets`.
     pub(crate) allow_private_targets: Option<bool>,
+    /// `--on-withdrawal` (`"keep"` or `"delete"`).
+    pub(crate) on_withdrawal: Option<String>,
     /// `--max-event-bytes`.
     pub(crate) max_event_bytes: Option<usize>,
     /// `--max-announcements-per-author`.
@@ -87,6 +89,8 @@ mod tests {
             data_dir = "/tmp/x"
             bootstrap = ["wss://a.example", "ws://127.0.0.1:9"]
             archive_all = true
+            allow_private_targets = true
+            on_withdrawal = "delete"
             disable_negentropy = false
             metrics_listen = "127.0.0.1:9000"
             seed = 5
@@ -105,6 +109,8 @@ mod tests {
         assert_eq!(file.listen.as_deref(), Some("127.0.0.1:8000"));
         assert_eq!(file.bootstrap.len(), 2);
         assert_eq!(file.archive_all, Some(true));
+        assert_eq!(file.allow_private_targets, Some(true));
+        assert_eq!(file.on_withdrawal.as_deref(), Some("delete"));
         assert_eq!(file.log, Some(LogFormat::Json));
         assert_eq!(file.client_max_subscriptions, Some(20));
         assert_eq!(file.client_events_per_minute, Some(120));

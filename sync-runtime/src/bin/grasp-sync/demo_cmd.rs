@@ -115,6 +115,7 @@ async fn node_settings(
         service_urls: Vec::new(),
         data_dir: data_dir.to_path_buf(),
         archive_all: false,
+        on_withdrawal: sync_runtime::OnWithdrawal::Keep,
         metrics_listen: any_port,
         seed: args.seed,
         seed_from_os: false,

@@ -90,6 +90,7 @@ async fn run(args: RunArgs) -> ExitCode {
         seed = settings.seed,
         seed_from_os = settings.seed_from_os,
         archive_all = settings.archive_all,
+        on_withdrawal = settings.on_withdrawal.as_str(),
         negentropy = !settings.sync.disable_negentropy,
         "grasp-sync starting"
     );

@@ -14,8 +14,8 @@ use nostr_lmdb::NostrLMDB;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use serde::Serialize;
 use sync_runtime::demo::{ClientGuard, ClientMetrics, RelayFront};
-use sync_runtime::grasp::{GraspPolicy, LocalRelayPolicy};
-use sync_runtime::{RuntimeStatus, SyncHandle, SyncRuntime};
+use sync_runtime::grasp::{AcceptedCallback, GraspPolicy, LocalRelayPolicy, WithdrawnCallback};
+use sync_runtime::{RuntimeStatus, SyncHandle, SyncRuntime, Withdrawal};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -102,12 +102,14 @@ pub(crate) async fn start(
         .with_max_announcements_per_author(settings.max_announcements_per_author),
     );
     let handle_cell: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
+    let (on_accepted, on_withdrawn) = client_callbacks(handle_cell.clone());
     let relay = LocalRelay::new(
         settings
             .clients
             .apply(RelayBuilder::default().database(db.clone()))
             .write_policy(
-                LocalRelayPolicy::new(policy.clone(), Some(accepted_callback(handle_cell.clone())))
+                LocalRelayPolicy::new(policy.clone(), Some(on_accepted))
+                    .on_withdrawn(on_withdrawn)
                     .with_limits(settings.event_limits),
             ),
     );
@@ -170,6 +172,7 @@ async fn spawn_runtime(
         .state_dir(settings.data_dir.clone())
         .seed(settings.seed)
         .event_limits(settings.event_limits)
+        .on_withdrawal(settings.on_withdrawal)
         .on_stored(on_stored);
     if let Some(trace) = &settings.record_trace {
         builder = builder.trace_path(trace.clone());
@@ -180,22 +183,38 @@ async fn spawn_runtime(
         .map_err(|e| format!("cannot start syncing: {e}"))
 }
 
-/// Tells the runtime about every event our own clients publish and the policy accepts. The
-/// relay's policy hook is synchronous, so events go through a channel to one forwarding task
-/// (order kept); the channel only holds events while the runtime's inbox is full.
-fn accepted_callback(cell: Arc<OnceLock<SyncHandle>>) -> Arc<dyn Fn(&Event) + Send + Sync> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+/// What our own clients' accepted events tell the runtime.
+enum FromClients {
+    /// An accepted event (discovery).
+    Accepted(Event),
+    /// A repository an accepted event withdraws (docs/spec.md §14).
+    Withdrawn(Withdrawal),
+}
+
+/// Tells the runtime about every event our own clients publish and the policy accepts, and
+/// about the withdrawals they cause. The relay's policy hook is synchronous, so both go through
+/// one channel to one forwarding task (order kept); the channel only holds them while the
+/// runtime's inbox is full.
+fn client_callbacks(cell: Arc<OnceLock<SyncHandle>>) -> (AcceptedCallback, WithdrawnCallback) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FromClients>();
     tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            if let Some(handle) = cell.get() {
-                handle.notify_accepted(&event).await;
+        while let Some(message) = rx.recv().await {
+            let Some(handle) = cell.get() else { continue };
+            match message {
+                FromClients::Accepted(event) => handle.notify_accepted(&event).await,
+                FromClients::Withdrawn(withdrawal) => handle.notify_withdrawn(&withdrawal).await,
             }
         }
     });
-    Arc::new(move |event: &Event| {
-        // Fails only once the forwarder is gone, i.e. during shutdown.
-        let _queued = tx.send(event.clone());
-    })
+    // Sending fails only once the forwarder is gone, i.e. during shutdown.
+    let accepted_tx = tx.clone();
+    let on_accepted: AcceptedCallback = Arc::new(move |event: &Event| {
+        let _queued = accepted_tx.send(FromClients::Accepted(event.clone()));
+    });
+    let on_withdrawn: WithdrawnCallback = Arc::new(move |withdrawal: Withdrawal| {
+        let _queued = tx.send(FromClients::Withdrawn(withdrawal));
+    });
+    (on_accepted, on_withdrawn)
 }
 
 impl Node {

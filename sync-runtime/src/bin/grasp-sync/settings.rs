@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
     /// Accept every valid announcement.
     pub(crate) archive_all: bool,
+    /// Keep or delete a withdrawn repository's stored events.
+    pub(crate) on_withdrawal: sync_runtime::OnWithdrawal,
     /// Where `/metrics` and `/status` are served.
     pub(crate) metrics_listen: SocketAddr,
     /// The seed of the engine's randomness.
@@ -107,6 +109,13 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         .allow_private_targets
         .or(file.allow_private_targets)
         .unwrap_or(false);
+    let on_withdrawal = match (args.on_withdrawal, file.on_withdrawal) {
+        (Some(mode), _) => mode,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e| format!("on_withdrawal in the config file: {e}"))?,
+        (None, None) => sync_runtime::OnWithdrawal::Keep,
+    };
     let event_limits = event_limits(
         args.max_event_bytes.or(file.max_event_bytes),
         args.max_event_tags.or(file.max_event_tags),
@@ -116,6 +125,7 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         service_urls,
         data_dir,
         archive_all: args.archive_all.or(file.archive_all).unwrap_or(false),
+        on_withdrawal,
         max_announcements_per_author: args
             .max_announcements_per_author
             .or(file.max_announcements_per_author)
@@ -289,6 +299,7 @@ mod tests {
         assert_eq!(s.sync.own_relay_urls, s.service_urls);
         assert!(s.seed_from_os);
         assert!(!s.archive_all);
+        assert_eq!(s.on_withdrawal, sync_runtime::OnWithdrawal::Keep);
         assert_eq!(s.sync.chunk_size, 100);
     }
 
@@ -298,12 +309,13 @@ mod tests {
         args.listen = Some("127.0.0.1:8001".into());
         args.sync.chunk_size = Some(11);
         let file = config_file::parse(
-            "listen = \"127.0.0.1:8002\"\nseed = 9\nbootstrap = [\"WSS://Other.Relay/\"]\n[sync]\nchunk_size = 22\npage_limit = 33",
+            "listen = \"127.0.0.1:8002\"\nseed = 9\non_withdrawal = \"delete\"\nbootstrap = [\"WSS://Other.Relay/\"]\n[sync]\nchunk_size = 22\npage_limit = 33",
         )
         .expect("valid");
         let s = merge(args, file).expect("valid");
         assert_eq!(s.listen.port(), 8001);
         assert_eq!(s.seed, 9);
+        assert_eq!(s.on_withdrawal, sync_runtime::OnWithdrawal::Delete);
         assert!(!s.seed_from_os);
         assert_eq!(
             s.sync.bootstrap_relays,
