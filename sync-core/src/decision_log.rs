@@ -19,7 +19,7 @@
 //! | NIP-77 not supported (for a day) / a batch falls back to REQ / a reconciliation timed out | info / debug / debug |
 //! | page size learned (a relay caps pages below what it announces) | info |
 //! | relay reaped (no repository wants it) | info |
-//! | repository withdrawn from sync | info |
+//! | repository withdrawn from sync (the host's own line, with the reason, is at info) | debug |
 //!
 //! Nothing here is per event: the busiest line (a batch falling back to REQ) is per batch.
 
@@ -157,9 +157,9 @@ pub(crate) fn reaped(relay: &RelayUrl) {
     tracing::info!(%relay, "relay reaped: no repository wants it");
 }
 
-/// A repository was withdrawn from sync.
+/// The host withdrew a repository from sync (the host logs why, at info).
 pub(crate) fn repo_withdrawn(coord: &str) {
-    tracing::info!(repo = coord, "repository withdrawn from sync");
+    tracing::debug!(repo = coord, "repository withdrawn from sync");
 }
 
 #[cfg(test)]

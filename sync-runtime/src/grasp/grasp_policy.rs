@@ -12,7 +12,6 @@ use crate::grasp::deletion::check_deletion;
 use crate::grasp::lookup;
 use crate::grasp::maintainers::{authorised_for_state, maintainer_of_other_owner};
 use crate::grasp::references::References;
-use crate::grasp::withdrawal::newer_than;
 use crate::policy::{PolicyFuture, Verdict, WithdrawalsFuture, WritePolicy};
 
 /// A service URL given to [`GraspPolicy::try_new`] that is not a usable relay URL.
@@ -190,7 +189,10 @@ impl GraspPolicy {
             ));
         };
         let stored = lookup::stored_announcement(self.db.as_ref(), event.pubkey, d).await?;
-        if stored.as_ref().is_some_and(|s| newer_than(s, event)) {
+        if stored
+            .as_ref()
+            .is_some_and(|s| lookup::newer_than(s, event))
+        {
             return Ok(Verdict::reject(
                 "duplicate: a newer announcement of this repository is stored",
             ));

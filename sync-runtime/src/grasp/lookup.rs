@@ -158,3 +158,10 @@ pub(crate) async fn stored_announcement(
 async fn exists(db: &dyn NostrDatabase, filter: Filter) -> Result<bool, DatabaseError> {
     Ok(!db.query(filter).await?.is_empty())
 }
+
+/// Whether a stored replaceable version `stored` wins over `event` (NIP-01: the later
+/// `created_at`, on a tie the lower id); the same event does not win over itself.
+pub(crate) fn newer_than(stored: &Event, event: &Event) -> bool {
+    (stored.created_at, std::cmp::Reverse(stored.id))
+        > (event.created_at, std::cmp::Reverse(event.id))
+}

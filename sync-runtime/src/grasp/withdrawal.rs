@@ -11,13 +11,6 @@ use crate::grasp::grasp_policy::GraspPolicy;
 use crate::grasp::lookup;
 use crate::policy::{Withdrawal, WithdrawalReason};
 
-/// Whether a stored replaceable version `stored` wins over `event` (NIP-01: the later
-/// `created_at`, on a tie the lower id); the same event does not win over itself.
-pub(crate) fn newer_than(stored: &Event, event: &Event) -> bool {
-    (stored.created_at, std::cmp::Reverse(stored.id))
-        > (event.created_at, std::cmp::Reverse(event.id))
-}
-
 impl GraspPolicy {
     /// The withdrawals `event` causes; a store error withdraws nothing (and is logged).
     pub(crate) async fn withdrawals_of(&self, event: &Event) -> Vec<Withdrawal> {
