@@ -7,6 +7,12 @@ use crate::url::RelayUrl;
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 60 * MINUTE_MS;
 
+/// Each relay the core starts tracking at once widens the spread of their first connection
+/// attempts by this much, up to `startup_jitter_ms` (docs/spec.md §5): a handful of relays
+/// connect within tens of milliseconds, while 2 000 (the default `max_tracked_relays`) are
+/// still spread over the default 10 s.
+pub const STARTUP_JITTER_SLOT_MS: u64 = 5;
+
 /// Every tunable of the engine, with the defaults of docs/spec.md §12.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -45,7 +51,9 @@ pub struct Config {
     pub connect_timeout_ms: u64,
     /// How long an intentional disconnect may take before the relay is removed anyway.
     pub disconnect_timeout_ms: u64,
-    /// First connection attempts after start are spread over `0..=startup_jitter_ms`.
+    /// Upper bound on the spread of first connection attempts in the core's first minute:
+    /// relays tracked at once (the bootstrap relays, the new relays of one discovery flush)
+    /// first try within `0..=min(startup_jitter_ms, STARTUP_JITTER_SLOT_MS × their number)`.
     pub startup_jitter_ms: u64,
     /// No new subscription is sent to a rate-limited relay for this long.
     pub rate_limit_cooldown_ms: u64,
@@ -230,6 +238,15 @@ impl Config {
         Ok(())
     }
 
+    /// The spread of first connection attempts for `count` relays tracked at once during
+    /// startup: `min(startup_jitter_ms, STARTUP_JITTER_SLOT_MS × count)`.
+    #[must_use]
+    pub fn startup_spread_ms(&self, count: usize) -> u64 {
+        let slots = u64::try_from(count).unwrap_or(u64::MAX);
+        self.startup_jitter_ms
+            .min(STARTUP_JITTER_SLOT_MS.saturating_mul(slots))
+    }
+
     /// Canonical own URLs (invalid ones were rejected by `validate`).
     pub(crate) fn own_urls(&self) -> Vec<RelayUrl> {
         self.own_relay_urls
@@ -246,6 +263,32 @@ mod tests {
     #[test]
     fn defaults_validate() {
         assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn startup_spread_grows_with_the_relays_up_to_the_jitter() {
+        let cfg = Config::default();
+        assert_eq!(cfg.startup_spread_ms(0), 0);
+        assert_eq!(
+            cfg.startup_spread_ms(3),
+            15,
+            "a handful of relays wait milliseconds"
+        );
+        assert_eq!(cfg.startup_spread_ms(100), 500);
+        assert_eq!(
+            cfg.startup_spread_ms(2_000),
+            10_000,
+            "the cap fills the whole jitter"
+        );
+        assert_eq!(cfg.startup_spread_ms(usize::MAX), 10_000);
+        let off = Config {
+            startup_jitter_ms: 0,
+            ..Config::default()
+        };
+        assert_eq!(off.startup_spread_ms(2_000), 0);
+        for n in 0..3_000 {
+            assert!(cfg.startup_spread_ms(n) <= cfg.startup_spread_ms(n + 1));
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ mod view;
 
 pub use crate::address::{classify_host, classify_ip, embedded_v4, HostClass, NonGlobal};
 pub use crate::command::{Command, SubId, SubKind};
-pub use crate::config::{Config, ConfigError};
+pub use crate::config::{Config, ConfigError, STARTUP_JITTER_SLOT_MS};
 pub use crate::core::SyncCore;
 pub use crate::event_meta::{
     EventMeta, RepoCoord, INDEXED_TAG_LETTERS, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE,

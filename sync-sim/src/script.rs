@@ -53,6 +53,9 @@ pub struct Remote {
     pub failing_connects: u32,
     /// Down: connects fail.
     pub down: bool,
+    /// Connects are never answered (a black-holed address): only the core's connect timeout
+    /// ends them.
+    pub hangs: bool,
     /// The error text of failing connects (default: connection refused).
     pub connect_error: Option<String>,
     /// The shell finds that the relay's name resolves to this non-global address class and
@@ -73,6 +76,7 @@ impl Default for Remote {
             id_cap: 1000,
             failing_connects: 0,
             down: false,
+            hangs: false,
             connect_error: None,
             resolves_to: None,
             connected: false,
@@ -295,7 +299,9 @@ impl World {
         match c {
             Command::Connect { relay } => {
                 let r = self.remotes.get_mut(&relay).expect("known remote");
-                if let Some(address) = r.resolves_to {
+                if r.hangs {
+                    // Never answered.
+                } else if let Some(address) = r.resolves_to {
                     self.later(LATENCY_MS, Input::ConnectRefused { relay, address });
                 } else if r.down || r.failing_connects > 0 {
                     r.failing_connects = r.failing_connects.saturating_sub(1);

@@ -134,9 +134,7 @@ impl SyncCore {
             .filter(|r| !self.relays.contains_key(*r))
             .cloned()
             .collect();
-        for url in wanted {
-            self.ensure_relay(&url);
-        }
+        self.ensure_relays(&wanted);
         for (url, items) in &touched {
             if !self.want.has_target(url) && !self.bootstrap.contains(url) {
                 self.reap(url, out);

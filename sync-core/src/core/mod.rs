@@ -108,9 +108,7 @@ impl SyncCore {
             timer_at: BTreeMap::new(),
             touched: BTreeSet::new(),
         };
-        for url in bootstrap {
-            core.ensure_relay(&url);
-        }
+        core.ensure_relays(&bootstrap.into_iter().collect::<Vec<_>>());
         core.reindex_touched();
         core.update_gauges();
         core
@@ -411,8 +409,10 @@ impl SyncCore {
     /// The discovery window (docs/spec.md §4) coalesces bursts; it closes before its fixed end when
     /// nothing could add to the burst: some relay is `Syncing` only because of the window
     /// (its historic work is done) and no relay has a batch in flight, i.e. every update the
-    /// historic sync was going to produce is in. In steady state (no relay `Syncing`) live
-    /// events keep the full window. It also closes once it holds
+    /// historic sync was going to produce is in. A relay still connecting (or waiting to) has
+    /// no batch in flight: its historic sync opens a window of its own, so a slow or dead relay
+    /// (up to `connect_timeout_ms`) does not hold every hop of the cascade. In steady state (no
+    /// relay `Syncing`) live events keep the full window. It also closes once it holds
     /// [`crate::discovery::FLUSH_AT_UPDATES`] updates.
     fn discovery_can_close_early(&self) -> bool {
         if self.discovery.is_idle() {
@@ -423,7 +423,7 @@ impl SyncCore {
         }
         let mut waiting = false;
         for r in self.relays.values() {
-            if !r.pending.is_empty() || r.status == Status::Connecting {
+            if !r.pending.is_empty() {
                 return false;
             }
             waiting |= r.status == Status::Syncing;

@@ -21,14 +21,27 @@ use crate::url::RelayUrl;
 const STARTUP_PERIOD_MS: u64 = 60_000;
 
 impl SyncCore {
-    /// Tracks `url` if it is not tracked yet (first attempt jittered during startup).
-    pub(crate) fn ensure_relay(&mut self, url: &RelayUrl) {
-        if self.relays.contains_key(url) {
-            return;
+    /// Tracks every relay of `urls` not tracked yet. During startup their first attempts are
+    /// spread over `Config::startup_spread_ms` of their number (docs/spec.md §5): the spread
+    /// scales with the relays tracked together, so a few relays (bootstrap relays, or the ones
+    /// one announcement names) connect at once and thousands still do not all dial together.
+    pub(crate) fn ensure_relays(&mut self, urls: &[RelayUrl]) {
+        let new: Vec<&RelayUrl> = urls
+            .iter()
+            .filter(|u| !self.relays.contains_key(*u))
+            .collect();
+        let spread = self.cfg.startup_spread_ms(new.len());
+        for url in new {
+            self.track_relay(url, spread);
         }
+    }
+
+    /// Tracks `url` (not tracked yet); during startup its first attempt waits a seeded draw
+    /// from `0..=spread_ms`.
+    fn track_relay(&mut self, url: &RelayUrl, spread_ms: u64) {
         let mut state = RelayState::new(url.clone(), self.seed, &self.cfg, self.now.mono);
         if self.now.mono.since_ms(self.started_at) < STARTUP_PERIOD_MS {
-            let jitter = state.rng.uniform(0, self.cfg.startup_jitter_ms);
+            let jitter = state.rng.uniform(0, spread_ms);
             state.health.next_attempt_at = self.now.mono.plus_ms(jitter);
         }
         state.bootstrap = self.bootstrap.contains(url);

@@ -3,17 +3,20 @@
 //!
 //! `cargo bench -p sync-runtime --bench e2e` (100 000 events) or, for CI, `... -- --tiny` /
 //! `E2E_TINY=1` (2 000 events, everything once, seconds). `-- --events N` sets the scale,
-//! `-- --no-grasp` skips the extra GRASP-policy run.
+//! `-- --no-grasp` skips the extra GRASP-policy run, `-- --fresh-only` / `E2E_FRESH_ONLY=1`
+//! runs only the "fresh start to complete" row (its own small world, default configuration).
 //!
 //! | Phase | File |
 //! |---|---|
 //! | relays, corpus, filters | `world.rs` |
 //! | our runtime: initial sync, restart + daily resync | `ours.rs` |
+//! | fresh start to complete, small corpus, default configuration | `fresh.rs` |
 //! | the nostr-sdk baseline and raw negentropy | `baseline.rs` |
 //! | peak RSS and CPU time | `process.rs` |
 //! | the printed table and targets | `table.rs` |
 
 mod baseline;
+mod fresh;
 mod ours;
 mod process;
 mod table;
@@ -39,6 +42,8 @@ struct Args {
     events: usize,
     tiny: bool,
     grasp: bool,
+    /// Only the fresh-start row.
+    fresh_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         events: FULL_EVENTS,
         tiny: std::env::var("E2E_TINY").is_ok_and(|v| v == "1"),
         grasp: true,
+        fresh_only: std::env::var("E2E_FRESH_ONLY").is_ok_and(|v| v == "1"),
     };
     let mut events = None;
     let mut it = std::env::args().skip(1);
@@ -53,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--tiny" => args.tiny = true,
             "--no-grasp" => args.grasp = false,
+            "--fresh-only" => args.fresh_only = true,
             "--events" => {
                 let n = it.next().ok_or("--events needs a number")?;
                 events = Some(n.parse().map_err(|_| format!("bad --events {n:?}"))?);
@@ -96,9 +103,26 @@ fn main() -> std::process::ExitCode {
 /// Every phase, in order; prints the table.
 async fn run(args: &Args) -> Result<(), String> {
     let timeout = Duration::from_secs(if args.tiny { 60 } else { 900 });
+    let fresh_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let fresh = fresh::measure(fresh_dir.path(), SEED).await?;
+    eprintln!(
+        "measured: fresh start to complete {} ms",
+        fresh.complete.as_millis()
+    );
+    drop(fresh_dir);
+    if args.fresh_only {
+        fresh::print(&fresh);
+        return match fresh.stored == fresh.events {
+            true => Ok(()),
+            false => Err(format!(
+                "fresh start: {} events in the store, expected {}",
+                fresh.stored, fresh.events
+            )),
+        };
+    }
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let setup = Instant::now();
-    let world = world::build(dir.path(), args.events, SEED).await?;
+    let world = world::build(dir.path(), args.events, SEED, false).await?;
     table::print_header(&world, setup.elapsed());
     let mut figures = Figures::default();
     let ours_db: Arc<dyn NostrDatabase> = Arc::new(world::open_lmdb(&dir.path().join("ours"))?);
@@ -113,6 +137,12 @@ async fn run(args: &Args) -> Result<(), String> {
     }
     table::print_timeline(&figures);
     table::print(&world, &figures);
+    fresh::print(&fresh);
+    figures.check(
+        "fresh start: events in the store",
+        fresh.stored,
+        fresh.events,
+    );
     if figures.failures.is_empty() {
         Ok(())
     } else {

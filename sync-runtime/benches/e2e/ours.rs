@@ -90,7 +90,7 @@ pub(crate) struct Running {
     /// The handle.
     pub(crate) handle: SyncHandle,
     /// Events stored so far.
-    stored: Arc<AtomicUsize>,
+    pub(crate) stored: Arc<AtomicUsize>,
     /// When the `expected`-th event was stored.
     reached: Arc<Mutex<Option<Instant>>>,
 }
@@ -159,7 +159,7 @@ pub(crate) fn stream_lagged(handle: &SyncHandle) -> u64 {
 }
 
 /// True when every source relay is `Connected` with no pending batch.
-fn all_complete(status: &RuntimeStatus, urls: &[String]) -> bool {
+pub(crate) fn all_complete(status: &RuntimeStatus, urls: &[String]) -> bool {
     urls.iter().all(|url| {
         status
             .relay(url)

@@ -192,7 +192,8 @@ fn print_row(row: &Row) {
     }
 }
 
-fn verdict(holds: bool) -> &'static str {
+/// `HOLDS` or `DOES NOT HOLD`.
+pub(crate) fn verdict(holds: bool) -> &'static str {
     if holds {
         "HOLDS"
     } else {

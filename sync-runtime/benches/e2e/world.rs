@@ -76,20 +76,34 @@ impl World {
 }
 
 /// Starts three LMDB relays in `dir` (the last without NIP-77), generates `events` events
-/// with `seed` and seeds each relay with the events placed on it.
-pub(crate) async fn build(dir: &Path, events: usize, seed: u64) -> Result<World, String> {
+/// with `seed` and seeds each relay with the events placed on it. With `directory`, every
+/// announcement is also placed on the first relay, so a client bootstrapped with it alone
+/// discovers the other two from the announcements.
+pub(crate) async fn build(
+    dir: &Path,
+    events: usize,
+    seed: u64,
+    directory: bool,
+) -> Result<World, String> {
     let mut started = Vec::new();
     for index in 0..3 {
         started.push(start_relay(dir, index, index != 2).await?);
     }
     let urls: Vec<String> = started.iter().map(|s| s.url.clone()).collect();
-    let corpus = generate(&GeneratorSpec {
+    let mut corpus = generate(&GeneratorSpec {
         seed,
         events,
         our_url: OUR_URL.to_string(),
         source_urls: urls,
         must_list: Vec::new(),
     });
+    if directory {
+        let announcements = corpus
+            .events
+            .iter_mut()
+            .filter(|p| p.event.kind.as_u16() == 30617 && !p.relays.contains(&0));
+        announcements.for_each(|p| p.relays.push(0));
+    }
     let mut sources = Vec::new();
     for (index, relay) in started.into_iter().enumerate() {
         let placed: Vec<&Event> = corpus

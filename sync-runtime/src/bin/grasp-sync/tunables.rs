@@ -67,7 +67,7 @@ tunables! {
     connect_timeout_ms: u64 = "connect-timeout-ms", "GRASP_SYNC_CONNECT_TIMEOUT_MS";
     /// An intentional disconnect unconfirmed this long completes anyway [5000].
     disconnect_timeout_ms: u64 = "disconnect-timeout-ms", "GRASP_SYNC_DISCONNECT_TIMEOUT_MS";
-    /// First connection attempts after start are spread over 0..=this [10000].
+    /// First connection attempts after start spread 5 ms per relay, at most this [10000].
     startup_jitter_ms: u64 = "startup-jitter-ms", "GRASP_SYNC_STARTUP_JITTER_MS";
     /// No new subscription to a rate-limited relay for this long [65000].
     rate_limit_cooldown_ms: u64 = "rate-limit-cooldown-ms", "GRASP_SYNC_RATE_LIMIT_COOLDOWN_MS";
