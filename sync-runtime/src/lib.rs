@@ -134,6 +134,7 @@ mod nip11;
 pub mod policy;
 mod recorder;
 mod rejected_store;
+pub mod relay_key;
 mod reoffer;
 mod routing;
 mod runtime;

@@ -75,6 +75,15 @@ pub(crate) struct RunArgs {
     #[arg(long = "allow-private-targets", env = "GRASP_SYNC_ALLOW_PRIVATE_TARGETS", num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub(crate) allow_private_targets: Option<bool>,
+    /// The relay's own secret key (64 hex digits or nsec1…, one line), used to answer NIP-42
+    /// AUTH challenges of source relays; created with permissions 0600 if missing
+    /// [default: DATA_DIR/relay.key].
+    #[arg(
+        long = "relay-key-file",
+        value_name = "PATH",
+        env = "GRASP_SYNC_RELAY_KEY_FILE"
+    )]
+    pub(crate) relay_key_file: Option<PathBuf>,
     /// Largest event accepted, from sync and from clients, in bytes of JSON [default: 524288].
     #[arg(
         long = "max-event-bytes",

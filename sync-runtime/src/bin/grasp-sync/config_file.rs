@@ -32,6 +32,8 @@ pub(crate) struct FileConfig {
     pub(crate) archive_all: Option<bool>,
     /// `--allow-private-targets`.
     pub(crate) allow_private_targets: Option<bool>,
+    /// `--relay-key-file`.
+    pub(crate) relay_key_file: Option<PathBuf>,
     /// `--max-event-bytes`.
     pub(crate) max_event_bytes: Option<usize>,
     /// `--max-announcements-per-author`.

@@ -29,6 +29,9 @@ pub(crate) struct Settings {
     pub(crate) service_urls: Vec<String>,
     /// The data directory; exists and is writable.
     pub(crate) data_dir: PathBuf,
+    /// The relay's NIP-42 key file (`--relay-key-file`, else `relay.key` in the data
+    /// directory); created on first start (docs/spec.md §14).
+    pub(crate) relay_key_file: PathBuf,
     /// Accept every valid announcement.
     pub(crate) archive_all: bool,
     /// Where `/metrics` and `/status` are served.
@@ -93,6 +96,10 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     check_data_dir(&data_dir)?;
+    let relay_key_file = args
+        .relay_key_file
+        .or(file.relay_key_file)
+        .unwrap_or_else(|| data_dir.join(sync_runtime::relay_key::RELAY_KEY_FILE));
     let (seed, seed_from_os) = match args.seed.or(file.seed) {
         Some(seed) => (seed, false),
         None => (seed_from_os(), true),
@@ -115,6 +122,7 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         listen,
         service_urls,
         data_dir,
+        relay_key_file,
         archive_all: args.archive_all.or(file.archive_all).unwrap_or(false),
         max_announcements_per_author: args
             .max_announcements_per_author
