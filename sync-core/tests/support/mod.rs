@@ -54,6 +54,9 @@ pub struct Remote {
     pub connected: bool,
     /// The next this many historic REQs are answered `CLOSED "error: internal error"`.
     pub closes_historic: u32,
+    /// The next this many REQs are answered `CLOSED "auth-required:"` (NIP-42; `u32::MAX`: a
+    /// relay that refuses us even authenticated).
+    pub auth_refusals: u32,
 }
 
 impl Default for Remote {
@@ -69,6 +72,7 @@ impl Default for Remote {
             resolves_to: None,
             connected: false,
             closes_historic: 0,
+            auth_refusals: 0,
         }
     }
 }
@@ -279,6 +283,21 @@ impl World {
     }
 
     fn serve_req(&mut self, relay: RelayUrl, sub: SubId, filters: &[Filter]) {
+        if let Some(r) = self.remotes.get_mut(&relay).filter(|r| r.auth_refusals > 0) {
+            r.auth_refusals = r
+                .auth_refusals
+                .saturating_sub(u32::from(r.auth_refusals < u32::MAX));
+            let message = "auth-required: you must auth".into();
+            self.later(
+                LATENCY_MS,
+                Input::Closed {
+                    relay,
+                    sub,
+                    message,
+                },
+            );
+            return;
+        }
         if let Some(r) = self
             .remotes
             .get_mut(&relay)
