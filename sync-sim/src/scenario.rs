@@ -400,4 +400,17 @@ mod tests {
         }
         assert!(silent_small > 0, "some relays cap below 50 without NIP-11");
     }
+
+    #[test]
+    fn the_sweep_holds_both_nip42_relays() {
+        let (mut accepts, mut refuses) = (0, 0);
+        for seed in 0..1000 {
+            for r in Scenario::generate(seed).relays {
+                accepts += usize::from(r.auth == AuthMode::Accepts);
+                refuses += usize::from(r.auth == AuthMode::Refuses);
+            }
+        }
+        eprintln!("seeds 0..1000: {accepts} relays accept after AUTH, {refuses} refuse us");
+        assert!(accepts >= 50 && refuses >= 25, "{accepts} / {refuses}");
+    }
 }
