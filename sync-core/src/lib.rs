@@ -133,7 +133,7 @@ pub use crate::input::{Input, NegentropyResult, Outcome, RelayLimits};
 pub use crate::item::{Item, SyncLevel};
 pub use crate::matches::matches;
 pub use crate::rejected::{RejectedEntry, RejectedStats, RejectedTypeStats};
-pub use crate::relay::health::{ErrorClass, HealthState};
+pub use crate::relay::health::{ErrorClass, HealthState, AUTH_RETRY_MS};
 pub use crate::relay::{NegSupport, RelayCounters, Status};
 pub use crate::stats::{SourceCounts, Stats};
 pub use crate::targets::{Refusal, RefusalCounts, RECENT_REFUSALS};

@@ -293,8 +293,16 @@ impl RelayState {
     }
 
     /// The relay closed a live subscription: its group loses coverage until the repair
-    /// deadline, after which it is re-opened and the gap caught up.
-    pub(crate) fn on_live_closed(&mut self, ctx: &mut Ctx<'_>, sub: &SubId, group: u64) {
+    /// deadline, after which it is re-opened and the gap caught up. After an `auth-required:`
+    /// refusal that is retried (`auth_retry`) the repair comes when the authentication hold
+    /// ends (docs/spec.md §14), else after `rate_limit_cooldown_ms`.
+    pub(crate) fn on_live_closed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sub: &SubId,
+        group: u64,
+        auth_retry: bool,
+    ) {
         self.subs.remove(sub);
         if let Some(g) = self.live_groups.get_mut(&group) {
             g.subs.retain(|s| s != sub);
@@ -303,7 +311,11 @@ impl RelayState {
         let wall = ctx.now.wall;
         self.live_gap_since = Some(self.live_gap_since.map_or(wall, |t| t.min(wall)));
         let cooldown_end = self.health.rate_limited_until.unwrap_or(ctx.now.mono);
-        self.live_repair_at =
-            Some(cooldown_end.max(ctx.now.mono.plus_ms(ctx.cfg.rate_limit_cooldown_ms)));
+        let wait = if auth_retry {
+            0
+        } else {
+            ctx.cfg.rate_limit_cooldown_ms
+        };
+        self.live_repair_at = Some(cooldown_end.max(ctx.now.mono.plus_ms(wait)));
     }
 }

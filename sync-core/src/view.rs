@@ -73,6 +73,14 @@ impl<'a> RelayView<'a> {
         self.state.health.failures
     }
 
+    /// The class of the newest failure of the current run of failures (`None` without
+    /// failures): why the relay is backed off. `Auth`: it refused our subscriptions even after
+    /// NIP-42 authentication and one retry (docs/spec.md §14).
+    #[must_use]
+    pub fn last_failure(&self) -> Option<ErrorClass> {
+        self.state.health.last_failure
+    }
+
     /// The error class that put the relay on the naughty list, if any.
     #[must_use]
     pub fn naughty(&self) -> Option<ErrorClass> {
@@ -186,6 +194,7 @@ impl<'a> RelayView<'a> {
             health_code: self.health().code(),
             failures: self.failures(),
             naughty: self.naughty(),
+            last_failure: self.last_failure(),
             bootstrap: self.is_bootstrap(),
             open_subscriptions: self.open_subscriptions(),
             live_subscriptions: self.live_subscriptions(),
@@ -217,6 +226,8 @@ pub struct RelaySnapshot {
     pub health_code: u8,
     pub failures: u32,
     pub naughty: Option<ErrorClass>,
+    #[serde(default)]
+    pub last_failure: Option<ErrorClass>,
     pub bootstrap: bool,
     pub open_subscriptions: usize,
     pub live_subscriptions: usize,

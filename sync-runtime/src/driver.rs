@@ -54,6 +54,8 @@ pub(crate) struct Driver {
     pub(crate) client: Client,
     /// The stream-reading tasks, aborted at the end.
     pub(crate) readers: Vec<AbortHandle>,
+    /// The public key the relay authenticates with (NIP-42), shown in the status.
+    pub(crate) identity: crate::relay_key::RelayIdentity,
 }
 
 impl Driver {
@@ -80,7 +82,7 @@ impl Driver {
             .observe_frames(&self.frames.snapshot(), &mut self.exported);
         let steps = self.recorder.as_ref().map_or(0, Recorder::steps_written);
         self.status
-            .send_replace(RuntimeStatus::of(&self.core, steps));
+            .send_replace(RuntimeStatus::of(&self.core, steps, &self.identity));
     }
 
     fn persist_rejected(&self) -> Result<(), RuntimeError> {

@@ -140,6 +140,7 @@ mod nip11;
 pub mod policy;
 mod recorder;
 mod rejected_store;
+pub mod relay_key;
 mod reoffer;
 mod routing;
 mod runtime;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use nostr::Event;
 use nostr_database::{MemoryDatabase, NostrDatabase};
 use nostr_sdk::pool::monitor::{Monitor, MonitorNotification};
-use nostr_sdk::{Client, ClientOptions, RelayPoolOptions};
+use nostr_sdk::{Client, ClientOptions, Keys, RelayPoolOptions};
 use sync_core::{Config, EventMeta, Input, RepoCoord, SyncCore, SyncLevel};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -72,6 +72,7 @@ impl SyncRuntime {
             capacities: (DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY),
             event_limits: EventLimits::default(),
             on_withdrawal: OnWithdrawal::Keep,
+            keys: None,
         }
     }
 }
@@ -90,6 +91,8 @@ pub struct SyncRuntimeBuilder {
     capacities: (usize, usize),
     event_limits: EventLimits,
     on_withdrawal: OnWithdrawal,
+    /// The relay's own key for NIP-42; `None`: a key generated for this run.
+    keys: Option<Keys>,
 }
 
 impl std::fmt::Debug for SyncRuntimeBuilder {
@@ -188,6 +191,17 @@ impl SyncRuntimeBuilder {
         self
     }
 
+    /// The relay's own key (docs/spec.md §14): source relays that send a NIP-42 AUTH challenge
+    /// get an AUTH event signed with it (nostr-sdk signs and sends it; the core decides what a
+    /// refusal means). Give a stable key so that relay operators can allow it; without one a
+    /// key is generated for this run only. [`crate::relay_key::load_or_create`] keeps one in a
+    /// file; [`SyncHandle::status`] shows its public key.
+    #[must_use]
+    pub fn keys(mut self, keys: Keys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
     /// Validates the configuration, replays the store into the core, restores the rejected
     /// memory and starts the driver, executor and stream readers. Must be called inside a
     /// tokio runtime.
@@ -202,7 +216,9 @@ impl SyncRuntimeBuilder {
         let metrics = Metrics::register(self.registry.clone().unwrap_or_default())?;
         let clock = Clock::start();
         let start = clock.now();
-        tracing::info!(seed, "grasp sync starting");
+        let keys = self.keys.get_or_insert_with(Keys::generate);
+        let identity = crate::relay_key::identity(keys);
+        tracing::info!(seed, pubkey = %identity.pubkey, npub = %identity.npub, "grasp sync starting");
         let recorder = match &self.trace_path {
             Some(path) => Some(Recorder::create(path, seed, &self.config, start)?),
             None => None,
@@ -233,6 +249,7 @@ impl SyncRuntimeBuilder {
             recorder,
             rejected_store,
             startup,
+            identity,
         };
         Ok(self.start(prepared))
     }
@@ -282,6 +299,7 @@ impl SyncRuntimeBuilder {
             rejected_store: p.rejected_store,
             client,
             readers,
+            identity: p.identity,
         };
         for input in p.startup {
             driver.step(input);
@@ -318,7 +336,8 @@ impl SyncRuntimeBuilder {
             dialer.clone(),
             self.event_limits.max_message_bytes().saturating_mul(16),
         );
-        let (client, statuses) = sdk_client(transport, capacity);
+        let keys = self.keys.clone().unwrap_or_else(Keys::generate);
+        let (client, statuses) = sdk_client(transport, capacity, keys);
         let reach = Reach {
             dialer,
             sdk_limits: self.event_limits.sdk_limits(),
@@ -367,25 +386,34 @@ struct Prepared {
     rejected_store: Option<RejectedStore>,
     /// Inputs that rebuild the core's state before any connection.
     startup: Vec<Input>,
+    /// The public key of the relay's NIP-42 key.
+    identity: crate::relay_key::RelayIdentity,
 }
 
 /// The nostr-sdk client as a dumb pipe, and its status stream.
+///
+/// NIP-42 (docs/spec.md §14): with a signer and automatic authentication, nostr-sdk answers
+/// every AUTH challenge with an AUTH event signed by `keys`. Its own re-sending of REQs after
+/// a successful AUTH only covers subscriptions it tracks; ours are raw REQs, so the retry after
+/// `auth-required:` stays the core's decision.
 fn sdk_client(
     transport: NoDelayTransport,
     capacity: usize,
+    keys: Keys,
 ) -> (Client, broadcast::Receiver<MonitorNotification>) {
     let monitor = Monitor::new(capacity);
     let statuses = monitor.subscribe();
     // The client's own database only tracks seen ids (bounded LRU); events go through the
     // host's policy and store, never the client's automatic save.
     let client = Client::builder()
+        .signer(keys)
         .database(MemoryDatabase::new())
         .monitor(monitor)
         .websocket_transport(transport)
         .opts(
             ClientOptions::new()
                 .pool(RelayPoolOptions::new().notification_channel_size(capacity))
-                .automatic_authentication(false),
+                .automatic_authentication(true),
         )
         .build();
     (client, statuses)

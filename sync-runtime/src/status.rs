@@ -9,6 +9,10 @@ use sync_core::{RelaySnapshot, Stats, SyncCore};
 pub struct RuntimeStatus {
     /// The seed of this run (replay a trace or reproduce jitter with it).
     pub seed: u64,
+    /// The public key this relay answers NIP-42 AUTH challenges with (docs/spec.md §14): the
+    /// key a source relay's operator allows. Relays that refuse it anyway show
+    /// `last_failure: "Auth"`.
+    pub auth_key: crate::relay_key::RelayIdentity,
     /// Every tracked relay, in URL order.
     pub relays: Vec<RelaySnapshot>,
     /// Engine-wide counters and gauges.
@@ -53,9 +57,14 @@ impl RefusedRelay {
 
 impl RuntimeStatus {
     /// The snapshot of `core` now.
-    pub(crate) fn of(core: &SyncCore, trace_steps: u64) -> Self {
+    pub(crate) fn of(
+        core: &SyncCore,
+        trace_steps: u64,
+        auth_key: &crate::relay_key::RelayIdentity,
+    ) -> Self {
         Self {
             seed: core.seed(),
+            auth_key: auth_key.clone(),
             relays: core.relay_status().map(|r| r.snapshot()).collect(),
             totals: core.stats().clone(),
             refused_relays: core

@@ -29,6 +29,7 @@ pub fn relay(url: &str) -> RelaySpec {
         slow_connect_percent: 0,
         eose_delay_ms: 0,
         dead_forever: false,
+        auth: crate::scenario::AuthMode::None,
     }
 }
 

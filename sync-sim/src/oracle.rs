@@ -93,7 +93,7 @@ pub fn check_final(world: &World) -> Result<(), Violation> {
         message,
     };
     for (url, relay) in &world.relays {
-        if relay.spec.dead_forever {
+        if relay.spec.never_serves() {
             continue;
         }
         let cov = coverage(world, url);

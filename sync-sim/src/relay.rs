@@ -9,7 +9,7 @@ use sync_core::{matches, EventMeta, NegentropyResult, RelayLimits, RelayUrl, Sub
 
 use crate::events::{address, newer};
 use crate::rng::SimRng;
-use crate::scenario::{NegMode, RelaySpec};
+use crate::scenario::{AuthMode, NegMode, RelaySpec};
 
 /// A message from the relay on an open connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +73,9 @@ pub struct FakeRelay {
     pub break_after_eose: bool,
     /// Latency stream.
     rng: SimRng,
+    /// NIP-42 (`AuthMode::Accepts`): when the client's AUTH reaches the relay on the current
+    /// connection; `None` until the relay sent its challenge (with its first refusal).
+    authed_from_ms: Option<u64>,
     /// Largest REQ message (JSON bytes) the relay accepts, announced through NIP-11; larger
     /// REQs get `CLOSED "error: message too large"`. `None`: unlimited (set by `bench`).
     pub max_message_bytes: Option<usize>,
@@ -102,6 +105,7 @@ impl FakeRelay {
             break_after_eose: false,
             rng: SimRng::new(seed, 1_000 + index),
             max_message_bytes: None,
+            authed_from_ms: None,
         }
     }
 
@@ -135,6 +139,7 @@ impl FakeRelay {
         self.epoch += 1;
         self.conn = Some(self.epoch);
         self.subs.clear();
+        self.authed_from_ms = None;
         self.epoch
     }
 
@@ -142,6 +147,7 @@ impl FakeRelay {
     pub fn close(&mut self) -> bool {
         self.epoch += 1;
         self.subs.clear();
+        self.authed_from_ms = None;
         self.conn.take().is_some()
     }
 
@@ -184,6 +190,10 @@ impl FakeRelay {
         filters: &[Filter],
     ) -> Vec<(u64, RelayMsg)> {
         let d = self.latency();
+        if self.refuses_unauthenticated(now_ms, d) {
+            let message = "auth-required: we only serve authenticated users".to_string();
+            return vec![(d, RelayMsg::Closed(sub.clone(), message))];
+        }
         while self.req_times.front().is_some_and(|t| now_ms >= t + 1_000) {
             self.req_times.pop_front();
         }
@@ -251,6 +261,23 @@ impl FakeRelay {
         out
     }
 
+    /// Whether a REQ arriving at `now_ms` is refused for want of NIP-42 authentication. A
+    /// `Accepts` relay sends its challenge with the first refusal; the simulated shell's AUTH
+    /// arrives a round trip (`2·d`) later and the relay serves the connection from then on.
+    fn refuses_unauthenticated(&mut self, now_ms: u64, d: u64) -> bool {
+        match self.spec.auth {
+            AuthMode::None => false,
+            AuthMode::Refuses => true,
+            AuthMode::Accepts => match self.authed_from_ms {
+                Some(at) => now_ms < at,
+                None => {
+                    self.authed_from_ms = Some(now_ms + 2 * d);
+                    true
+                }
+            },
+        }
+    }
+
     /// Results of one filter: newest first, ties by lowest id, capped.
     fn query(&self, f: &Filter) -> Vec<EventMeta> {
         select(
@@ -274,14 +301,23 @@ impl FakeRelay {
         }
     }
 
-    /// Answers `NEG-OPEN`: the ids the relay has for `filter` that `local` lacks.
+    /// Answers `NEG-OPEN` at `now_ms`: the ids the relay has for `filter` that `local` lacks
+    /// (an error while NIP-42 authentication is missing).
     pub fn on_negentropy(
         &mut self,
+        now_ms: u64,
         sub: &SubId,
         filter: &Filter,
         local: &BTreeMap<EventId, EventMeta>,
     ) -> Option<(u64, RelayMsg)> {
         let d = self.latency();
+        if self.refuses_unauthenticated(now_ms, d) {
+            let message = "NEG-ERR: auth-required: we only serve authenticated users".into();
+            return Some((
+                d,
+                RelayMsg::Neg(sub.clone(), NegentropyResult::Error { message }),
+            ));
+        }
         let result = if self.spec.neg == NegMode::On && self.neg_errors > 0 {
             // The fault cycles through what can go wrong with one reconciliation.
             self.neg_errors -= 1;

@@ -33,6 +33,30 @@ pub enum NegMode {
     Timeout,
 }
 
+/// Whether a fake relay requires NIP-42 authentication (docs/spec.md §14). The simulated shell
+/// always answers the challenge; what differs is what the relay does afterwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthMode {
+    /// No authentication.
+    #[default]
+    None,
+    /// Refuses REQs with `CLOSED "auth-required:"` until the client authenticated: the first
+    /// REQ of a connection sends the challenge, the client's AUTH arrives one round trip
+    /// later; from then on the relay serves it.
+    Accepts,
+    /// Refuses every REQ with `CLOSED "auth-required:"`, authenticated or not (our key is
+    /// not on its list). It never serves: like a dead relay for the oracle.
+    Refuses,
+}
+
+impl AuthMode {
+    /// Whether this is the default (left out of scenario JSON, so older files stay equal).
+    #[must_use]
+    pub fn is_none(&self) -> bool {
+        *self == Self::None
+    }
+}
+
 /// One fake relay's behaviour.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelaySpec {
@@ -69,6 +93,18 @@ pub struct RelaySpec {
     pub eose_delay_ms: u64,
     /// Down for the whole run (outside the convergence check).
     pub dead_forever: bool,
+    /// NIP-42 behaviour.
+    #[serde(default, skip_serializing_if = "AuthMode::is_none")]
+    pub auth: AuthMode,
+}
+
+impl RelaySpec {
+    /// Whether the relay never serves us (dead, or refusing us authenticated): outside the
+    /// convergence check and the "settled" condition.
+    #[must_use]
+    pub fn never_serves(&self) -> bool {
+        self.dead_forever || self.auth == AuthMode::Refuses
+    }
 }
 
 /// An event stored on some relays when the run starts.
@@ -134,6 +170,7 @@ fn draw_relay(i: usize, rng: &mut SimRng) -> RelaySpec {
         slow_connect_percent: if rng.chance(10) { 30 } else { 0 },
         eose_delay_ms: rng.range(0, 500),
         dead_forever: false,
+        auth: AuthMode::None,
     }
 }
 
@@ -159,6 +196,16 @@ impl Scenario {
         let mut relays: Vec<RelaySpec> = (0..n_relays).map(|i| draw_relay(i, &mut rng)).collect();
         if n_relays > 1 && rng.chance(15) {
             relays[n_relays - 1].dead_forever = true;
+        }
+        // NIP-42 relays come from their own stream: the rest of every seed's world is drawn as
+        // before this behaviour existed.
+        let mut auth_rng = SimRng::new(seed, 42);
+        for r in &mut relays {
+            r.auth = match auth_rng.range(0, 99) {
+                0..=7 => AuthMode::Accepts,
+                8..=11 => AuthMode::Refuses,
+                _ => AuthMode::None,
+            };
         }
         let config = draw_config(&mut rng);
         let owners: Vec<PublicKey> = (0..rng.range(1, 3) as u32).map(key).collect();
@@ -352,5 +399,18 @@ mod tests {
             }
         }
         assert!(silent_small > 0, "some relays cap below 50 without NIP-11");
+    }
+
+    #[test]
+    fn the_sweep_holds_both_nip42_relays() {
+        let (mut accepts, mut refuses) = (0, 0);
+        for seed in 0..1000 {
+            for r in Scenario::generate(seed).relays {
+                accepts += usize::from(r.auth == AuthMode::Accepts);
+                refuses += usize::from(r.auth == AuthMode::Refuses);
+            }
+        }
+        eprintln!("seeds 0..1000: {accepts} relays accept after AUTH, {refuses} refuse us");
+        assert!(accepts >= 50 && refuses >= 25, "{accepts} / {refuses}");
     }
 }

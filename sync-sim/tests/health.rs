@@ -193,3 +193,59 @@ fn a_bootstrap_relay_failing_dns_for_two_days_never_waits_longer_than_the_backof
         "still reported as naughty"
     );
 }
+
+fn subscribes(w: &World) -> usize {
+    w.table().matches("→ Subscribe r0").count()
+}
+
+/// NIP-42 (docs/spec.md §14): a relay that refuses REQs until we authenticated is retried once
+/// after `AUTH_RETRY_MS` and then serves; no failure is recorded.
+#[test]
+fn auth_required_once_is_retried_after_the_auth_wait() {
+    let mut w = world(
+        cfg(),
+        Remote {
+            neg: NegMode::UnsupportedNotice,
+            auth_refusals: 1,
+            ..Remote::default()
+        },
+    );
+    w.run_until(sync_core::AUTH_RETRY_MS + 30_000);
+    assert_eq!(w.status(R0), Some(Status::Connected));
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert_eq!(v.counters().auth_required, 1);
+    assert_eq!(v.counters().auth_refused, 0);
+    assert_eq!(v.counters().batches_failed, 0);
+    assert_eq!(v.last_failure(), None);
+}
+
+/// A relay that refuses us even authenticated: the connection is closed after the retry and
+/// backed off (class `Auth`), so REQs an hour fall to a handful instead of a repair every 65 s.
+#[test]
+fn auth_refused_after_the_retry_is_a_failure_with_backoff() {
+    let mut w = world(
+        cfg(),
+        Remote {
+            neg: NegMode::UnsupportedNotice,
+            auth_refusals: u32::MAX,
+            ..Remote::default()
+        },
+    );
+    w.record = true;
+    w.run_until(60_000);
+    let v = w.core.relay(&url(R0)).unwrap();
+    assert!(v.counters().auth_refused >= 1);
+    assert_eq!(v.last_failure(), Some(ErrorClass::Auth));
+    assert_eq!(
+        v.naughty(),
+        None,
+        "never naughty: the operator may allow our key"
+    );
+    assert_ne!(health(&w), HealthState::Healthy);
+    w.run_until(6 * HOUR_MS);
+    let before = subscribes(&w);
+    w.run_until(8 * HOUR_MS);
+    let per_hour = (subscribes(&w) - before) / 2;
+    assert!(per_hour <= 12, "{per_hour} REQs an hour once backed off");
+    assert!(w.core.relay(&url(R0)).unwrap().failures() >= 8);
+}

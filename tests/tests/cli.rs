@@ -239,3 +239,38 @@ fn flag_beats_env_beats_file() {
     let stderr = rejected(&out, &["--max-subscriptions"]);
     assert!(!stderr.contains("--chunk-size"), "{stderr}");
 }
+
+#[test]
+fn a_corrupt_relay_key_file_is_a_clear_error() {
+    let dir = Scratch::new("key");
+    let key = dir.path("relay.key");
+    std::fs::write(&key, "not a secret key\n").expect("write");
+    let ports: Vec<String> = (0..2)
+        .map(|_| {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").to_string()
+        })
+        .collect();
+    let data = dir.path("data");
+    let output = grasp_sync(
+        &[
+            "run",
+            "--listen",
+            &ports[0],
+            "--metrics-listen",
+            &ports[1],
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--relay-key-file",
+            key.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("does not hold a secret key"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}

@@ -288,6 +288,28 @@ async fn run_syncs_serves_reports_stops_and_resumes() {
     let relays = status["sync"]["relays"].as_array().expect("relays array");
     assert_eq!(relays.len(), 2, "{status}");
     assert_eq!(status["service_urls"][0], ours.as_str());
+    // The NIP-42 key was created in the data directory, owner-only, and /status shows it.
+    let key_file = data.join(sync_runtime::relay_key::RELAY_KEY_FILE);
+    let (key, created) = sync_runtime::relay_key::load_or_create(&key_file).expect("key file");
+    assert!(!created, "created by the node at its first start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(
+        status["sync"]["auth_key"]["pubkey"],
+        key.public_key().to_hex().as_str(),
+        "{status}"
+    );
+    assert!(
+        first.log().contains(&key.public_key().to_hex()),
+        "pubkey logged at start"
+    );
 
     // An announcement a client publishes to our relay (listing a third relay nobody else
     // names) is accepted by the policy and makes the node sync that relay too.

@@ -12,6 +12,7 @@ use crate::event_meta::EventMeta;
 use crate::index::want::WantIndex;
 use crate::input::{Input, Outcome};
 use crate::rejected::{RejectedEntry, RejectedMemory};
+use crate::relay::auth::AuthVerdict;
 use crate::relay::health::CloseReason;
 use crate::relay::health::{classify, ErrorClass, HealthState};
 use crate::relay::{RelayState, Status, SubRole};
@@ -354,7 +355,14 @@ impl SyncCore {
         let Some((r, mut ctx)) = self.relay_ctx(relay, out) else {
             return;
         };
-        match r.subs.get(sub).map(|s| s.role.clone()) {
+        let role = r.subs.get(sub).map(|s| s.role.clone());
+        if reason.auth_required
+            && role.is_some()
+            && r.on_auth_required(&mut ctx) == AuthVerdict::Refused
+        {
+            return;
+        }
+        match role {
             Some(SubRole::Historic { .. } | SubRole::Negentropy { .. }) => {
                 r.on_historic_closed(&mut ctx, sub, reason)
             }
@@ -369,7 +377,7 @@ impl SyncCore {
                     }
                     r.start_cooldown(&mut ctx);
                 }
-                r.on_live_closed(&mut ctx, sub, group);
+                r.on_live_closed(&mut ctx, sub, group, reason.auth_required);
             }
             None => ctx.stats.late_messages += 1,
         }

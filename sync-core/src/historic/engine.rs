@@ -399,14 +399,16 @@ impl RelayState {
         let Some((batch_id, open)) = self.take_request(sub) else {
             return;
         };
-        if reason.rate_limited {
+        if reason.rate_limited || reason.auth_required {
             if reason.too_many {
                 ctx.stats.too_many_answers += 1;
                 self.budget.shrink(open_before);
                 decision_log::budget_shrunk(&self.url, self.budget.total());
                 self.enforce_budget(ctx);
             }
-            self.start_cooldown(ctx);
+            if reason.rate_limited {
+                self.start_cooldown(ctx);
+            }
             if let Some(batch) = self.pending.batches.get_mut(&batch_id) {
                 if open.requeues < MAX_REQUEUES {
                     batch

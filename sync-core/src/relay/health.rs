@@ -27,6 +27,10 @@ pub enum ErrorClass {
     Address,
     /// Anything else (refused, reset, timeout, …): ordinary backoff.
     Other,
+    /// Not a connection error: the relay refused our subscriptions with `auth-required:` even
+    /// after the NIP-42 authentication and the one retry (docs/spec.md §14). The core closes the
+    /// connection; ordinary backoff, never the naughty list.
+    Auth,
 }
 
 impl ErrorClass {
@@ -39,6 +43,7 @@ impl ErrorClass {
             Self::Protocol => "protocol",
             Self::Address => "address",
             Self::Other => "other",
+            Self::Auth => "auth",
         }
     }
 }
@@ -111,6 +116,20 @@ pub fn is_too_many(text: &str) -> bool {
             || t.contains("concurrent"))
 }
 
+/// Whether a CLOSED text carries the NIP-42 `auth-required:` prefix (docs/spec.md §14).
+#[must_use]
+pub fn is_auth_required(text: &str) -> bool {
+    text.trim_start()
+        .get(..14)
+        .is_some_and(|p| p.eq_ignore_ascii_case("auth-required:"))
+}
+
+/// How long the core holds a relay's REQs after its first `auth-required:` CLOSED on a
+/// connection before sending them again, once (docs/spec.md §14): time for the shell to answer
+/// the relay's AUTH challenge. A further `auth-required:` CLOSED from then on means the relay
+/// refuses us even authenticated: the connection is closed and backed off ([`ErrorClass::Auth`]).
+pub const AUTH_RETRY_MS: u64 = 3_000;
+
 /// Whether a NOTICE says the relay does not speak NIP-77.
 #[must_use]
 pub fn is_negentropy_unsupported(text: &str) -> bool {
@@ -128,6 +147,9 @@ pub(crate) struct CloseReason {
     pub(crate) rate_limited: bool,
     /// ... because of too many subscriptions/REQs/filters (the budget shrinks).
     pub(crate) too_many: bool,
+    /// The relay wants NIP-42 authentication first (`auth-required:`): retried once per
+    /// connection, then a failure (docs/spec.md §14).
+    pub(crate) auth_required: bool,
 }
 
 impl CloseReason {
@@ -135,6 +157,7 @@ impl CloseReason {
     pub(crate) const NOT_SENT: Self = Self {
         rate_limited: false,
         too_many: false,
+        auth_required: false,
     };
 
     /// The reason a CLOSED message gives.
@@ -143,6 +166,7 @@ impl CloseReason {
         Self {
             rate_limited,
             too_many: rate_limited && is_too_many(message),
+            auth_required: !rate_limited && is_auth_required(message),
         }
     }
 }
@@ -218,7 +242,11 @@ pub(crate) struct Health {
     pub(crate) class_run: Option<(ErrorClass, u32, Mono)>,
     /// The last two losses of a live connection, newest first (for flapping).
     pub(crate) losses: [Option<Mono>; 2],
-    /// No new subscription before this (rate-limit cooldown).
+    /// The class of the newest failure of the current run (`None` iff `failures == 0`): the
+    /// reason `/status` shows for a relay that is backed off.
+    pub(crate) last_failure: Option<ErrorClass>,
+    /// No new subscription before this: a rate-limit cooldown, or the short wait
+    /// ([`AUTH_RETRY_MS`]) for NIP-42 authentication before the one retry.
     pub(crate) rate_limited_until: Option<Mono>,
     /// The REQ pace learned from rate limits.
     pub(crate) pace: Pace,
@@ -238,6 +266,7 @@ impl Health {
         rng: &mut RelayRng,
     ) {
         self.failures = self.failures.saturating_add(1);
+        self.last_failure = Some(class);
         let first = *self.first_failure_at.get_or_insert(now);
         let mut wait = rng.jitter(
             backoff_ms(self.failures, cfg.backoff_base_ms, cfg.backoff_max_ms),
@@ -259,7 +288,7 @@ impl Health {
     /// the naughty class if the run now qualifies: [`NAUGHTY_AFTER_FAILURES`] failures spanning
     /// [`NAUGHTY_AFTER_MS`], or any `Address` refusal.
     fn note_class(&mut self, now: Mono, class: ErrorClass) -> Option<ErrorClass> {
-        if class == ErrorClass::Other {
+        if matches!(class, ErrorClass::Other | ErrorClass::Auth) {
             self.class_run = None;
             return None;
         }
@@ -295,6 +324,7 @@ impl Health {
     /// over; the loss history (flapping) is kept.
     pub(crate) fn reset(&mut self) {
         self.failures = 0;
+        self.last_failure = None;
         self.first_failure_at = None;
         self.naughty = None;
         self.class_run = None;
@@ -368,6 +398,19 @@ mod tests {
             "ERROR: unknown envelope label: NEG-OPEN"
         ));
         assert!(!is_negentropy_unsupported("rate-limited: slow down"));
+    }
+
+    #[test]
+    fn auth_required_is_the_nip42_prefix_only() {
+        assert!(is_auth_required(
+            "auth-required: we only serve authenticated users"
+        ));
+        assert!(is_auth_required("AUTH-REQUIRED:"));
+        assert!(!is_auth_required("restricted: not on the list"));
+        assert!(!is_auth_required("error: auth-required: nested"));
+        assert!(!is_auth_required("auth"));
+        let r = CloseReason::of("auth-required: please authenticate");
+        assert!(r.auth_required && !r.rate_limited);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Per-relay state: lifecycle status, health, budget, open subscriptions, live coverage, and the
 //! relay's slices of the pending and confirmed indexes.
 
+pub(crate) mod auth;
 pub mod health;
 pub(crate) mod lifecycle;
 pub mod pace;
@@ -170,6 +171,13 @@ pub struct RelayCounters {
     pub batches_failed: u64,
     /// Live filters that did not fit the subscription budget.
     pub live_filters_over_budget: u64,
+    /// CLOSED messages with the NIP-42 `auth-required:` prefix (docs/spec.md §14).
+    #[serde(default)]
+    pub auth_required: u64,
+    /// Connections the core closed because the relay refused us even after authentication and
+    /// one retry (each one a failure of class `Auth`, backed off).
+    #[serde(default)]
+    pub auth_refused: u64,
 }
 
 /// Everything the core tracks for one relay.
@@ -211,6 +219,11 @@ pub(crate) struct RelayState {
     pub(crate) daily_at: Option<Mono>,
     /// Live coverage lost to a CLOSED is restored then.
     pub(crate) live_repair_at: Option<Mono>,
+    /// Set by the first `auth-required:` CLOSED of this connection (`None` before it and on a
+    /// new connection): until then refusals answer REQs sent before we could authenticate and
+    /// are retried; from then on a refusal means the relay refuses us authenticated
+    /// (docs/spec.md §14, `relay/auth.rs`).
+    pub(crate) auth_retry_at: Option<Mono>,
     /// Wall time since which some live coverage was missing (catch-up `since` after repair).
     pub(crate) live_gap_since: Option<Timestamp>,
     /// Live work deferred by a cooldown; replayed when it ends.
@@ -268,6 +281,7 @@ impl RelayState {
             status_deadline: None,
             daily_at: None,
             live_repair_at: None,
+            auth_retry_at: None,
             live_gap_since: None,
             live_dirty: false,
             lag_followup_since: None,
@@ -323,6 +337,7 @@ impl RelayState {
         self.status_deadline = None;
         self.daily_at = None;
         self.live_repair_at = None;
+        self.auth_retry_at = None;
         self.live_dirty = false;
         self.lag_followup_since = None;
         self.connected_at = None;

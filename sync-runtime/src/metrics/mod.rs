@@ -233,7 +233,7 @@ impl Metrics {
 /// The `event_type` label values of the rejected-memory families (kinds 30617, 30618).
 const EVENT_TYPES: [&str; 2] = ["announcement", "state"];
 
-/// The error classes that put a relay on the naughty list (`Other` never does).
+/// The error classes that put a relay on the naughty list (`Other` and `Auth` never do).
 const NAUGHTY_CLASSES: [ErrorClass; 4] = [
     ErrorClass::Dns,
     ErrorClass::Tls,
@@ -250,6 +250,7 @@ fn naughty_category(class: ErrorClass) -> &'static str {
         ErrorClass::Protocol => "protocol_error",
         ErrorClass::Address => "address_refused",
         ErrorClass::Other => "other",
+        ErrorClass::Auth => "auth_refused",
     }
 }
 
@@ -262,6 +263,7 @@ fn naughty_reason(class: ErrorClass) -> &'static str {
         ErrorClass::Protocol => "not a WebSocket server",
         ErrorClass::Address => "resolves to a non-global address",
         ErrorClass::Other => "other connection failure",
+        ErrorClass::Auth => "refuses our NIP-42 authentication",
     }
 }
 

@@ -131,7 +131,7 @@ impl World {
                 let (local, remote, missing, extra) = r.neg_counts(filter, host);
                 w.neg_open(relay, sub, filter, neg_model(local, remote, missing, extra));
             }
-            if let Some((delay, msg)) = r.on_negentropy(sub, filter, host) {
+            if let Some((delay, msg)) = r.on_negentropy(self.mono_ms, sub, filter, host) {
                 // A timeout is the shell's answer, after its timeout.
                 let delay = if matches!(msg, RelayMsg::Neg(_, sync_core::NegentropyResult::Timeout))
                 {

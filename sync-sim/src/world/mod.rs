@@ -225,9 +225,10 @@ impl World {
                 Queued::Msg { relay, .. }
                 | Queued::ConnectDone { relay, .. }
                 | Queued::ConnectFailed { relay, .. }
-                | Queued::Disconnected { relay } => {
-                    self.relays.get(relay).is_some_and(|r| !r.spec.dead_forever)
-                }
+                | Queued::Disconnected { relay } => self
+                    .relays
+                    .get(relay)
+                    .is_some_and(|r| !r.spec.never_serves()),
                 Queued::Input(_) => true,
             })
             .count()
@@ -390,7 +391,10 @@ impl World {
         self.in_flight_for_healthy() == 0
             && self.core.relay_status().all(|v| {
                 v.pending_batches() == 0
-                    || self.relays.get(v.url()).is_none_or(|r| r.spec.dead_forever)
+                    || self
+                        .relays
+                        .get(v.url())
+                        .is_none_or(|r| r.spec.never_serves())
             })
     }
 

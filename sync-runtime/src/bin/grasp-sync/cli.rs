@@ -84,6 +84,15 @@ pub(crate) struct RunArgs {
         value_name = "keep|delete"
     )]
     pub(crate) on_withdrawal: Option<sync_runtime::OnWithdrawal>,
+    /// The relay's own secret key (64 hex digits or nsec1…, one line), used to answer NIP-42
+    /// AUTH challenges of source relays; created with permissions 0600 if missing
+    /// [default: DATA_DIR/relay.key].
+    #[arg(
+        long = "relay-key-file",
+        value_name = "PATH",
+        env = "GRASP_SYNC_RELAY_KEY_FILE"
+    )]
+    pub(crate) relay_key_file: Option<PathBuf>,
     /// Largest event accepted, from sync and from clients, in bytes of JSON [default: 524288].
     #[arg(
         long = "max-event-bytes",

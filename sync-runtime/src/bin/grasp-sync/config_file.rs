@@ -34,6 +34,8 @@ pub(crate) struct FileConfig {
     pub(crate) allow_private_targets: Option<bool>,
     /// `--on-withdrawal` (`"keep"` or `"delete"`).
     pub(crate) on_withdrawal: Option<String>,
+    /// `--relay-key-file`.
+    pub(crate) relay_key_file: Option<PathBuf>,
     /// `--max-event-bytes`.
     pub(crate) max_event_bytes: Option<usize>,
     /// `--max-announcements-per-author`.

@@ -114,6 +114,7 @@ async fn node_settings(
         listen: any_port,
         service_urls: Vec::new(),
         data_dir: data_dir.to_path_buf(),
+        relay_key_file: data_dir.join(sync_runtime::relay_key::RELAY_KEY_FILE),
         archive_all: false,
         on_withdrawal: sync_runtime::OnWithdrawal::Keep,
         metrics_listen: any_port,

@@ -159,6 +159,16 @@ async fn spawn_runtime(
     registry: prometheus::Registry,
     relay: &LocalRelay,
 ) -> Result<SyncHandle, String> {
+    let (keys, created) = sync_runtime::relay_key::load_or_create(&settings.relay_key_file)
+        .map_err(|e| e.to_string())?;
+    let id = sync_runtime::relay_key::identity(&keys);
+    tracing::info!(
+        pubkey = %id.pubkey,
+        npub = %id.npub,
+        key_file = %settings.relay_key_file.display(),
+        created,
+        "relay key for NIP-42 AUTH"
+    );
     let pushed_relay = relay.clone();
     let on_stored = Arc::new(move |event: &Event| {
         // Live subscribers of our relay see synced events too; a full channel only means a
@@ -173,6 +183,7 @@ async fn spawn_runtime(
         .seed(settings.seed)
         .event_limits(settings.event_limits)
         .on_withdrawal(settings.on_withdrawal)
+        .keys(keys)
         .on_stored(on_stored);
     if let Some(trace) = &settings.record_trace {
         builder = builder.trace_path(trace.clone());

@@ -29,6 +29,9 @@ pub(crate) struct Settings {
     pub(crate) service_urls: Vec<String>,
     /// The data directory; exists and is writable.
     pub(crate) data_dir: PathBuf,
+    /// The relay's NIP-42 key file (`--relay-key-file`, else `relay.key` in the data
+    /// directory); created on first start (docs/spec.md §14).
+    pub(crate) relay_key_file: PathBuf,
     /// Accept every valid announcement.
     pub(crate) archive_all: bool,
     /// Keep or delete a withdrawn repository's stored events.
@@ -66,18 +69,7 @@ pub(crate) fn resolve(args: RunArgs) -> Result<Settings, String> {
 /// The merge and validation, separate from reading the file so it can be tested.
 pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String> {
     let clients = client_options::merge(args.clients, &file)?;
-    let listen_text = args.listen.or(file.listen);
-    let listen = parse_addr("--listen", listen_text.as_deref().unwrap_or(DEFAULT_LISTEN))?;
-    let metrics_text = args.metrics_listen.or(file.metrics_listen);
-    let metrics_listen = parse_addr(
-        "--metrics-listen",
-        metrics_text.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN),
-    )?;
-    if metrics_listen == listen {
-        return Err(format!(
-            "--metrics-listen {metrics_listen} is the same address as --listen"
-        ));
-    }
+    let (listen, metrics_listen) = listen_addrs(args.listen, args.metrics_listen, &file)?;
     let raw_service = prefer(args.service_url, file.service_url);
     let service_urls = if raw_service.is_empty() {
         vec![canonical_url("--service-url", &format!("ws://{listen}"))?]
@@ -95,6 +87,10 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     check_data_dir(&data_dir)?;
+    let relay_key_file = args
+        .relay_key_file
+        .or(file.relay_key_file)
+        .unwrap_or_else(|| data_dir.join(sync_runtime::relay_key::RELAY_KEY_FILE));
     let (seed, seed_from_os) = match args.seed.or(file.seed) {
         Some(seed) => (seed, false),
         None => (seed_from_os(), true),
@@ -109,13 +105,7 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         .allow_private_targets
         .or(file.allow_private_targets)
         .unwrap_or(false);
-    let on_withdrawal = match (args.on_withdrawal, file.on_withdrawal) {
-        (Some(mode), _) => mode,
-        (None, Some(text)) => text
-            .parse()
-            .map_err(|e| format!("on_withdrawal in the config file: {e}"))?,
-        (None, None) => sync_runtime::OnWithdrawal::Keep,
-    };
+    let on_withdrawal = on_withdrawal(args.on_withdrawal, file.on_withdrawal.as_deref())?;
     let event_limits = event_limits(
         args.max_event_bytes.or(file.max_event_bytes),
         args.max_event_tags.or(file.max_event_tags),
@@ -124,6 +114,7 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         listen,
         service_urls,
         data_dir,
+        relay_key_file,
         archive_all: args.archive_all.or(file.archive_all).unwrap_or(false),
         on_withdrawal,
         max_announcements_per_author: args
@@ -139,6 +130,41 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         sync,
         clients,
     })
+}
+
+/// `--listen` and `--metrics-listen` (flag > env > file > default); they must differ.
+fn listen_addrs(
+    listen: Option<String>,
+    metrics_listen: Option<String>,
+    file: &FileConfig,
+) -> Result<(SocketAddr, SocketAddr), String> {
+    let listen_text = listen.or_else(|| file.listen.clone());
+    let listen = parse_addr("--listen", listen_text.as_deref().unwrap_or(DEFAULT_LISTEN))?;
+    let metrics_text = metrics_listen.or_else(|| file.metrics_listen.clone());
+    let metrics_listen = parse_addr(
+        "--metrics-listen",
+        metrics_text.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN),
+    )?;
+    if metrics_listen == listen {
+        return Err(format!(
+            "--metrics-listen {metrics_listen} is the same address as --listen"
+        ));
+    }
+    Ok((listen, metrics_listen))
+}
+
+/// `--on-withdrawal` (flag > env > file), default keep.
+fn on_withdrawal(
+    flag: Option<sync_runtime::OnWithdrawal>,
+    file: Option<&str>,
+) -> Result<sync_runtime::OnWithdrawal, String> {
+    match (flag, file) {
+        (Some(mode), _) => Ok(mode),
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e| format!("on_withdrawal in the config file: {e}")),
+        (None, None) => Ok(sync_runtime::OnWithdrawal::Keep),
+    }
 }
 
 /// `--max-event-bytes` and `--max-event-tags` as given (flag > env > file), else the defaults;
