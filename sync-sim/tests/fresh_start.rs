@@ -101,25 +101,3 @@ fn a_relay_stuck_connecting_does_not_hold_the_cascade() {
     assert_eq!(w.status(R0), Some(Status::Connected));
     assert_eq!(w.store.len(), 4, "state, patch and comment fetched");
 }
-
-/// alice's announcement of `repo` listing `relays`, its state, a patch and a comment on it.
-fn repo_events(relays: &[&str]) -> Vec<sync_core::EventMeta> {
-    let alice = keys(1);
-    let ann = announcement(1, &alice, "repo", relays, 1_000);
-    let state = ev(2, alice.public_key(), 30618, 1_001, &[('d', "repo".into())]);
-    let patch = ev(
-        3,
-        keys(2).public_key(),
-        1617,
-        1_002,
-        &[('a', coord(&alice, "repo"))],
-    );
-    let comment = ev(
-        4,
-        keys(3).public_key(),
-        1111,
-        1_003,
-        &[('E', patch.id.to_hex())],
-    );
-    vec![ann, state, patch, comment]
-}

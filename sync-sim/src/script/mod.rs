@@ -173,11 +173,29 @@ pub fn scenario_cfg(our: &str) -> Config {
 #[must_use]
 pub fn repo_world(cfg: Config, our: &str, relays: &[&str], mut remote: Remote) -> World {
     let mut w = World::new(cfg, 7);
-    let alice = keys(1);
-    w.alias_key(&alice, "alice");
+    w.alias_key(&keys(1), "alice");
     let mut listed = vec![our];
     listed.extend_from_slice(relays);
-    let ann = announcement(1, &alice, "repo", &listed, 1_000);
+    let events = repo_events(&listed);
+    for (e, name) in events.iter().zip(["ann", "state", "patch", "comment"]) {
+        w.alias_event(e, name);
+    }
+    let ann = events[0].clone();
+    remote.events.extend(events);
+    for r in relays {
+        w.remote(r, remote.clone());
+    }
+    w.store.insert(ann.id);
+    w.feed(Input::Accepted { event: ann });
+    w
+}
+
+/// alice's (`keys(1)`) announcement of `repo` listing `relays`, its state event, a patch by
+/// `keys(2)` and a comment on it by `keys(3)`, in that order.
+#[must_use]
+pub fn repo_events(relays: &[&str]) -> Vec<EventMeta> {
+    let alice = keys(1);
+    let ann = announcement(1, &alice, "repo", relays, 1_000);
     let state = ev(2, alice.public_key(), 30618, 1_001, &[('d', "repo".into())]);
     let patch = ev(
         3,
@@ -193,21 +211,7 @@ pub fn repo_world(cfg: Config, our: &str, relays: &[&str], mut remote: Remote) -
         1_003,
         &[('E', patch.id.to_hex())],
     );
-    for (e, name) in [
-        (&ann, "ann"),
-        (&state, "state"),
-        (&patch, "patch"),
-        (&comment, "comment"),
-    ] {
-        w.alias_event(e, name);
-    }
-    remote.events.extend([ann.clone(), state, patch, comment]);
-    for r in relays {
-        w.remote(r, remote.clone());
-    }
-    w.store.insert(ann.id);
-    w.feed(Input::Accepted { event: ann });
-    w
+    vec![ann, state, patch, comment]
 }
 
 impl World {
