@@ -354,29 +354,24 @@ impl World {
         }
     }
 
-    fn serve_req(&mut self, relay: RelayUrl, sub: SubId, filters: &[Filter]) {
-        if let Some(r) = self.remotes.get_mut(&relay).filter(|r| r.auth_refusals > 0) {
-            r.auth_refusals = r
-                .auth_refusals
-                .saturating_sub(u32::from(r.auth_refusals < u32::MAX));
-            let message = "auth-required: you must auth".into();
-            self.later(
-                LATENCY_MS,
-                Input::Closed {
-                    relay,
-                    sub,
-                    message,
-                },
-            );
-            return;
+    /// The CLOSED a remote answers this REQ with, if its script says so: `auth-required:`
+    /// while `auth_refusals` last, then `error:` while `closes_historic` last.
+    fn scripted_refusal(&mut self, relay: &RelayUrl) -> Option<&'static str> {
+        let r = self.remotes.get_mut(relay)?;
+        if r.auth_refusals > 0 {
+            r.auth_refusals -= u32::from(r.auth_refusals < u32::MAX);
+            return Some("auth-required: you must auth");
         }
-        if let Some(r) = self
-            .remotes
-            .get_mut(&relay)
-            .filter(|r| r.closes_historic > 0)
-        {
+        if r.closes_historic > 0 {
             r.closes_historic -= 1;
-            let message = "error: internal error".into();
+            return Some("error: internal error");
+        }
+        None
+    }
+
+    fn serve_req(&mut self, relay: RelayUrl, sub: SubId, filters: &[Filter]) {
+        if let Some(message) = self.scripted_refusal(&relay) {
+            let message = message.to_string();
             self.later(
                 LATENCY_MS,
                 Input::Closed {
