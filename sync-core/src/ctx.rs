@@ -3,6 +3,7 @@
 
 use crate::command::{Command, SubId};
 use crate::config::Config;
+use crate::historic::claims::IdClaims;
 use crate::index::want::WantIndex;
 use crate::rejected::RejectedMemory;
 use crate::stats::Stats;
@@ -23,6 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) rejected: &'a mut RejectedMemory,
     /// What is wanted from which relay (read-only for relay handlers).
     pub(crate) want: &'a WantIndex,
+    /// Which relay fetches which id (so that each id is fetched from one relay at a time).
+    pub(crate) claims: &'a mut IdClaims,
     /// No discovery update is waiting in the batch window.
     pub(crate) discovery_idle: bool,
 }

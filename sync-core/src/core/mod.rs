@@ -9,6 +9,7 @@ use crate::ctx::Ctx;
 use crate::decision_log;
 use crate::discovery::Discovery;
 use crate::event_meta::EventMeta;
+use crate::historic::claims::IdClaims;
 use crate::index::want::WantIndex;
 use crate::input::{Input, Outcome};
 use crate::rejected::{RejectedEntry, RejectedMemory};
@@ -22,6 +23,7 @@ use crate::time::{Deadline, Earliest, Mono, Now, TimerKind};
 use crate::url::RelayUrl;
 use crate::view::RelayView;
 
+mod dedup;
 mod discovery_flush;
 
 /// The pure decision engine. See the crate docs for the contract.
@@ -60,6 +62,8 @@ pub struct SyncCore {
     /// Relays handed to a handler (or created or removed) during the current step; emptied at
     /// the end of every step.
     pub(crate) touched: BTreeSet<RelayUrl>,
+    /// Which relay fetches which id by id, and which ids were stored (bounded).
+    pub(crate) claims: IdClaims,
 }
 
 impl SyncCore {
@@ -108,6 +112,7 @@ impl SyncCore {
             timers: BTreeSet::new(),
             timer_at: BTreeMap::new(),
             touched: BTreeSet::new(),
+            claims: IdClaims::default(),
         };
         core.ensure_relays(&bootstrap.into_iter().collect::<Vec<_>>());
         core.reindex_touched();
@@ -126,6 +131,7 @@ impl SyncCore {
         let mut out = Vec::new();
         self.dispatch(input, &mut out);
         self.run_due(&mut out);
+        self.resume_deferred(&mut out);
         self.drop_subscriptions_to_disconnected(&mut out);
         self.update_gauges();
         out
@@ -250,6 +256,7 @@ impl SyncCore {
             discovery,
             now,
             touched,
+            claims,
             ..
         } = self;
         let relay = relays.get_mut(url)?;
@@ -266,6 +273,7 @@ impl SyncCore {
                 rejected,
                 want,
                 discovery_idle: discovery.is_idle(),
+                claims,
             },
         ))
     }
@@ -288,6 +296,9 @@ impl SyncCore {
         out: &mut Vec<Command>,
     ) {
         self.stats.events_delivered += 1;
+        if matches!(outcome, Outcome::Saved | Outcome::Duplicate) {
+            self.claims.mark_stored(&event.id);
+        }
         let Some((r, mut ctx)) = self.relay_ctx(relay, out) else {
             self.stats.late_messages += 1;
             return;

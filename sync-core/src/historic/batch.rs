@@ -143,9 +143,15 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// Whether nothing is on the wire or waiting.
+    /// Whether nothing is on the wire or waiting (ids deferred to another relay's fetch count
+    /// as waiting).
     pub(crate) fn is_idle(&self) -> bool {
-        self.open.is_empty() && self.queued.is_empty()
+        self.open.is_empty() && self.queued.is_empty() && !self.has_deferred()
+    }
+
+    /// Whether its id fetch waits for ids another relay is fetching.
+    pub(crate) fn has_deferred(&self) -> bool {
+        matches!(&self.stage, Stage::Fetch(f) if !f.deferred.is_empty())
     }
 
     /// Progress was made: the deadline moves to `batch_deadline_ms` from now.

@@ -2,6 +2,7 @@
 //! ([`negentropy`]), REQ+EOSE with [`pagination`] as the fallback, deadlines for everything.
 
 pub(crate) mod batch;
+pub(crate) mod claims;
 pub(crate) mod engine;
 pub mod negentropy;
 pub(crate) mod negentropy_stage;

@@ -29,6 +29,11 @@ pub struct IdFetch {
     pub received: BTreeSet<EventId>,
     /// The most ids one `ids` subscription delivered while falling short (a relay's id cap).
     pub observed_cap: Option<usize>,
+    /// Ids the diff found missing that another relay's open or queued `ids` round was
+    /// already asking for: not asked for here unless that round ends without them (then they
+    /// move to `requested`) or the host stores them (then they are dropped). Invariant:
+    /// disjoint from `requested`; while non-empty the round is not complete.
+    pub deferred: BTreeSet<EventId>,
 }
 
 impl IdFetch {

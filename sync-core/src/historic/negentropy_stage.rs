@@ -2,6 +2,8 @@
 //! fact the shell reports about a reconciliation (missing ids, a refusal, a timeout, a lag, an
 //! error), the id-fetch rounds after the last diff, and the fall back to REQ pagination.
 
+use std::collections::BTreeSet;
+
 use nostr::EventId;
 
 use crate::command::SubId;
@@ -9,6 +11,7 @@ use crate::ctx::Ctx;
 use crate::decision_log;
 use crate::filters::ids as id_filters;
 use crate::historic::batch::{Batch, Request, Stage};
+use crate::historic::claims::Claim;
 use crate::historic::engine::cursors;
 use crate::historic::negentropy::{FetchNext, IdFetch};
 use crate::input::NegentropyResult;
@@ -103,13 +106,68 @@ impl RelayState {
         };
         let mut ids: Vec<EventId> = std::mem::take(missing).into_iter().collect();
         ctx.rejected.exclude(&mut ids);
+        // Each id crosses the wire once: one stored meanwhile is dropped, one another relay
+        // is fetching waits for that fetch (`SyncCore::resume_deferred`).
+        let mut deferred = BTreeSet::new();
+        ids.retain(|id| match ctx.claims.get(id) {
+            Some(Claim::Stored) => false,
+            Some(Claim::Fetching(other)) if *other != self.url => !deferred.insert(*id),
+            _ => true,
+        });
+        for id in &ids {
+            ctx.claims.set(*id, Claim::Fetching(self.url.clone()));
+        }
+        if !deferred.is_empty() {
+            ctx.claims.waiting.insert(self.url.clone());
+            ctx.claims.fresh = true;
+        }
         for f in id_filters(ids.iter().copied(), chunk) {
             batch.queued.push_back((
                 Request::Ids(f.filter.ids.into_iter().flatten().collect()),
                 0,
             ));
         }
-        batch.stage = Stage::Fetch(IdFetch::new(ids));
+        batch.stage = Stage::Fetch(IdFetch {
+            deferred,
+            ..IdFetch::new(ids)
+        });
+    }
+
+    /// Deferred ids of `batch_id` were re-checked: `settled` ones (stored) are done, `take`
+    /// ones (the other relay's fetch ended without them) are fetched here.
+    pub(crate) fn resume_deferred_ids(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        batch_id: u64,
+        settled: &[EventId],
+        take: Vec<EventId>,
+    ) {
+        let chunk = self.budget.id_chunk(ctx.cfg.id_chunk_size);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        let Stage::Fetch(fetch) = &mut batch.stage else {
+            return;
+        };
+        for id in settled {
+            fetch.deferred.remove(id);
+        }
+        let mut take: Vec<EventId> = take
+            .into_iter()
+            .filter(|id| fetch.deferred.remove(id))
+            .collect();
+        ctx.rejected.exclude(&mut take);
+        for id in &take {
+            fetch.requested.insert(*id);
+            ctx.claims.set(*id, Claim::Fetching(self.url.clone()));
+        }
+        for f in id_filters(take, chunk) {
+            batch.queued.push_back((
+                Request::Ids(f.filter.ids.into_iter().flatten().collect()),
+                0,
+            ));
+        }
+        self.after_fetch_request(ctx, batch_id);
     }
 
     /// After an id fetch finished: when the round is complete, retry, finish or fall back.
@@ -125,6 +183,9 @@ impl RelayState {
         let Stage::Fetch(fetch) = &mut batch.stage else {
             return;
         };
+        if !fetch.deferred.is_empty() {
+            return;
+        }
         match fetch.on_round_complete(rounds, chunk) {
             FetchNext::Done => {}
             FetchNext::Retry(missing, size) => {
