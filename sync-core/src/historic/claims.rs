@@ -78,12 +78,7 @@ impl IdClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn id(n: u32) -> EventId {
-        let mut b = [0u8; 32];
-        b[..4].copy_from_slice(&n.to_be_bytes());
-        EventId::from_byte_array(b)
-    }
+    use crate::historic::negentropy::tests::id;
 
     #[test]
     fn the_registry_stays_bounded_and_forgets_the_oldest() {

@@ -79,12 +79,13 @@ impl IdFetch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
 
-    fn id(n: u32) -> EventId {
+    /// A test event id whose first four bytes are `n` (big-endian).
+    pub(crate) fn id(n: u32) -> EventId {
         let mut b = [0u8; 32];
         b[..4].copy_from_slice(&n.to_be_bytes());
         EventId::from_byte_array(b)
