@@ -3,7 +3,7 @@
 //! message. For tests that run another package's binary or an example as a process.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 /// Builds `target_args` (e.g. `["-p", "sync-sim", "--bin", "sync-sim"]`) and returns the
@@ -39,4 +39,24 @@ pub fn grasp_sync() -> PathBuf {
     BINARY
         .get_or_init(|| build_executable(&["-p", "sync-runtime", "--bin", "grasp-sync"]))
         .clone()
+}
+
+/// `grasp-sync run` in the lab setting the black-box tests share: our relay on `port`, metrics
+/// on `metrics`, data in `data`, seed 1, no start-up jitter, short backoff (200 ms to 1 s),
+/// private targets allowed (the source relays are on loopback), INFO logs to `stderr`. Callers
+/// add their own flags and spawn it.
+#[must_use]
+pub fn lab_run(port: u16, metrics: u16, data: &Path, stderr: std::fs::File) -> Command {
+    let mut command = Command::new(grasp_sync());
+    command
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+        .args(["--data-dir", data.to_str().expect("utf-8")])
+        .args(["--seed", "1", "--startup-jitter-ms", "0"])
+        .args(["--backoff-base-ms", "200", "--backoff-max-ms", "1000"])
+        .arg("--allow-private-targets")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    command
 }

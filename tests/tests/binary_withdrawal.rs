@@ -8,7 +8,7 @@ mod rt_support;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use nostr::{Event, EventId, Filter, Keys};
@@ -27,17 +27,8 @@ struct Node(Child);
 impl Node {
     fn start(port: u16, metrics: u16, data: &Path, log: &Path) -> Self {
         let stderr = std::fs::File::create(log).expect("log file");
-        let child = Command::new(grasp_sync_tests::workspace_bin::grasp_sync())
-            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-            .args(["--data-dir", data.to_str().expect("utf-8")])
-            .args(["--on-withdrawal", "delete", "--seed", "1"])
-            .args(["--discovery-window-ms", "100", "--startup-jitter-ms", "0"])
-            .args(["--backoff-base-ms", "200", "--backoff-max-ms", "1000"])
-            .arg("--allow-private-targets")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(stderr)
+        let child = grasp_sync_tests::workspace_bin::lab_run(port, metrics, data, stderr)
+            .args(["--on-withdrawal", "delete", "--discovery-window-ms", "100"])
             .spawn()
             .expect("grasp-sync starts");
         Self(child)

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use nostr::{Event, EventBuilder, EventId, Filter, Keys, Kind, Tag, Timestamp};
@@ -178,18 +178,9 @@ struct Running {
 impl Running {
     fn start(port: u16, metrics: u16, data: &Path, bootstrap: &str, log: &Path) -> Self {
         let stderr = std::fs::File::create(log).expect("log file");
-        let child = Command::new(grasp_sync_tests::workspace_bin::grasp_sync())
-            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-            .args(["--data-dir", data.to_str().expect("utf-8")])
-            .args(["--bootstrap", bootstrap, "--seed", "1"])
-            .args(["--discovery-window-ms", "200", "--startup-jitter-ms", "0"])
-            .args(["--backoff-base-ms", "200", "--backoff-max-ms", "1000"])
-            // Source B is on loopback and named only by an announcement: a lab setting.
-            .arg("--allow-private-targets")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(stderr)
+        // Source B is on loopback and named only by an announcement: the lab setting allows it.
+        let child = grasp_sync_tests::workspace_bin::lab_run(port, metrics, data, stderr)
+            .args(["--bootstrap", bootstrap, "--discovery-window-ms", "200"])
             .spawn()
             .expect("grasp-sync starts");
         Self {
