@@ -176,3 +176,79 @@ fn requests_are_paced_after_a_rate_limit_and_the_pace_relaxes() {
         assert_eq!(w.core.relay(&url(R0)).unwrap().req_pace_ms(), pace);
     }
 }
+
+/// A lag while an id fetch is on the wire re-sends only the ids the host has not stored. With
+/// the whole fetch re-sent, a host slower than the relay's burst lagged the stream again on
+/// every re-send and fetched the same 60 ids for ever (seen on loopback under CPU load).
+#[test]
+fn a_lagged_id_fetch_whose_events_all_arrived_is_not_sent_again() {
+    let mut remote = Remote::default();
+    for n in 0..60u64 {
+        remote.events.push(ev(
+            3_000 + n,
+            keys(6).public_key(),
+            1617,
+            5_000 + n,
+            &[('a', coord(&keys(1), "repo"))],
+        ));
+    }
+    let mut w = world_with_repo(cfg(), &[R0], remote);
+    // Id fetches of the 60 patches (and the announcement's other events), not of later hops.
+    let id_fetches = |w: &World| {
+        w.lines
+            .iter()
+            .filter(|l| l.contains("Subscribe r0") && l.contains("ids×6"))
+            .count()
+    };
+    // Run until an id fetch is on the wire with its deliveries still queued.
+    let mut t = 0;
+    while id_fetches(&w) == 0 {
+        t += 1;
+        w.run_until(t);
+        assert!(t < 60_000, "no id fetch was sent");
+    }
+    let before = id_fetches(&w);
+    // The stream lags, but nothing of this relay is lost (another relay's burst overflowed it).
+    assert_eq!(w.lag(R0, 0), 0);
+    w.run_until(120_000);
+    assert_eq!(w.store.len(), 64, "every event stored");
+    assert_eq!(
+        id_fetches(&w),
+        before,
+        "the lagged fetch delivered every id, so none is fetched again:\n{}",
+        w.table()
+    );
+    assert_eq!(w.status(R0), Some(Status::Connected));
+}
+
+/// A lag that loses part of an id fetch re-sends only the lost ids.
+#[test]
+fn a_lagged_id_fetch_is_sent_again_for_the_lost_ids_only() {
+    let mut remote = Remote::default();
+    for n in 0..60u64 {
+        remote.events.push(ev(
+            3_000 + n,
+            keys(6).public_key(),
+            1617,
+            5_000 + n,
+            &[('a', coord(&keys(1), "repo"))],
+        ));
+    }
+    let mut w = world_with_repo(cfg(), &[R0], remote);
+    let mut t = 0;
+    while !w.lines.iter().any(|l| l.contains("ids×6")) {
+        t += 1;
+        w.run_until(t);
+        assert!(t < 60_000, "no id fetch of the 60 patches was sent");
+    }
+    assert_eq!(w.lag(R0, 10), 10, "the first 10 deliveries are lost");
+    w.run_until(120_000);
+    assert_eq!(w.store.len(), 64, "every event stored");
+    assert!(
+        w.lines
+            .iter()
+            .any(|l| l.contains("Subscribe r0") && l.contains("ids×10]")),
+        "the lost ids alone are fetched again:\n{}",
+        w.table()
+    );
+}

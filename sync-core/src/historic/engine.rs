@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use nostr::Timestamp;
+use nostr::{EventId, Timestamp};
 
 use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
@@ -11,6 +11,7 @@ use crate::decision_log;
 use crate::event_meta::EventMeta;
 use crate::filters::{build_keys, historic};
 use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
+use crate::historic::claims::Claim;
 use crate::historic::pagination::{Cursor, Next};
 use crate::item::Key;
 use crate::relay::health::CloseReason;
@@ -327,11 +328,12 @@ impl RelayState {
             return;
         };
         if open.lagged {
-            batch
-                .queued
-                .push_front((restart(open.request), open.requeues));
-            self.pump(ctx);
-            return;
+            if let Some(again) = unstored(&open.request, ctx) {
+                batch.queued.push_front((restart(again), open.requeues));
+                self.pump(ctx);
+                return;
+            }
+            // Every id of the lagged fetch is stored: nothing it carried was lost.
         }
         match open.request {
             Request::Ids(ids) => {
@@ -537,6 +539,24 @@ impl RelayState {
 }
 
 /// The same request, ready to be sent again from the start of its current page.
+/// What of a lagged `request` must be asked again: an id fetch only for the ids the host has
+/// not reported stored (a burst of duplicates that lags the stream again must not be re-sent
+/// whole, or a slow host re-fetches the same ids for ever); `None` if every id is stored.
+/// Pages are re-sent whole (their events are not known in advance).
+fn unstored(request: &Request, ctx: &Ctx<'_>) -> Option<Request> {
+    match request {
+        Request::Ids(ids) => {
+            let left: Vec<EventId> = ids
+                .iter()
+                .filter(|id| !matches!(ctx.claims.get(id), Some(Claim::Stored)))
+                .copied()
+                .collect();
+            (!left.is_empty()).then_some(Request::Ids(left))
+        }
+        other => Some(other.clone()),
+    }
+}
+
 fn restart(mut request: Request) -> Request {
     if let Request::Page(cursor) = &mut request {
         cursor.reset_page();
