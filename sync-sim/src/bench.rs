@@ -348,6 +348,35 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// Where `row`'s bytes went, relay by relay (what limits its bytes/floor): the filters we sent,
+/// events received first from that relay, and copies of events already received. The last
+/// line gives the ratio without the copies, and without the copies and the filters.
+#[must_use]
+pub fn breakdown(row: &Row) -> String {
+    let mut out = format!(
+        "{}: where the bytes went\n| relay | filter bytes | first events (bytes) | copies (bytes) |\n|---|---|---|---|\n",
+        row.name
+    );
+    let (mut copies, mut filters) = (0u64, 0u64);
+    for (relay, c) in &row.wire.per_relay {
+        out.push_str(&format!(
+            "| {relay} | {} | {} ({}) | {} ({}) |\n",
+            c.filter_bytes, c.first_events, c.first_bytes, c.copy_events, c.copy_bytes
+        ));
+        copies += c.copy_bytes;
+        filters += c.filter_bytes;
+    }
+    let floor = row.floor_bytes.max(1) as f64;
+    let total = row.wire.total_bytes();
+    out.push_str(&format!(
+        "bytes/floor {:.2}; without the copies {:.2}; without the copies and the filters {:.2}\n",
+        total as f64 / floor,
+        total.saturating_sub(copies) as f64 / floor,
+        total.saturating_sub(copies + filters) as f64 / floor,
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,5 +387,18 @@ mod tests {
             assert!(row.failure.is_none(), "{}: {:?}", row.name, row.failure);
             assert!(row.wire.total_msgs() > 0, "{} saw no traffic", row.name);
         }
+    }
+
+    #[test]
+    fn the_breakdown_accounts_for_every_event_and_filter_byte() {
+        let row = initial_sync(Scale::TINY);
+        let costs = row.wire.per_relay.values();
+        let events: u64 = costs.clone().map(|c| c.first_events + c.copy_events).sum();
+        let firsts: u64 = costs.clone().map(|c| c.first_events).sum();
+        let filters: u64 = costs.map(|c| c.filter_bytes).sum();
+        assert_eq!(events, row.wire.events_in);
+        assert_eq!(firsts, row.wire.event_ids.len() as u64);
+        assert_eq!(filters, row.wire.filter_bytes);
+        assert!(breakdown(&row).contains("without the copies"));
     }
 }

@@ -171,8 +171,26 @@ pub struct WireLog {
     pub too_many_by_message: BTreeMap<String, u64>,
     /// JSON bytes of the filters themselves in REQ and NEG-OPEN messages.
     pub filter_bytes: u64,
+    /// What each relay cost (see [`RelayCost`]).
+    pub per_relay: BTreeMap<RelayUrl, RelayCost>,
     /// Open negentropy ids and the modelled answer still to come.
     neg_open: BTreeMap<SubId, NegModel>,
+}
+
+/// Where one relay's bytes went: the filters we sent it and the events it sent us, split into
+/// events no relay had sent before and copies of events already received (from it or another).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayCost {
+    /// JSON bytes of the filters in our REQs and NEG-OPENs to it.
+    pub filter_bytes: u64,
+    /// EVENT messages from it carrying an id received for the first time.
+    pub first_events: u64,
+    /// JSON bytes of those EVENT messages.
+    pub first_bytes: u64,
+    /// EVENT messages from it carrying an id already received.
+    pub copy_events: u64,
+    /// JSON bytes of those EVENT messages.
+    pub copy_bytes: u64,
 }
 
 impl WireLog {
@@ -183,10 +201,15 @@ impl WireLog {
             filters: filters.iter().map(Cow::Borrowed).collect(),
         };
         self.out.add(msg.as_json().len());
-        self.filter_bytes += filters
+        let bytes = filters
             .iter()
             .map(|f| f.as_json().len() as u64)
             .sum::<u64>();
+        self.filter_bytes += bytes;
+        self.per_relay
+            .entry(relay.clone())
+            .or_default()
+            .filter_bytes += bytes;
         if kind == SubKind::Live {
             self.live_reqs += 1;
             return;
@@ -214,6 +237,10 @@ impl WireLog {
         let msg = ClientMessage::neg_open(sid(sub), filter.clone(), "0".repeat(model.open_hex));
         self.out.add(msg.as_json().len());
         self.filter_bytes += filter.as_json().len() as u64;
+        self.per_relay
+            .entry(relay.clone())
+            .or_default()
+            .filter_bytes += filter.as_json().len() as u64;
         if model.more_hex > 0 {
             let more = ClientMessage::NegMsg {
                 subscription_id: Cow::Owned(sid(sub)),
@@ -244,14 +271,21 @@ impl WireLog {
         self.inbound.add(msg.as_json().len());
     }
 
-    /// `EVENT sub event`.
-    pub fn event(&mut self, sub: &SubId, e: &EventMeta) {
+    /// `EVENT sub event` from `relay`.
+    pub fn event(&mut self, relay: &RelayUrl, sub: &SubId, e: &EventMeta) {
         let event = event_of(e);
         self.event_bytes += event.as_json().len() as u64;
-        self.inbound
-            .add(RelayMessage::event(sid(sub), event).as_json().len());
+        let bytes = RelayMessage::event(sid(sub), event).as_json().len();
+        self.inbound.add(bytes);
         self.events_in += 1;
-        self.event_ids.insert(e.id);
+        let cost = self.per_relay.entry(relay.clone()).or_default();
+        if self.event_ids.insert(e.id) {
+            cost.first_events += 1;
+            cost.first_bytes += bytes as u64;
+        } else {
+            cost.copy_events += 1;
+            cost.copy_bytes += bytes as u64;
+        }
     }
 
     /// `EOSE sub`.

@@ -324,6 +324,9 @@ fn cmd_bench(tiny: bool) -> bool {
     let rows = sync_sim::bench::all(scale);
     println!("sync-sim bench ({scale:?}); bytes are nostr JSON (`as_json`) lengths");
     print!("{}", sync_sim::bench::table(&rows));
+    if let Some(initial) = rows.iter().find(|r| r.name.starts_with("3 ")) {
+        print!("{}", sync_sim::bench::breakdown(initial));
+    }
     let mut ok = true;
     for r in &rows {
         if let Some(f) = &r.failure {

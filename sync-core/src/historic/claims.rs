@@ -60,12 +60,11 @@ impl IdClaims {
         }
     }
 
-    /// Notes that the host stored `id` (only ids already remembered: a stored id nobody
-    /// claimed is never in a diff result that races with a fetch).
+    /// Notes that the host stored `id` after a delivery. Every stored id is remembered, not
+    /// only claimed ones: a relay without NIP-77 pages events that another relay's diff may
+    /// report missing a moment later, and that diff must not fetch them again.
     pub(crate) fn mark_stored(&mut self, id: &EventId) {
-        if let Some(c) = self.entries.get_mut(id) {
-            *c = Claim::Stored;
-        }
+        self.set(*id, Claim::Stored);
     }
 
     /// Number of remembered ids.
@@ -90,5 +89,18 @@ mod tests {
         assert_eq!(c.len(), ID_CLAIMS_MAX);
         assert!(c.get(&id(0)).is_none());
         assert_eq!(c.get(&id(n - 1)), Some(&Claim::Stored));
+    }
+
+    #[test]
+    fn an_id_stored_by_paging_is_remembered_without_a_claim() {
+        let mut c = IdClaims::default();
+        c.mark_stored(&id(1));
+        assert_eq!(c.get(&id(1)), Some(&Claim::Stored), "a later diff drops it");
+        c.set(
+            id(2),
+            Claim::Fetching(RelayUrl::parse("wss://r0.example").unwrap()),
+        );
+        c.mark_stored(&id(2));
+        assert_eq!(c.get(&id(2)), Some(&Claim::Stored));
     }
 }

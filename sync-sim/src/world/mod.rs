@@ -305,7 +305,7 @@ impl World {
 
     fn deliver_msg(&mut self, relay: RelayUrl, msg: RelayMsg) -> Result<(), Violation> {
         if let Some(w) = &mut self.wire {
-            account_inbound(w, &msg);
+            account_inbound(w, &relay, &msg);
         }
         match msg {
             RelayMsg::Event(sub, event) => {
@@ -445,9 +445,9 @@ impl World {
 }
 
 /// Records one delivered relay message in the wire log.
-fn account_inbound(w: &mut WireLog, msg: &RelayMsg) {
+fn account_inbound(w: &mut WireLog, relay: &RelayUrl, msg: &RelayMsg) {
     match msg {
-        RelayMsg::Event(sub, event) => w.event(sub, event),
+        RelayMsg::Event(sub, event) => w.event(relay, sub, event),
         RelayMsg::Eose(sub) => w.eose(sub),
         RelayMsg::Closed(sub, message) => w.closed(sub, message),
         RelayMsg::Notice(message) => w.notice(message),
