@@ -366,8 +366,14 @@ pub fn breakdown(row: &Row) -> String {
         copies += c.copy_bytes;
         filters += c.filter_bytes;
     }
+    let w = &row.wire;
+    out.push_str(&format!(
+        "the rest: {} B out besides filters (CLOSE, NEG-OPEN/NEG-MSG payloads, REQ framing), {} B in besides event JSON (EVENT framing, NEG-MSG answers, EOSE, CLOSED)\n",
+        w.out.bytes.saturating_sub(w.filter_bytes),
+        w.inbound.bytes.saturating_sub(w.event_bytes),
+    ));
     let floor = row.floor_bytes.max(1) as f64;
-    let total = row.wire.total_bytes();
+    let total = w.total_bytes();
     out.push_str(&format!(
         "bytes/floor {:.2}; without the copies {:.2}; without the copies and the filters {:.2}\n",
         total as f64 / floor,
