@@ -538,7 +538,6 @@ impl RelayState {
     }
 }
 
-/// The same request, ready to be sent again from the start of its current page.
 /// What of a lagged `request` must be asked again: an id fetch only for the ids the host has
 /// not reported stored (a burst of duplicates that lags the stream again must not be re-sent
 /// whole, or a slow host re-fetches the same ids for ever); `None` if every id is stored.
@@ -557,6 +556,7 @@ fn unstored(request: &Request, ctx: &Ctx<'_>) -> Option<Request> {
     }
 }
 
+/// The same request, ready to be sent again from the start of its current page.
 fn restart(mut request: Request) -> Request {
     if let Request::Page(cursor) = &mut request {
         cursor.reset_page();
