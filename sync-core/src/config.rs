@@ -113,6 +113,13 @@ pub struct Config {
     pub max_tracked_relays: usize,
     /// Relay URLs longer than this (bytes, as written in the event) are refused and counted.
     pub max_relay_url_bytes: usize,
+    /// How often confirmed items that a relay's subscription budget could not cover live are
+    /// polled with a since-bounded catch-up (docs/spec.md §8), so a new event on them waits
+    /// at most about this long instead of the daily resync.
+    pub live_poll_interval_ms: u64,
+    /// Each poll asks from the previous poll's start minus this (relay clocks and slow
+    /// publication); it overlaps the previous poll by this much.
+    pub live_poll_margin_secs: u64,
 }
 
 impl Default for Config {
@@ -158,6 +165,8 @@ impl Default for Config {
             allow_private_targets: false,
             max_tracked_relays: 2_000,
             max_relay_url_bytes: 512,
+            live_poll_interval_ms: 120_000,
+            live_poll_margin_secs: 120,
         }
     }
 }
@@ -196,7 +205,8 @@ impl Config {
                 );
             }
         }
-        let positive: [(&'static str, u64); 13] = [
+        let positive: [(&'static str, u64); 14] = [
+            ("live_poll_interval_ms", self.live_poll_interval_ms),
             ("max_tracked_relays", self.max_tracked_relays as u64),
             ("max_relay_url_bytes", self.max_relay_url_bytes as u64),
             ("chunk_size", self.chunk_size as u64),

@@ -86,6 +86,7 @@ impl RelayState {
             self.counters.live_filters_over_budget += (total - packed) as u64;
             self.live_full = true;
         }
+        self.note_coverage(ctx, &items, packed == total);
         if reqs.is_empty() {
             // Nothing fits (over budget): record the items with the newest group rather than
             // growing a group with no subscription per discovery batch.

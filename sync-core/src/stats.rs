@@ -17,6 +17,9 @@ pub struct SourceCounts {
     pub reconnect: u64,
     /// Daily resync.
     pub daily: u64,
+    /// Polls of items the subscription budget leaves without live coverage.
+    #[serde(default)]
+    pub poll: u64,
 }
 
 impl SourceCounts {
@@ -27,6 +30,7 @@ impl SourceCounts {
             Some(Origin::Initial | Origin::Discovery) => self.startup += 1,
             Some(Origin::Reconnect | Origin::Lag) => self.reconnect += 1,
             Some(Origin::Daily) => self.daily += 1,
+            Some(Origin::Poll) => self.poll += 1,
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct Stats {
     pub batch_retries: u64,
     /// Live consolidations (close and re-pack).
     pub consolidations: u64,
+    /// Polls of items without live coverage started (`relay/poll.rs`).
+    #[serde(default)]
+    pub live_polls: u64,
     /// Rate-limit cooldowns started.
     pub rate_limits: u64,
     /// "too many" answers (each shrinks a relay's budget).

@@ -78,6 +78,8 @@ pub enum TimerKind {
     BatchRetry,
     /// The relay's learned REQ pace lets the next historic request go.
     RequestPace,
+    /// Items without live coverage are due for their poll (`relay/poll.rs`).
+    LivePoll,
 }
 
 /// The earliest moment the shell must send `Input::Tick`, and why.

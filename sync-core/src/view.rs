@@ -134,6 +134,13 @@ impl<'a> RelayView<'a> {
         self.state.live_item_count()
     }
 
+    /// Live items the subscription budget may leave without a live REQ: polled every
+    /// `live_poll_interval_ms` instead (`relay/poll.rs`).
+    #[must_use]
+    pub fn polled_items(&self) -> usize {
+        self.state.uncovered.len()
+    }
+
     /// NIP-77 support as known.
     #[must_use]
     pub fn negentropy(&self) -> NegSupport {

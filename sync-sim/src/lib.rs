@@ -31,6 +31,7 @@
 //! | shrinking | `shrink.rs` |
 
 pub mod bench;
+pub mod bench_live;
 pub mod bench_wire;
 pub mod builder;
 pub mod events;

@@ -252,3 +252,48 @@ fn a_lagged_id_fetch_is_sent_again_for_the_lost_ids_only() {
         w.table()
     );
 }
+
+/// Issue 12 deliverable 3: items the subscription budget leaves without a live REQ are polled,
+/// so a new event on them arrives within about one poll interval, not at the daily resync.
+#[test]
+fn an_event_on_an_item_over_the_live_budget_arrives_by_the_next_poll() {
+    let run = |poll_ms: u64| {
+        let tight = Config {
+            max_subscriptions: 2,
+            max_filters_per_req: 1,
+            live_poll_interval_ms: poll_ms,
+            ..cfg()
+        };
+        let mut w = world_with_repo(tight, &[R0], Remote::default());
+        w.run_until(60_000);
+        let r0 = w.core.relay(&url(R0)).expect("tracked");
+        assert_eq!(w.status(R0), Some(Status::Connected));
+        assert!(r0.polled_items() > 0, "the budget leaves items uncovered");
+        let late = ev(
+            70,
+            keys(4).public_key(),
+            1111,
+            WALL0 + 61,
+            &[('E', repo_events(&[OUR, R0])[2].id.to_hex())],
+        );
+        w.publish(R0, late.clone());
+        let mut stored_at = None;
+        for t in (61_000..=661_000).step_by(1_000) {
+            w.run_until(t);
+            if w.store.contains(&late.id) {
+                stored_at = Some(t);
+                break;
+            }
+        }
+        (stored_at, w.core.stats().live_polls)
+    };
+    let (at, polls) = run(120_000);
+    let at = at.expect("the poll fetched the comment within 10 minutes");
+    assert!(at <= 60_000 + 120_000 + 5_000, "stored at {at} ms");
+    assert!(polls >= 1);
+    let (never, _) = run(24 * 3_600_000);
+    assert_eq!(
+        never, None,
+        "without polls the comment waits for the daily resync"
+    );
+}

@@ -25,6 +25,9 @@ pub enum Origin {
     Daily,
     /// Catch-up after the shell reported lag (`since` = lag time − margin).
     Lag,
+    /// Periodic poll of confirmed items the subscription budget leaves without live coverage
+    /// (`since` = previous poll − `live_poll_margin_secs`; `relay/poll.rs`).
+    Poll,
 }
 
 impl Origin {

@@ -37,7 +37,11 @@ impl RelayState {
     ) -> u64 {
         let filters = build_keys(&items, ctx.want, ctx.cfg.chunk_size);
         let id = self.next_seq();
-        let use_neg = !ctx.cfg.disable_negentropy && self.neg != NegSupport::Unsupported;
+        // A poll is many small since-bounded filters that usually match nothing: REQs pack 10
+        // filters each where NIP-77 opens one reconciliation per filter.
+        let use_neg = !ctx.cfg.disable_negentropy
+            && self.neg != NegSupport::Unsupported
+            && origin != Origin::Poll;
         let (stage, queued): (Stage, VecDeque<(Request, u32)>) = if use_neg {
             ctx.stats.negentropy_batches += 1;
             (

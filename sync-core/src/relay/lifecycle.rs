@@ -392,6 +392,9 @@ impl RelayState {
         if self.next_paced_send_at().is_some_and(|t| t <= now) {
             self.pump(ctx);
         }
+        if self.poll_at.is_some_and(|t| t <= now) {
+            self.poll_uncovered(ctx);
+        }
         if self.daily_at.is_some_and(|t| t <= now) {
             self.schedule_daily(ctx);
             if self.status != Status::Syncing {
@@ -484,6 +487,7 @@ impl RelayState {
                 );
                 e.offer(self.live_repair_at, TimerKind::RateLimitCooldown, url);
                 e.offer(self.daily_at, TimerKind::DailyResync, url);
+                e.offer(self.poll_at, TimerKind::LivePoll, url);
                 e.offer(
                     self.pending
                         .batches

@@ -5,6 +5,7 @@ pub(crate) mod auth;
 pub mod health;
 pub(crate) mod lifecycle;
 pub mod pace;
+pub(crate) mod poll;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -243,6 +244,15 @@ pub(crate) struct RelayState {
     /// covered iff some group holds it (there are few groups, so lookups scan them; one map
     /// from item to group would cost more per (relay, item) pair than the sets themselves).
     pub(crate) live_groups: BTreeMap<u64, LiveGroup>,
+    /// Live items the last packing that held them could not fit under the budget: they may
+    /// have no live REQ, so they are polled (`relay/poll.rs`). Over-approximated (a packing
+    /// that fits some of its items marks all of them); emptied with the connection.
+    pub(crate) uncovered: BTreeSet<Key>,
+    /// Next poll of `uncovered` (`Some` iff `uncovered` was non-empty when it was scheduled).
+    pub(crate) poll_at: Option<Mono>,
+    /// Wall time the last poll started: the next asks from it minus the poll margin. `None`
+    /// until the first poll of this connection.
+    pub(crate) polled_through: Option<Timestamp>,
     /// Batches in flight.
     pub(crate) pending: Pending,
     /// Items confirmed complete.
@@ -289,6 +299,9 @@ impl RelayState {
             subs: BTreeMap::new(),
             live_full: false,
             live_groups: BTreeMap::new(),
+            uncovered: BTreeSet::new(),
+            poll_at: None,
+            polled_through: None,
             pending: Pending::default(),
             confirmed: Confirmed::default(),
             had_failures: false,
@@ -333,6 +346,9 @@ impl RelayState {
         self.live_held.clear();
         self.live_groups.clear();
         self.live_full = false;
+        self.uncovered.clear();
+        self.poll_at = None;
+        self.polled_through = None;
         self.pending.clear();
         self.status_deadline = None;
         self.daily_at = None;

@@ -475,6 +475,7 @@ impl Metrics {
             ("startup", src.startup),
             ("reconnect", src.reconnect),
             ("daily", src.daily),
+            ("poll", src.poll),
         ];
         exported.advance_all(&self.events_by_source, "source", &by_source);
         let r = &s.rejected;

@@ -102,6 +102,9 @@ pub struct World {
     rng: SimRng,
     /// Wire accounting (`sync-sim bench` only; `None` costs nothing).
     pub wire: Option<WireLog>,
+    /// When each event delivered by a relay was stored (virtual ms; `sync-sim bench` only,
+    /// `None` costs nothing).
+    pub stored_at_ms: Option<BTreeMap<EventId, u64>>,
     /// Open and recently closed subscriptions (see [`SubRoute`]).
     routes: BTreeMap<(RelayUrl, sync_core::SubId), SubRoute>,
 }
@@ -146,6 +149,7 @@ impl World {
             published_local: BTreeSet::new(),
             rng: SimRng::new(scenario.seed, 2),
             wire: None,
+            stored_at_ms: None,
             routes: BTreeMap::new(),
         }
     }
@@ -325,6 +329,11 @@ impl World {
                     });
                 }
                 let decision = self.host.offer(&event);
+                if let Some(at) = self.stored_at_ms.as_mut() {
+                    if decision.outcome == Outcome::Saved {
+                        at.insert(event.id, self.mono_ms);
+                    }
+                }
                 self.feed(Input::Delivered {
                     relay,
                     sub,
