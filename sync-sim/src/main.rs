@@ -332,9 +332,13 @@ fn cmd_bench(tiny: bool) -> bool {
     } else {
         sync_sim::bench_live::LiveScale::FULL
     };
-    let (text, live_holds) = sync_sim::bench_live::report(live);
+    let (text, live_holds, live_failure) = sync_sim::bench_live::report(live);
     print!("{text}");
     let mut ok = true;
+    if let Some(f) = live_failure {
+        println!("CORRECTNESS FAILURE in 5 live beyond the budget: {f}");
+        ok = false;
+    }
     for r in &rows {
         if let Some(f) = &r.failure {
             println!("CORRECTNESS FAILURE in {}: {f}", r.name);

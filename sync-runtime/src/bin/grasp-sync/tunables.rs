@@ -107,6 +107,10 @@ tunables! {
     max_tracked_relays: usize = "max-tracked-relays", "GRASP_SYNC_MAX_TRACKED_RELAYS";
     /// Relay URLs from events longer than this (bytes) are refused and counted [512].
     max_relay_url_bytes: usize = "max-relay-url-bytes", "GRASP_SYNC_MAX_RELAY_URL_BYTES";
+    /// Items over a relay's live budget are polled this often (docs/spec.md §8) [120000].
+    live_poll_interval_ms: u64 = "live-poll-interval-ms", "GRASP_SYNC_LIVE_POLL_INTERVAL_MS";
+    /// Each poll reaches back this far before the previous one [120].
+    live_poll_margin_secs: u64 = "live-poll-margin-secs", "GRASP_SYNC_LIVE_POLL_MARGIN_SECS";
     /// Derive relay URLs from `clone` URLs, https://h/... -> wss://h (true|false) [true].
     derive_relays_from_clone_urls: bool = "derive-relays-from-clone-urls", "GRASP_SYNC_DERIVE_RELAYS_FROM_CLONE_URLS";
 }
