@@ -113,6 +113,20 @@ pub struct Config {
     pub max_tracked_relays: usize,
     /// Relay URLs longer than this (bytes, as written in the event) are refused and counted.
     pub max_relay_url_bytes: usize,
+    /// Sync+ (docs/spec.md §15): also sync each repository's conversation from its
+    /// participants' outbox relays. Off here (the library default: exactly GRASP-02); the
+    /// `grasp-sync` binary turns it on unless told otherwise.
+    pub sync_plus: bool,
+    /// Sync+: participants whose relay lists are followed per repository at a time (owner and
+    /// maintainers first, the others rotating hourly).
+    pub sync_plus_max_authors_per_repo: usize,
+    /// Sync+: relays taken from participants' lists per repository.
+    pub sync_plus_max_relays_per_repo: usize,
+    /// Sync+: relays tracked for Sync+ in all (also counted in `max_tracked_relays`).
+    pub sync_plus_max_relays: usize,
+    /// Sync+: operator-named relays asked for participants' relay lists (trusted, like
+    /// bootstrap relays; tracked while some participant is followed).
+    pub index_relays: Vec<String>,
 }
 
 impl Default for Config {
@@ -158,6 +172,11 @@ impl Default for Config {
             allow_private_targets: false,
             max_tracked_relays: 2_000,
             max_relay_url_bytes: 512,
+            sync_plus: false,
+            sync_plus_max_authors_per_repo: 32,
+            sync_plus_max_relays_per_repo: 24,
+            sync_plus_max_relays: 256,
+            index_relays: Vec::new(),
         }
     }
 }
@@ -188,10 +207,11 @@ impl Config {
                 problem: problem.to_string(),
             })
         };
-        for url in self.own_relay_urls.iter().chain(&self.bootstrap_relays) {
+        let named = self.own_relay_urls.iter().chain(&self.bootstrap_relays);
+        for url in named.chain(&self.index_relays) {
             if RelayUrl::parse(url).is_none() {
                 return err(
-                    "own_relay_urls/bootstrap_relays",
+                    "own_relay_urls/bootstrap_relays/index_relays",
                     &format!("invalid relay URL {url:?}"),
                 );
             }
