@@ -57,14 +57,8 @@ impl SyncCore {
                 return;
             }
             if let Some(n) = self.want.repo_key(&coord) {
-                if self
-                    .plus
-                    .participants
-                    .set_core(n, meta.author, &meta.maintainers)
-                {
-                    self.plus.dirty.insert(n);
-                }
-                // Its own relays may have changed: recompute what Sync+ adds to them.
+                (self.plus.participants).set_core(n, meta.author, &meta.maintainers);
+                // Its participants or its own relays may have changed: recompute either way.
                 self.plus.dirty.insert(n);
             }
             return;
