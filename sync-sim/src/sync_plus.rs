@@ -158,8 +158,9 @@ pub(crate) fn draw(s: &mut Scenario) {
         return;
     }
     s.config.sync_plus = true;
-    s.config.sync_plus_max_authors_per_repo = rng.pick(&[1usize, 2, 4, 32]);
-    s.config.sync_plus_max_relays_per_repo = rng.pick(&[1usize, 2, 24]);
+    // Mostly within the bounds (the oracle demands those), sometimes beyond them.
+    s.config.sync_plus_max_authors_per_repo = rng.pick(&[1usize, 4, 32, 32, 32, 32]);
+    s.config.sync_plus_max_relays_per_repo = rng.pick(&[1usize, 2, 24, 24, 24]);
     let anns: Vec<EventMeta> = s
         .initial
         .iter()

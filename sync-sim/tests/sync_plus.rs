@@ -102,6 +102,39 @@ fn sync_plus_discovers_an_outbox_relay_syncs_the_conversation_and_reaps_it() {
 }
 
 #[test]
+fn an_index_relay_serves_the_relay_lists_the_repository_relays_lack() {
+    const IX: &str = "wss://index.example";
+    let cfg = Config {
+        index_relays: vec![IX.into()],
+        ..plus_cfg()
+    };
+    let (mut w, outbox_only) = outbox_world(cfg);
+    // bob's list is on the index relay only.
+    let r0 = w.remotes.get_mut(&url(R0)).unwrap();
+    let list = r0.events.pop().expect("bob's list");
+    w.remote(
+        IX,
+        Remote {
+            events: vec![list],
+            ..Remote::default()
+        },
+    );
+    w.record = false;
+    w.run_until(120_000);
+    for e in &outbox_only {
+        assert!(
+            w.store.contains(&e.id),
+            "{} came from the outbox relay",
+            e.id
+        );
+    }
+    let source = |u: &str| w.core.relay(&url(u)).map(|v| v.source());
+    assert_eq!(source(IX), Some(sync_core::RelaySource::Index));
+    assert_eq!(source(OB), Some(sync_core::RelaySource::SyncPlus));
+    assert_eq!(w.status(IX), Some(Status::Connected));
+}
+
+#[test]
 fn sync_plus_off_never_contacts_the_outbox_relay() {
     let (mut w, outbox_only) = outbox_world(scenario_cfg(OUR));
     w.run_until(120_000);
