@@ -120,6 +120,20 @@ pub struct Config {
     /// Each poll asks from the previous poll's start minus this (relay clocks and slow
     /// publication); it overlaps the previous poll by this much.
     pub live_poll_margin_secs: u64,
+    /// Sync+ (docs/spec.md §15): also sync each repository's conversation from its
+    /// participants' outbox relays. Off here (the library default: exactly GRASP-02); the
+    /// `grasp-sync` binary turns it on unless told otherwise.
+    pub sync_plus: bool,
+    /// Sync+: participants whose relay lists are followed per repository at a time (owner and
+    /// maintainers first, the others rotating hourly).
+    pub sync_plus_max_authors_per_repo: usize,
+    /// Sync+: relays taken from participants' lists per repository.
+    pub sync_plus_max_relays_per_repo: usize,
+    /// Sync+: relays tracked for Sync+ in all (also counted in `max_tracked_relays`).
+    pub sync_plus_max_relays: usize,
+    /// Sync+: operator-named relays asked for participants' relay lists (trusted, like
+    /// bootstrap relays; tracked while some participant is followed).
+    pub index_relays: Vec<String>,
 }
 
 impl Default for Config {
@@ -167,6 +181,11 @@ impl Default for Config {
             max_relay_url_bytes: 512,
             live_poll_interval_ms: 120_000,
             live_poll_margin_secs: 120,
+            sync_plus: false,
+            sync_plus_max_authors_per_repo: 32,
+            sync_plus_max_relays_per_repo: 24,
+            sync_plus_max_relays: 256,
+            index_relays: Vec::new(),
         }
     }
 }
@@ -197,10 +216,11 @@ impl Config {
                 problem: problem.to_string(),
             })
         };
-        for url in self.own_relay_urls.iter().chain(&self.bootstrap_relays) {
+        let named = self.own_relay_urls.iter().chain(&self.bootstrap_relays);
+        for url in named.chain(&self.index_relays) {
             if RelayUrl::parse(url).is_none() {
                 return err(
-                    "own_relay_urls/bootstrap_relays",
+                    "own_relay_urls/bootstrap_relays/index_relays",
                     &format!("invalid relay URL {url:?}"),
                 );
             }

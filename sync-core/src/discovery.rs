@@ -27,6 +27,9 @@ pub(crate) enum Update {
     },
     /// The host withdrew a repository.
     Withdraw(RepoCoord),
+    /// Sync+ (docs/spec.md §15): an accepted relay list, or an event of a repository's
+    /// conversation (its author is a participant).
+    Plus(EventMeta),
 }
 
 /// The discovery buffer. Invariant: `closes_at.is_some() == !buffer.is_empty()`.
@@ -49,6 +52,8 @@ impl Discovery {
             self.push(Update::Announcement(event), now, cfg);
         } else if event.is_root() && !event.tagged_repos().is_empty() {
             self.push(Update::Root(event), now, cfg);
+        } else if cfg.sync_plus && (event.is_relay_list() || is_conversation(&event)) {
+            self.push(Update::Plus(event), now, cfg);
         }
     }
 
@@ -98,4 +103,13 @@ impl Discovery {
         self.closes_at = None;
         std::mem::take(&mut self.buffer)
     }
+}
+
+/// Whether `event` tags a repository (`a/A/q`) or some event (`e/E/q`): it may be part of a
+/// repository's conversation (the flush checks which).
+fn is_conversation(event: &EventMeta) -> bool {
+    event
+        .tags
+        .iter()
+        .any(|(l, _)| matches!(l, 'a' | 'A' | 'q' | 'e' | 'E'))
 }

@@ -13,6 +13,10 @@ pub const KIND_ANNOUNCEMENT: u16 = 30617;
 pub const KIND_STATE: u16 = 30618;
 /// Kind of a user grasp list.
 pub const KIND_GRASP_LIST: u16 = 10317;
+/// Kind of a NIP-65 relay list (its `r` tags without marker or marked `write` are outboxes).
+pub const KIND_RELAY_LIST: u16 = 10002;
+/// Relay URLs read from one relay list (10002 or 10317); the rest are ignored (docs/spec.md §15).
+pub const MAX_LIST_URLS: usize = 64;
 /// Kinds of root events: patch, pull request, issue.
 pub const ROOT_KINDS: [u16; 3] = [1617, 1618, 1621];
 
@@ -69,7 +73,9 @@ pub struct EventMeta {
     /// First values of single-letter tags in [`INDEXED_TAG_LETTERS`], as `(letter, value)`,
     /// sorted and deduplicated; at most [`MAX_INDEXED_TAGS`].
     pub tags: Vec<(char, String)>,
-    /// Raw values of `relays` tags (announcements only), not yet canonicalised.
+    /// Raw values of `relays` tags (announcements), or the write relays of a relay list (10002
+    /// `r` tags without marker or marked `write`; 10317 `g` tags; at most [`MAX_LIST_URLS`]),
+    /// not yet canonicalised.
     pub relays: Vec<String>,
     /// Raw values of `clone` tags (announcements only).
     pub clone_urls: Vec<String>,
@@ -86,6 +92,11 @@ impl EventMeta {
         let mut clone_urls = Vec::new();
         let mut maintainers = Vec::new();
         let is_announcement = event.kind.as_u16() == KIND_ANNOUNCEMENT;
+        let list_letter = match event.kind.as_u16() {
+            KIND_RELAY_LIST => Some('r'),
+            KIND_GRASP_LIST => Some('g'),
+            _ => None,
+        };
         for tag in event.tags.iter() {
             let slice = tag.as_slice();
             let (Some(name), Some(first)) = (slice.first(), slice.get(1)) else {
@@ -93,6 +104,10 @@ impl EventMeta {
             };
             let mut letters = name.chars();
             if let (Some(letter), None) = (letters.next(), letters.next()) {
+                let write = slice.get(2).is_none_or(|m| m == "write");
+                if list_letter == Some(letter) && write && relays.len() < MAX_LIST_URLS {
+                    relays.push(first.clone());
+                }
                 if INDEXED_TAG_LETTERS.contains(&letter) && tags.len() < MAX_INDEXED_TAGS {
                     tags.insert((letter, first.clone()));
                 }
@@ -160,6 +175,12 @@ impl EventMeta {
             .flat_map(|l| self.tag_values(*l))
             .filter_map(RepoCoord::parse)
             .collect()
+    }
+
+    /// Whether this is a relay list Sync+ reads (kind 10002 or 10317).
+    #[must_use]
+    pub fn is_relay_list(&self) -> bool {
+        matches!(self.kind_u16(), KIND_RELAY_LIST | KIND_GRASP_LIST)
     }
 
     /// Whether this is a root event (patch, pull request, issue).
@@ -246,6 +267,31 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(repos.len(), 3);
         assert!(repos.contains(&c1) && repos.contains(&c2) && repos.contains(&c3));
+    }
+
+    #[test]
+    fn relay_lists_keep_write_relays_bounded() {
+        let k = keys(4);
+        let ev = event(
+            &k,
+            10002,
+            10,
+            &[
+                &["r", "wss://w"],
+                &["r", "wss://rw", "write"],
+                &["r", "wss://ro", "read"],
+            ],
+        );
+        assert_eq!(
+            EventMeta::from_event(&ev).relays,
+            vec!["wss://w", "wss://rw"]
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("wss://g{i}")).collect();
+        let tags: Vec<Vec<&str>> = many.iter().map(|u| vec!["g", u.as_str()]).collect();
+        let tags: Vec<&[&str]> = tags.iter().map(Vec::as_slice).collect();
+        let meta = EventMeta::from_event(&event(&k, 10317, 10, &tags));
+        assert!(meta.is_relay_list());
+        assert_eq!(meta.relays.len(), MAX_LIST_URLS);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use nostr::{Alphabet, EventId, Filter, Kind, SingleLetterTag, Timestamp};
+use nostr::{Alphabet, EventId, Filter, Kind, PublicKey, SingleLetterTag, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::event_meta::{RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use crate::event_meta::{
+    RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST, KIND_STATE,
+};
 use crate::index::want::WantIndex;
 use crate::item::{Item, Key, KeyKind};
 
@@ -23,6 +25,9 @@ pub enum Layer {
     L3,
     /// `ids` fetches of what negentropy found missing.
     Ids,
+    /// Sync+ (docs/spec.md §15): `{kinds: [10002, 10317], authors: [...]}`, participants'
+    /// relay lists.
+    Lists,
 }
 
 impl Layer {
@@ -35,6 +40,7 @@ impl Layer {
             Self::L2 => "l2",
             Self::L3 => "l3",
             Self::Ids => "ids",
+            Self::Lists => "rl",
         }
     }
 }
@@ -88,6 +94,7 @@ pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -
             Item::State(c) => values.identifiers.push(&c.identifier),
             Item::RepoEvents(c) => values.coords.push(c),
             Item::Root(id) => values.roots.push(id),
+            Item::RelayLists(pk) => values.authors.push(pk),
         }
     }
     // Items may repeat: roots are made distinct here (keys are distinct by construction).
@@ -125,6 +132,7 @@ pub(crate) fn key_values<'a, 'w>(
                 .extend(want.coord(n).map(|c| &c.identifier)),
             KeyKind::RepoEvents(n) => values.coords.extend(want.coord(n)),
             KeyKind::Root(x) => values.roots.extend(want.root_id(x)),
+            KeyKind::RelayLists(a) => values.authors.extend(want.plus.author(a)),
         }
     }
     values.normalised()
@@ -145,6 +153,8 @@ pub(crate) struct Values<'a> {
     coords: Vec<&'a RepoCoord>,
     /// Root ids (`#e/#E/#q`), distinct, in no particular order.
     roots: Vec<&'a EventId>,
+    /// Sync+ participants whose relay lists are wanted (`authors`), sorted and distinct.
+    authors: Vec<&'a PublicKey>,
 }
 
 /// Bytes [`wire_bytes`] counts for every filter (braces, `limit`/`since` room).
@@ -237,6 +247,8 @@ impl<'a> Values<'a> {
         self.identifiers.dedup();
         self.coords.sort_unstable();
         self.coords.dedup();
+        self.authors.sort_unstable();
+        self.authors.dedup();
         self
     }
 
@@ -247,6 +259,7 @@ impl<'a> Values<'a> {
             + self.identifiers.len().div_ceil(size)
             + 3 * self.coords.len().div_ceil(size)
             + 3 * self.roots.len().div_ceil(size)
+            + self.authors.len().div_ceil(size)
     }
 
     /// The exact [`wire_bytes`] of each filter [`Values::filters`] yields, in the same order,
@@ -271,7 +284,11 @@ impl<'a> Values<'a> {
             let values = size.min(roots - i * size) * tag_value_bytes(HEX_ID_BYTES);
             [FILTER_BASE_BYTES + TAG_KEY_BYTES + values; 3]
         });
-        l1.into_iter().chain(state).chain(l2).chain(l3)
+        let authors = self.authors.len();
+        let lists = (0..authors.div_ceil(size)).map(move |i| {
+            FILTER_BASE_BYTES + 2 * KIND_BYTES + size.min(authors - i * size) * ID_BYTES
+        });
+        l1.into_iter().chain(state).chain(l2).chain(l3).chain(lists)
     }
 
     /// The filters, in layer order, built one chunk at a time (a caller that stops early does
@@ -315,7 +332,17 @@ impl<'a> Values<'a> {
                     .collect(),
             )
         });
-        l1.into_iter().chain(state).chain(l2).chain(l3)
+        let authors = self.authors;
+        let lists = (0..authors.len().div_ceil(size)).map(move |i| {
+            let chunk = &authors[i * size..((i + 1) * size).min(authors.len())];
+            LayerFilter {
+                layer: Layer::Lists,
+                filter: Filter::new()
+                    .kinds([KIND_RELAY_LIST, KIND_GRASP_LIST].map(Kind::from))
+                    .authors(chunk.iter().map(|pk| **pk)),
+            }
+        });
+        l1.into_iter().chain(state).chain(l2).chain(l3).chain(lists)
     }
 }
 
@@ -361,7 +388,8 @@ pub fn wire_bytes(filter: &Filter) -> usize {
         .flat_map(|v| v.iter())
         .map(|v| tag_value_bytes(v.len()))
         .sum();
-    let ids = filter.ids.as_ref().map_or(0, |s| s.len() * ID_BYTES);
+    let ids = filter.ids.as_ref().map_or(0, |s| s.len() * ID_BYTES)
+        + filter.authors.as_ref().map_or(0, |s| s.len() * ID_BYTES);
     let kinds = filter.kinds.as_ref().map_or(0, |s| s.len() * KIND_BYTES);
     FILTER_BASE_BYTES + values + ids + kinds + filter.generic_tags.len() * TAG_KEY_BYTES
 }

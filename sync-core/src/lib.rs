@@ -113,6 +113,7 @@ mod rejected;
 pub mod relay;
 mod rng;
 mod stats;
+mod sync_plus;
 mod targets;
 mod time;
 pub mod trace;
@@ -124,8 +125,8 @@ pub use crate::command::{Command, SubId, SubKind};
 pub use crate::config::{Config, ConfigError, STARTUP_JITTER_SLOT_MS};
 pub use crate::core::SyncCore;
 pub use crate::event_meta::{
-    EventMeta, RepoCoord, INDEXED_TAG_LETTERS, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE,
-    MAX_INDEXED_TAGS, ROOT_KINDS,
+    EventMeta, RepoCoord, INDEXED_TAG_LETTERS, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST,
+    KIND_STATE, MAX_INDEXED_TAGS, MAX_LIST_URLS, ROOT_KINDS,
 };
 pub use crate::historic::batch::{BatchFailure, Origin};
 pub use crate::historic::negentropy_stage::{NEG_LAG_ATTEMPTS, NEG_TIMEOUTS_UNSUPPORTED};
@@ -136,7 +137,9 @@ pub use crate::rejected::{RejectedEntry, RejectedStats, RejectedTypeStats};
 pub use crate::relay::health::{ErrorClass, HealthState, AUTH_RETRY_MS};
 pub use crate::relay::{NegSupport, RelayCounters, Status};
 pub use crate::stats::{SourceCounts, Stats};
+pub use crate::sync_plus::participants::MAX_CANDIDATES_PER_REPO;
+pub use crate::sync_plus::ROTATION_MS as SYNC_PLUS_ROTATION_MS;
 pub use crate::targets::{Refusal, RefusalCounts, RECENT_REFUSALS};
 pub use crate::time::{Deadline, Mono, Now, TimerKind};
 pub use crate::url::RelayUrl;
-pub use crate::view::{RelaySnapshot, RelayView};
+pub use crate::view::{RelaySnapshot, RelaySource, RelayView};

@@ -248,6 +248,14 @@ impl RelayState {
         {
             return true;
         }
+        if event.is_relay_list()
+            && want
+                .plus
+                .author_index(&event.author)
+                .is_some_and(|a| g.items.contains(&Key::relay_lists(a)))
+        {
+            return true;
+        }
         event.tags.iter().any(|(letter, value)| match letter {
             'a' | 'A' | 'q' if value.starts_with("30617:") => want
                 .repo_index(value)

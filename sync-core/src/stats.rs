@@ -125,4 +125,17 @@ pub struct Stats {
     pub relays_connected: u64,
     /// Relays failing for `dead_after_ms` (gauge).
     pub relays_dead: u64,
+    /// Sync+: participants known across repositories (gauge).
+    #[serde(default)]
+    pub sync_plus_participants: u64,
+    /// Sync+: participants whose relay lists are followed (gauge).
+    #[serde(default)]
+    pub sync_plus_followed: u64,
+    /// Sync+: relays some repository's conversation is synced from through Sync+ (gauge).
+    #[serde(default)]
+    pub sync_plus_relays: u64,
+    /// Sync+: relay URLs from participants' lists left out by the per-repository or global
+    /// bounds (counter, counted at each recomputation).
+    #[serde(default)]
+    pub sync_plus_relays_capped: u64,
 }

@@ -10,6 +10,36 @@ use crate::time::{Mono, Now};
 use crate::url::RelayUrl;
 use nostr::Timestamp;
 
+/// Why a relay is tracked (`source` in `/status` and the metrics), first that applies.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RelaySource {
+    /// Named by the operator as a bootstrap relay.
+    Bootstrap,
+    /// Listed by a repository announcement (or registration).
+    #[default]
+    Announced,
+    /// Sync+ (docs/spec.md §15): named by a participant's relay list.
+    SyncPlus,
+    /// Sync+: an operator-named index relay, asked for participants' relay lists.
+    Index,
+}
+
+impl RelaySource {
+    /// The label (`bootstrap`, `announced`, `sync_plus`, `index`).
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Bootstrap => "bootstrap",
+            Self::Announced => "announced",
+            Self::SyncPlus => "sync_plus",
+            Self::Index => "index",
+        }
+    }
+}
+
 /// A borrowed view of one relay.
 #[derive(Clone, Copy, Debug)]
 pub struct RelayView<'a> {
@@ -91,6 +121,12 @@ impl<'a> RelayView<'a> {
     #[must_use]
     pub fn is_bootstrap(&self) -> bool {
         self.state.bootstrap
+    }
+
+    /// Why the relay is tracked.
+    #[must_use]
+    pub fn source(&self) -> RelaySource {
+        self.state.source
     }
 
     /// Open subscriptions (live, historic and negentropy).
@@ -203,6 +239,7 @@ impl<'a> RelayView<'a> {
             naughty: self.naughty(),
             last_failure: self.last_failure(),
             bootstrap: self.is_bootstrap(),
+            source: self.source(),
             open_subscriptions: self.open_subscriptions(),
             live_subscriptions: self.live_subscriptions(),
             budget: self.budget(),
@@ -236,6 +273,8 @@ pub struct RelaySnapshot {
     #[serde(default)]
     pub last_failure: Option<ErrorClass>,
     pub bootstrap: bool,
+    #[serde(default)]
+    pub source: RelaySource,
     pub open_subscriptions: usize,
     pub live_subscriptions: usize,
     pub budget: usize,

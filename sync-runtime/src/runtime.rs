@@ -232,13 +232,14 @@ impl SyncRuntimeBuilder {
             startup.extend(crate::startup::restore_rejected(store.load()));
         }
         let policy = self.policy.take().unwrap_or_else(|| {
-            Arc::new(GraspPolicy::new(
-                db.clone(),
-                self.config.own_relay_urls.clone(),
-                false,
-            ))
+            Arc::new(
+                GraspPolicy::new(db.clone(), self.config.own_relay_urls.clone(), false)
+                    .with_relay_lists(self.config.sync_plus),
+            )
         });
-        startup.extend(crate::startup::replay_store(db.as_ref(), policy.as_ref()).await?);
+        let replay =
+            crate::startup::replay_store(db.as_ref(), policy.as_ref(), self.config.sync_plus);
+        startup.extend(replay.await?);
         let prepared = Prepared {
             db,
             policy,

@@ -6,24 +6,47 @@
 
 use nostr::{Filter, Kind};
 use nostr_database::NostrDatabase;
-use sync_core::{EventMeta, Input, RejectedEntry, KIND_ANNOUNCEMENT, ROOT_KINDS};
+use sync_core::{
+    EventMeta, Input, RejectedEntry, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST,
+    ROOT_KINDS,
+};
 
 use crate::error::RuntimeError;
 use crate::policy::WritePolicy;
 use crate::withdrawal::withdraws_itself;
 
+/// Replies replayed at start with Sync+ on (their authors are participants, docs/spec.md §15):
+/// the newest this many; older repliers are learnt again as they write.
+pub const SYNC_PLUS_REPLAYED_REPLIES: usize = 10_000;
+
+/// Kinds of replies and statuses (NIP-22 comments, NIP-34 replies and statuses).
+const REPLY_KINDS: [u16; 6] = [1111, 1622, 1630, 1631, 1632, 1633];
+
 /// The inputs that replay the store: announcements first (so roots attach at once), each group
 /// in `(created_at, id)` order so a replay is deterministic. Announcements `policy` reports as
-/// withdrawing their own repository are left out.
+/// withdrawing their own repository are left out. With Sync+ on (`sync_plus`), relay lists
+/// and the newest [`SYNC_PLUS_REPLAYED_REPLIES`] replies follow, so participants and their
+/// relays survive a restart.
 pub(crate) async fn replay_store(
     db: &dyn NostrDatabase,
     policy: &dyn WritePolicy,
+    sync_plus: bool,
 ) -> Result<Vec<Input>, RuntimeError> {
     let mut inputs = Vec::new();
-    let groups = [
+    let mut groups = vec![
         Filter::new().kind(Kind::from(KIND_ANNOUNCEMENT)),
         Filter::new().kinds(ROOT_KINDS.iter().map(|k| Kind::from(*k))),
     ];
+    if sync_plus {
+        let replies = REPLY_KINDS.iter().map(|k| Kind::from(*k));
+        groups.push(
+            Filter::new()
+                .kinds(replies)
+                .limit(SYNC_PLUS_REPLAYED_REPLIES),
+        );
+        let lists = [KIND_RELAY_LIST, KIND_GRASP_LIST].map(Kind::from);
+        groups.push(Filter::new().kinds(lists));
+    }
     for filter in groups {
         let events = db
             .query(filter)
@@ -81,7 +104,7 @@ mod tests {
             .sign_with_keys(&keys)
             .unwrap();
         db.save_event(&note).await.unwrap();
-        let inputs = replay_store(&db, &crate::AcceptAll).await.unwrap();
+        let inputs = replay_store(&db, &crate::AcceptAll, false).await.unwrap();
         assert_eq!(
             inputs.len(),
             601,

@@ -2,7 +2,9 @@
 //! no part in the core (it sees [`EventMeta`] only), so the simulator never signs anything.
 
 use nostr::{EventId, Keys, Kind, PublicKey, Timestamp};
-use sync_core::{EventMeta, RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use sync_core::{
+    EventMeta, RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST, KIND_STATE,
+};
 
 /// The id of synthetic event number `n` (unique per scenario).
 #[must_use]
@@ -65,7 +67,8 @@ pub fn announcement(
 }
 
 /// The replacement address of an event: `(kind, author, d)` for addressable kinds and
-/// `(kind, author, "")` for the replaceable grasp list; `None` for regular events.
+/// `(kind, author, "")` for the replaceable grasp list and relay list; `None` for regular
+/// events.
 #[must_use]
 pub fn address(e: &EventMeta) -> Option<(u16, PublicKey, String)> {
     let kind = e.kind_u16();
@@ -75,7 +78,7 @@ pub fn address(e: &EventMeta) -> Option<(u16, PublicKey, String)> {
             e.author,
             e.identifier().unwrap_or_default().to_string(),
         )),
-        KIND_GRASP_LIST => Some((kind, e.author, String::new())),
+        KIND_GRASP_LIST | KIND_RELAY_LIST => Some((kind, e.author, String::new())),
         _ => None,
     }
 }

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nostr::{EventId, PublicKey};
 use sync_core::{
-    EventMeta, Outcome, RelayUrl, RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE,
+    EventMeta, Outcome, RelayUrl, RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST,
+    KIND_STATE,
 };
 
 use crate::events::{address, newer};
@@ -116,6 +117,7 @@ impl Host {
                 })
             }
             KIND_GRASP_LIST => true,
+            KIND_RELAY_LIST => self.is_participant(&e.author),
             _ => {
                 e.tagged_repos().iter().any(|c| self.repos.contains_key(c))
                     || ['e', 'E', 'q'].iter().any(|l| {
@@ -125,6 +127,31 @@ impl Host {
                     })
             }
         }
+    }
+
+    /// Whether `pk` participates in an accepted repository (docs/spec.md §15): owns or
+    /// maintains one, or wrote a stored event that tags one or one of its stored roots. Only
+    /// participants' relay lists (kind 10002) are accepted.
+    #[must_use]
+    pub fn is_participant(&self, pk: &PublicKey) -> bool {
+        let repos = &self.repos;
+        let owns = repos
+            .iter()
+            .any(|(coord, ann)| coord.owner == *pk || self.store[ann].maintainers.contains(pk));
+        owns || self.store.values().any(|e| {
+            e.author == *pk
+                && e.own_coord().is_none()
+                && (e.tagged_repos().iter().any(|c| repos.contains_key(c))
+                    || ['e', 'E', 'q'].iter().any(|l| {
+                        e.tag_values(*l).any(|v| {
+                            EventId::from_hex(v).is_ok_and(|id| {
+                                self.store.get(&id).is_some_and(|r| {
+                                    r.tagged_repos().iter().any(|c| repos.contains_key(c))
+                                })
+                            })
+                        })
+                    }))
+        })
     }
 
     /// Offers `e` to the policy: stores it if accepted.

@@ -29,6 +29,7 @@
 //! | end-of-run invariants (oracle) | `oracle.rs` |
 //! | one run, traces | `run.rs` |
 //! | shrinking | `shrink.rs` |
+//! | Sync+ worlds and what the oracle demands of them | `sync_plus.rs` |
 
 pub mod bench;
 pub mod bench_live;
@@ -46,4 +47,5 @@ pub mod run;
 pub mod scenario;
 pub mod script;
 pub mod shrink;
+pub mod sync_plus;
 pub mod world;

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeSet;
 
+use nostr::PublicKey;
 use sync_core::{
-    EventMeta, RelayUrl, RepoCoord, Status, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE,
+    EventMeta, RelayUrl, RepoCoord, Status, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST,
+    KIND_STATE,
 };
 
 use crate::invariants::Violation;
@@ -21,8 +23,12 @@ pub struct Coverage {
     pub identifiers: BTreeSet<String>,
     /// Ids (hex) of stored root events tagging one of them.
     pub roots: BTreeSet<String>,
-    /// Whether the relay is a target at all (listed or bootstrap).
+    /// Whether the relay is a target at all (listed, bootstrap, or used by Sync+).
     pub target: bool,
+    /// Whether layer 1 is asked of it (listed or bootstrap: not a Sync+-only relay).
+    pub l1: bool,
+    /// Sync+ (docs/spec.md §15): participants whose relay lists it must serve.
+    pub list_authors: BTreeSet<PublicKey>,
 }
 
 impl Coverage {
@@ -33,8 +39,13 @@ impl Coverage {
             return false;
         }
         let kind = e.kind_u16();
-        if kind == KIND_ANNOUNCEMENT || kind == KIND_GRASP_LIST {
+        if (kind == KIND_RELAY_LIST || kind == KIND_GRASP_LIST)
+            && self.list_authors.contains(&e.author)
+        {
             return true;
+        }
+        if kind == KIND_ANNOUNCEMENT || kind == KIND_GRASP_LIST || kind == KIND_RELAY_LIST {
+            return self.l1 && kind != KIND_RELAY_LIST;
         }
         if kind == KIND_STATE {
             return e.identifier().is_some_and(|d| self.identifiers.contains(d));
@@ -49,6 +60,16 @@ impl Coverage {
 /// The oracle's coverage of `relay` given the world's final state.
 #[must_use]
 pub fn coverage(world: &World, relay: &RelayUrl) -> Coverage {
+    coverage_with(world, relay, &crate::sync_plus::want(world))
+}
+
+/// [`coverage`] with what Sync+ demands computed once for every relay.
+#[must_use]
+pub fn coverage_with(
+    world: &World,
+    relay: &RelayUrl,
+    plus: &crate::sync_plus::PlusWant,
+) -> Coverage {
     let own: BTreeSet<RelayUrl> = world
         .core
         .config()
@@ -67,11 +88,6 @@ pub fn coverage(world: &World, relay: &RelayUrl) -> Coverage {
             c.identifiers.insert(coord.identifier.clone());
         }
     }
-    for e in world.host.store.values() {
-        if e.is_root() && e.tagged_repos().iter().any(|r| c.repos.contains(r)) {
-            c.roots.insert(e.id.to_hex());
-        }
-    }
     let bootstrap = world
         .core
         .config()
@@ -79,7 +95,20 @@ pub fn coverage(world: &World, relay: &RelayUrl) -> Coverage {
         .iter()
         .filter_map(|u| RelayUrl::parse(u))
         .any(|u| &u == relay);
-    c.target = bootstrap || !c.repos.is_empty();
+    c.l1 = bootstrap || !c.repos.is_empty();
+    // Sync+ adds conversation (layers 2 and 3) only: no state, no layer 1.
+    if let Some(repos) = plus.repos.get(relay) {
+        c.repos.extend(repos.iter().cloned());
+    }
+    if let Some(authors) = plus.list_authors.get(relay) {
+        c.list_authors.extend(authors.iter().copied());
+    }
+    for e in world.host.store.values() {
+        if e.is_root() && e.tagged_repos().iter().any(|r| c.repos.contains(r)) {
+            c.roots.insert(e.id.to_hex());
+        }
+    }
+    c.target = c.l1 || !c.repos.is_empty();
     c
 }
 
@@ -92,11 +121,12 @@ pub fn check_final(world: &World) -> Result<(), Violation> {
         at_ms: at,
         message,
     };
+    let plus = crate::sync_plus::want(world);
     for (url, relay) in &world.relays {
         if relay.spec.never_serves() {
             continue;
         }
-        let cov = coverage(world, url);
+        let cov = coverage_with(world, url, &plus);
         let missing: Vec<&EventMeta> = relay
             .events
             .values()

@@ -139,7 +139,7 @@ pub struct Scenario {
     pub liveness_ms: u64,
 }
 
-fn draw_relay(i: usize, rng: &mut SimRng) -> RelaySpec {
+pub(crate) fn draw_relay(i: usize, rng: &mut SimRng) -> RelaySpec {
     let page_cap = rng.pick(&[1usize, 2, 5, 20, 30, 50, 100, 150, 500, 500]);
     let neg = match rng.below(10) {
         0..=5 => NegMode::On,
@@ -245,6 +245,8 @@ impl Scenario {
                 r.steady_reqs_per_sec = Some(caps.pick(&[1u32, 2, 5]));
             }
         }
+        // Sync+ worlds come from their own stream too (docs/spec.md §15).
+        crate::sync_plus::draw(&mut scenario);
         scenario
     }
 }

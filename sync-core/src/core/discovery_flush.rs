@@ -50,15 +50,14 @@ impl SyncCore {
         self.within_tracked_cap(out)
     }
 
-    /// Keeps the relays that are already wanted or tracked, and new ones while the number of
-    /// wanted relays (plus bootstrap relays) stays below `max_tracked_relays`.
+    /// Keeps the relays that are already wanted, and new ones while the number of wanted relays
+    /// (plus bootstrap relays) stays below `max_tracked_relays`.
     fn within_tracked_cap(&mut self, relays: BTreeSet<RelayUrl>) -> BTreeSet<RelayUrl> {
         let mut wanted = self.want.relay_count() + self.bootstrap.len();
         let mut kept = BTreeSet::new();
         for url in relays {
-            let known = self.want.has_target(&url)
-                || self.relays.contains_key(&url)
-                || self.bootstrap.contains(&url);
+            // A relay still disconnecting is not wanted (not counted): it needs room too.
+            let known = self.want.has_target(&url) || self.bootstrap.contains(&url);
             if known {
                 kept.insert(url);
             } else if wanted < self.cfg.max_tracked_relays {
@@ -81,25 +80,19 @@ impl SyncCore {
                 let Some(coord) = meta.own_coord() else {
                     return Candidates::new();
                 };
-                let existing = self.want.repo(&coord).cloned();
-                if existing
-                    .as_ref()
-                    .and_then(|w| w.announced_at)
-                    .is_some_and(|t| t > meta.created_at)
-                {
-                    return Candidates::new();
-                }
-                let relays = self.repo_relays(meta.relays.iter(), &meta.clone_urls);
-                self.want.set_repo(
-                    &coord,
-                    RepoWant {
-                        relays: relays.into_iter().collect(),
-                        level: SyncLevel::Full,
-                        announced_at: Some(meta.created_at),
-                    },
-                )
+                let out = self.set_announced(&coord, &meta);
+                self.plus_learn(&meta);
+                out
             }
-            Update::Root(meta) => self.want.add_root(meta.id, &meta.tagged_repos()),
+            Update::Root(meta) => {
+                let out = self.want.add_root(meta.id, &meta.tagged_repos());
+                self.plus_learn(&meta);
+                out
+            }
+            Update::Plus(meta) => {
+                self.plus_learn(&meta);
+                Candidates::new()
+            }
             Update::Register {
                 coord,
                 relays,
@@ -107,17 +100,56 @@ impl SyncCore {
             } => {
                 let announced_at = self.want.repo(&coord).and_then(|w| w.announced_at);
                 let relays = self.repo_relays(relays.iter(), &[]);
-                self.want.set_repo(
+                let out = self.want.set_repo(
                     &coord,
                     RepoWant {
                         relays: relays.into_iter().collect(),
                         level,
                         announced_at,
                     },
-                )
+                );
+                self.plus_dirty(&coord);
+                out
             }
-            Update::Withdraw(coord) => self.want.remove_repo(&coord),
+            Update::Withdraw(coord) => {
+                let out = self.want.remove_repo(&coord);
+                self.plus_dirty(&coord);
+                out
+            }
         }
+    }
+
+    /// Marks a repository's Sync+ selection for recomputation (Sync+ on only).
+    fn plus_dirty(&mut self, coord: &crate::event_meta::RepoCoord) {
+        if let Some(n) = self.want.repo_key(coord).filter(|_| self.cfg.sync_plus) {
+            self.plus.dirty.insert(n);
+        }
+    }
+
+    /// Applies an accepted announcement to the want index (an older one than the want's is
+    /// ignored).
+    fn set_announced(
+        &mut self,
+        coord: &crate::event_meta::RepoCoord,
+        meta: &crate::event_meta::EventMeta,
+    ) -> Candidates {
+        let existing = self.want.repo(coord).cloned();
+        if existing
+            .as_ref()
+            .and_then(|w| w.announced_at)
+            .is_some_and(|t| t > meta.created_at)
+        {
+            return Candidates::new();
+        }
+        let relays = self.repo_relays(meta.relays.iter(), &meta.clone_urls);
+        self.want.set_repo(
+            coord,
+            RepoWant {
+                relays: relays.into_iter().collect(),
+                level: SyncLevel::Full,
+                announced_at: Some(meta.created_at),
+            },
+        )
     }
 
     /// Applies the buffered updates and plans every relay they touched.
@@ -128,12 +160,16 @@ impl SyncCore {
                 touched.entry(relay).or_default().extend(items);
             }
         }
-        let wanted: Vec<RelayUrl> = self
+        for (relay, items) in self.plus_refresh() {
+            touched.entry(relay).or_default().extend(items);
+        }
+        let wanted: BTreeSet<RelayUrl> = self
             .want
             .relays()
             .filter(|r| !self.relays.contains_key(*r))
             .cloned()
             .collect();
+        let wanted: Vec<RelayUrl> = wanted.into_iter().collect();
         self.ensure_relays(&wanted);
         for (url, items) in &touched {
             if !self.want.has_target(url) && !self.bootstrap.contains(url) {
@@ -144,6 +180,12 @@ impl SyncCore {
         }
         // Nothing is waiting any more: relays with no pending batch may complete now.
         let urls: Vec<RelayUrl> = self.relays.keys().cloned().collect();
+        for url in &urls {
+            let source = self.source_of(url);
+            if let Some(r) = self.relays.get_mut(url) {
+                r.source = source;
+            }
+        }
         for url in urls {
             if let Some((r, mut ctx)) = self.relay_ctx(&url, out) {
                 r.check_complete(&mut ctx);

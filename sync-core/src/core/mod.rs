@@ -64,6 +64,8 @@ pub struct SyncCore {
     pub(crate) touched: BTreeSet<RelayUrl>,
     /// Which relay fetches which id by id, and which ids were stored (bounded).
     pub(crate) claims: IdClaims,
+    /// Sync+ participants and relay lists (docs/spec.md §15); empty when Sync+ is off.
+    pub(crate) plus: crate::sync_plus::SyncPlus,
 }
 
 impl SyncCore {
@@ -113,7 +115,17 @@ impl SyncCore {
             timer_at: BTreeMap::new(),
             touched: BTreeSet::new(),
             claims: IdClaims::default(),
+            plus: crate::sync_plus::SyncPlus::default(),
         };
+        if core.cfg.sync_plus {
+            let index = core
+                .cfg
+                .index_relays
+                .iter()
+                .filter_map(|u| RelayUrl::parse(u));
+            core.want.plus.index = index.filter(|u| !core.own.contains(u)).collect();
+            core.want.plus.anchored = core.bootstrap.clone();
+        }
         core.ensure_relays(&bootstrap.into_iter().collect::<Vec<_>>());
         core.reindex_touched();
         core.update_gauges();

@@ -3,4 +3,5 @@
 
 pub(crate) mod confirmed;
 pub(crate) mod pending;
+pub(crate) mod plus;
 pub(crate) mod want;

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 use nostr::{EventId, Timestamp};
 
 use crate::event_meta::RepoCoord;
+use crate::index::plus::{PlusIndex, PlusRepo};
 #[cfg(test)]
 use crate::item::Item;
 use crate::item::{Key, KeyKind, SyncLevel, MAX_INTERNED};
@@ -70,6 +71,8 @@ pub(crate) struct WantIndex {
     relay_repos: BTreeMap<RelayUrl, BTreeSet<u32>>,
     /// Repositories with a want (the `repos` gauge).
     wanted: usize,
+    /// Sync+ (docs/spec.md §15): participants' relays per repository; empty when Sync+ is off.
+    pub(crate) plus: PlusIndex,
 }
 
 impl WantIndex {
@@ -157,7 +160,8 @@ impl WantIndex {
             let repo = &mut self.repos[n as usize];
             repo.roots.push(x);
             if let Some(w) = repo.want.as_ref().filter(|w| w.level == SyncLevel::Full) {
-                for r in &w.relays {
+                let plus = self.plus.repos.get(&n).map(|p| p.relays.as_slice());
+                for r in w.relays.iter().chain(plus.unwrap_or_default()) {
                     out.entry(r.clone()).or_default().insert(Key::root(x));
                 }
             }
@@ -171,11 +175,74 @@ impl WantIndex {
         let Some(w) = &entry.want else {
             return;
         };
+        let authors = self.plus.repos.get(&n).map(|p| p.authors.as_slice());
         for r in &w.relays {
             let set = out.entry(r.clone()).or_default();
             set.extend([Key::state(n), Key::repo_events(n)]);
             set.extend(entry.roots.iter().map(|x| Key::root(*x)));
+            set.extend(
+                authors
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| Key::relay_lists(*a)),
+            );
+            if self.plus.relay_repos.contains_key(r) || self.plus.index.contains(r) {
+                set.insert(Key::ANNOUNCEMENTS);
+            }
         }
+    }
+
+    /// Replaces repository `n`'s Sync+ selection; returns the candidates that may have changed.
+    pub(crate) fn set_plus(&mut self, n: u32, new: PlusRepo) -> Candidates {
+        let mut out = Candidates::new();
+        if self.plus.repos.get(&n) == Some(&new) {
+            return out;
+        }
+        self.touch_plus(n, &mut out);
+        self.plus.set(n, new);
+        self.touch_plus(n, &mut out);
+        out
+    }
+
+    /// Adds repository `n`'s Sync+ items to `out`: its conversation on its Sync+ relays (with
+    /// layer 1, which those may stop or start wanting), and its participants' relay lists on
+    /// its own relays and the index relays.
+    fn touch_plus(&self, n: u32, out: &mut Candidates) {
+        let Some(p) = self.plus.repos.get(&n) else {
+            return;
+        };
+        let entry = &self.repos[n as usize];
+        for r in &p.relays {
+            let set = out.entry(r.clone()).or_default();
+            set.extend([Key::ANNOUNCEMENTS, Key::repo_events(n)]);
+            set.extend(entry.roots.iter().map(|x| Key::root(*x)));
+        }
+        let own = entry.want.iter().flat_map(|w| w.relays.iter());
+        for r in own.chain(&self.plus.index) {
+            let set = out.entry(r.clone()).or_default();
+            set.extend(p.authors.iter().map(|a| Key::relay_lists(*a)));
+        }
+    }
+
+    /// The table index of `coord`, if interned.
+    pub(crate) fn repo_key(&self, coord: &RepoCoord) -> Option<u32> {
+        self.repos.get_index_of(coord).map(|n| n as u32)
+    }
+
+    /// The repositories root `x` tags.
+    pub(crate) fn root_repos(&self, x: u32) -> impl Iterator<Item = u32> + '_ {
+        self.roots
+            .get_index(x as usize)
+            .into_iter()
+            .flat_map(|(_, e)| e.repos())
+    }
+
+    /// Whether repository `n` is wanted at `Full`.
+    pub(crate) fn is_full(&self, n: u32) -> bool {
+        self.repos
+            .get_index(n as usize)
+            .and_then(|(_, e)| e.want.as_ref())
+            .is_some_and(|w| w.level == SyncLevel::Full)
     }
 
     /// A repository's current want.
@@ -191,32 +258,53 @@ impl WantIndex {
             .is_some_and(|w| w.lists(relay) && (!full || w.level == SyncLevel::Full))
     }
 
-    /// Whether `key` is in `relay`'s target. `Announcements` is wanted from every relay.
+    /// Whether repository `n` wants its conversation from `relay`: it lists it, or Sync+
+    /// uses it for it (docs/spec.md §15), at `Full`.
+    fn conversation(&self, n: u32, relay: &RelayUrl) -> bool {
+        self.listed(n, relay, true) || (self.plus.uses(n, relay) && self.is_full(n))
+    }
+
+    /// Whether `key` is in `relay`'s target. `Announcements` is wanted from every relay but
+    /// those tracked for Sync+ only.
     pub(crate) fn wants(&self, relay: &RelayUrl, key: &Key) -> bool {
         match key.kind() {
-            KeyKind::Announcements => true,
+            KeyKind::Announcements => !self
+                .plus
+                .only_plus(relay, self.relay_repos.contains_key(relay)),
             KeyKind::State(n) => self.listed(n, relay, false),
-            KeyKind::RepoEvents(n) => self.listed(n, relay, true),
+            KeyKind::RepoEvents(n) => self.conversation(n, relay),
             KeyKind::Root(x) => self
                 .roots
                 .get_index(x as usize)
-                .is_some_and(|(_, e)| e.repos().any(|n| self.listed(n, relay, true))),
+                .is_some_and(|(_, e)| e.repos().any(|n| self.conversation(n, relay))),
+            KeyKind::RelayLists(a) => self.plus.author_repos.get(&a).is_some_and(|ns| {
+                self.plus.index.contains(relay) || ns.iter().any(|n| self.listed(*n, relay, true))
+            }),
         }
     }
 
-    /// Whether any repository lists `relay`.
+    /// Whether any repository lists `relay`, or Sync+ wants something from it.
     pub(crate) fn has_target(&self, relay: &RelayUrl) -> bool {
-        self.relay_repos.contains_key(relay)
+        self.relay_repos.contains_key(relay) || self.plus.has_target(relay)
     }
 
-    /// How many relays some repository lists.
+    /// How many relays have a target.
     pub(crate) fn relay_count(&self) -> usize {
-        self.relay_repos.len()
+        let plus = self
+            .plus
+            .relays()
+            .filter(|r| !self.relay_repos.contains_key(*r));
+        self.relay_repos.len() + plus.count()
     }
 
-    /// Every relay some repository lists.
+    /// Every relay with a target (a relay both listed and used by Sync+ may come twice).
     pub(crate) fn relays(&self) -> impl Iterator<Item = &RelayUrl> {
-        self.relay_repos.keys()
+        self.relay_repos.keys().chain(self.plus.relays())
+    }
+
+    /// Whether some repository lists `relay` (not counting Sync+).
+    pub(crate) fn is_announced(&self, relay: &RelayUrl) -> bool {
+        self.relay_repos.contains_key(relay)
     }
 
     /// The full target of `relay` (including `Announcements`).
@@ -228,20 +316,47 @@ impl WantIndex {
     /// The keys of `relay`'s target, unsorted and possibly repeated (a root tagging two of
     /// its repositories): collect into a set (bulk-built) or extend one.
     pub(crate) fn target_keys<'s>(&'s self, relay: &RelayUrl) -> impl Iterator<Item = Key> + 's {
-        let repos = self.relay_repos.get(relay).into_iter().flatten();
-        std::iter::once(Key::ANNOUNCEMENTS).chain(repos.flat_map(move |n| {
-            let entry = &self.repos[*n as usize];
-            let level = entry.want.as_ref().map(|w| w.level);
-            let state = level.map(|_| Key::state(*n));
-            let full = level == Some(SyncLevel::Full);
-            let events = full.then(|| Key::repo_events(*n));
-            let roots = entry
-                .roots
-                .iter()
-                .filter(move |_| full)
-                .map(|x| Key::root(*x));
-            state.into_iter().chain(events).chain(roots)
-        }))
+        let announced = self.relay_repos.get(relay);
+        let l1 = (!self.plus.only_plus(relay, announced.is_some())).then_some(Key::ANNOUNCEMENTS);
+        let repos = announced.into_iter().flatten();
+        let plus = self.plus_keys(relay);
+        l1.into_iter()
+            .chain(repos.flat_map(move |n| {
+                let entry = &self.repos[*n as usize];
+                let level = entry.want.as_ref().map(|w| w.level);
+                let state = level.map(|_| Key::state(*n));
+                let full = level == Some(SyncLevel::Full);
+                let events = full.then(|| Key::repo_events(*n));
+                let roots = entry
+                    .roots
+                    .iter()
+                    .filter(move |_| full)
+                    .map(|x| Key::root(*x));
+                state.into_iter().chain(events).chain(roots)
+            }))
+            .chain(plus)
+    }
+
+    /// The Sync+ keys of `relay`'s target: the conversation of the repositories Sync+ uses it
+    /// for, the relay lists of every followed participant (index relay) and those of the
+    /// participants of the repositories listing it.
+    fn plus_keys<'s>(&'s self, relay: &RelayUrl) -> impl Iterator<Item = Key> + 's {
+        let conversation = self.plus.relay_repos.get(relay).into_iter().flatten();
+        let conversation = conversation
+            .filter(|n| self.is_full(**n))
+            .flat_map(move |n| {
+                let roots = self.repos[*n as usize].roots.iter();
+                std::iter::once(Key::repo_events(*n)).chain(roots.map(|x| Key::root(*x)))
+            });
+        let index = self.plus.index.contains(relay);
+        let everyone = self.plus.author_repos.keys().filter(move |_| index);
+        let listed = self.relay_repos.get(relay).into_iter().flatten();
+        let participants = listed
+            .filter(|n| self.is_full(**n))
+            .filter_map(|n| self.plus.repos.get(n))
+            .flat_map(|p| p.authors.iter());
+        let lists = everyone.chain(participants).map(|a| Key::relay_lists(*a));
+        conversation.chain(lists)
     }
 
     /// The repository coordinate of table index `n`.
@@ -276,6 +391,7 @@ impl WantIndex {
             Item::State(c) => Key::state(self.repos.get_index_of(c)? as u32),
             Item::RepoEvents(c) => Key::repo_events(self.repos.get_index_of(c)? as u32),
             Item::Root(id) => Key::root(self.roots.get_index_of(id)? as u32),
+            Item::RelayLists(pk) => Key::relay_lists(self.plus.author_index(pk)?),
         })
     }
 
@@ -287,6 +403,7 @@ impl WantIndex {
             KeyKind::State(n) => Item::State(self.coord(n)?.clone()),
             KeyKind::RepoEvents(n) => Item::RepoEvents(self.coord(n)?.clone()),
             KeyKind::Root(x) => Item::Root(*self.root_id(x)?),
+            KeyKind::RelayLists(a) => Item::RelayLists(*self.plus.author(a)?),
         })
     }
 

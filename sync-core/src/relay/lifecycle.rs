@@ -45,6 +45,7 @@ impl SyncCore {
             state.health.next_attempt_at = self.now.mono.plus_ms(jitter);
         }
         state.bootstrap = self.bootstrap.contains(url);
+        state.source = self.source_of(url);
         // Ids stay unique for the life of the core even for a relay reaped and re-added.
         state.seq = self.retired_seq;
         self.relays.insert(url.clone(), state);
@@ -81,6 +82,22 @@ impl SyncCore {
                 r.status = Status::Disconnecting;
                 r.status_deadline = Some(self.now.mono.plus_ms(self.cfg.disconnect_timeout_ms));
             }
+        }
+    }
+
+    /// Why `url` is tracked: bootstrap, announced, Sync+ or index, first that applies.
+    pub(crate) fn source_of(&self, url: &RelayUrl) -> crate::view::RelaySource {
+        use crate::view::RelaySource;
+        if self.bootstrap.contains(url) {
+            RelaySource::Bootstrap
+        } else if self.want.is_announced(url) {
+            RelaySource::Announced
+        } else if self.want.plus.relay_repos.contains_key(url) {
+            RelaySource::SyncPlus
+        } else if self.want.plus.index.contains(url) {
+            RelaySource::Index
+        } else {
+            RelaySource::Announced
         }
     }
 

@@ -119,6 +119,8 @@ pub(crate) struct KindCounts {
     pub(crate) repos: usize,
     /// Root keys.
     pub(crate) roots: usize,
+    /// Sync+ relay-list keys.
+    pub(crate) lists: usize,
 }
 
 impl KindCounts {
@@ -131,6 +133,7 @@ impl KindCounts {
                 KeyKind::State(_) => c.states += 1,
                 KeyKind::RepoEvents(_) => c.repos += 1,
                 KeyKind::Root(_) => c.roots += 1,
+                KeyKind::RelayLists(_) => c.lists += 1,
             }
         }
         c
@@ -144,6 +147,7 @@ impl KindCounts {
             states: self.states + other.states,
             repos: self.repos + other.repos,
             roots: self.roots + other.roots,
+            lists: self.lists + other.lists,
         }
     }
 }
@@ -192,6 +196,8 @@ pub(crate) struct RelayState {
     pub(crate) logged_status: Status,
     /// A bootstrap relay is a target without any repository and is never reaped.
     pub(crate) bootstrap: bool,
+    /// Why the relay is tracked, as of the last discovery flush (or its creation).
+    pub(crate) source: crate::view::RelaySource,
     /// This relay's random stream.
     pub(crate) rng: RelayRng,
     /// Failures, backoff, cooldown.
@@ -275,6 +281,7 @@ impl RelayState {
             status: Status::Disconnected,
             logged_status: Status::Disconnected,
             bootstrap: false,
+            source: crate::view::RelaySource::Announced,
             rng,
             health: Health {
                 next_attempt_at: first_attempt_at,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use nostr::{Event, Kind};
 use nostr_database::{DatabaseError, NostrDatabase};
-use sync_core::{EventMeta, RelayUrl, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
+use sync_core::{
+    EventMeta, RelayUrl, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST, KIND_STATE,
+};
 
 use crate::grasp::deletion::check_deletion;
 use crate::grasp::lookup;
@@ -35,6 +37,9 @@ pub struct GraspPolicy {
     /// Most repositories one author may have announced here; a further announcement (a new
     /// identifier) is rejected, a replacement of a stored one is not (docs/spec.md §13).
     max_announcements_per_author: usize,
+    /// Sync+ (docs/spec.md §15): accept kind 10002 relay lists of participants. Off: a 10002
+    /// is judged like any other kind (GRASP-02).
+    relay_lists: bool,
 }
 
 /// Default of [`GraspPolicy::with_max_announcements_per_author`]: far above what one person
@@ -69,7 +74,16 @@ impl GraspPolicy {
             service_urls: canonical,
             archive_all,
             max_announcements_per_author: DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR,
+            relay_lists: false,
         }
+    }
+
+    /// Sync+ (docs/spec.md §15): accept the kind 10002 relay lists of participants of the
+    /// repositories held here (see `lookup::participates`). Off by default.
+    #[must_use]
+    pub fn with_relay_lists(mut self, on: bool) -> Self {
+        self.relay_lists = on;
+        self
     }
 
     /// Caps the repositories one author may announce here (default
@@ -108,6 +122,7 @@ impl GraspPolicy {
             KIND_ANNOUNCEMENT => self.check_announcement(event).await,
             KIND_STATE => check_state(db, event).await,
             KIND_GRASP_LIST => Ok(Verdict::Accept),
+            KIND_RELAY_LIST if self.relay_lists => check_relay_list(db, event).await,
             _ if event.kind == Kind::EventDeletion => check_deletion(db, event).await,
             _ => self.check_related(event).await,
         };
@@ -236,6 +251,16 @@ fn lists_service(relays: &[String], policy: &GraspPolicy) -> bool {
 /// The non-empty `d` identifier of a repository event.
 fn repo_identifier(event: &Event) -> Option<&str> {
     event.tags.identifier().filter(|d| !d.is_empty())
+}
+
+/// 10002 (Sync+ on): from a participant of a repository held here.
+async fn check_relay_list(db: &dyn NostrDatabase, event: &Event) -> Result<Verdict, DatabaseError> {
+    if lookup::participates(db, event.pubkey).await? {
+        return Ok(Verdict::Accept);
+    }
+    Ok(Verdict::reject(
+        "blocked: relay list of an author who takes part in no repository held here",
+    ))
 }
 
 /// 30618: from the recursive maintainer closure of an owner with a stored announcement.

@@ -153,6 +153,29 @@ pub(crate) async fn stored_announcement(
     Ok(db.query(filter).await?.into_iter().next())
 }
 
+/// Events of one author read to decide whether it participates in a repository (Sync+).
+pub const PARTICIPATION_PROBE: usize = 64;
+
+/// Whether `author` participates in a repository held here (Sync+, docs/spec.md §15): among
+/// its newest [`PARTICIPATION_PROBE`] stored events is one the policy let in for what it
+/// references or is (an announcement, a state event, a root event, a reply, a status) —
+/// anything but a relay list, a grasp list or a deletion, which are accepted without a
+/// repository.
+pub(crate) async fn participates(
+    db: &dyn NostrDatabase,
+    author: PublicKey,
+) -> Result<bool, DatabaseError> {
+    let filter = Filter::new().author(author).limit(PARTICIPATION_PROBE);
+    let events = db.query(filter).await?;
+    let participates = events.into_iter().any(|e| {
+        !matches!(
+            e.kind.as_u16(),
+            sync_core::KIND_RELAY_LIST | sync_core::KIND_GRASP_LIST | 5
+        )
+    });
+    Ok(participates)
+}
+
 /// Whether `filter` (which carries `limit: 1`) matches a stored event. `query` rather than
 /// `count`: a backend may count every match while `query` stops at the limit.
 async fn exists(db: &dyn NostrDatabase, filter: Filter) -> Result<bool, DatabaseError> {

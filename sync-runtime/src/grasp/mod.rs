@@ -10,6 +10,7 @@
 //! | 30618 state | its author is in the recursive maintainer closure of an owner with a stored announcement for the same `d` (owner → listed maintainers → their own stored announcements' maintainers → …) |
 //! | 5 deletion (NIP-09) | it names at least one target; every `a` coordinate is the author's; no stored `e` target is someone else's; at least one target is stored |
 //! | 10317 user grasp list | always (as the public implementation) |
+//! | 10002 relay list | Sync+ on ([`GraspPolicy::with_relay_lists`]): its author participates in a repository held here (a stored event of theirs other than a relay list, grasp list or deletion); off: as anything else |
 //! | anything else | an `a`/`A`/`q` value is the coordinate of a stored event (a repository announcement, usually, unless it withdraws its repository: see below), or an `e`/`E`/`q` value is a stored id, or a stored event references it by id or coordinate |
 //!
 //! A store error rejects (fail-secure) with an `error:` reason. Hostile events with thousands
@@ -64,5 +65,5 @@ pub use self::grasp_policy::{
     GraspPolicy, InvalidServiceUrl, DEFAULT_MAX_ANNOUNCEMENTS_PER_AUTHOR,
 };
 pub use self::local_relay::{AcceptedCallback, LocalRelayPolicy, WithdrawnCallback};
-pub use self::lookup::MAX_ANNOUNCEMENTS_PER_IDENTIFIER;
+pub use self::lookup::{MAX_ANNOUNCEMENTS_PER_IDENTIFIER, PARTICIPATION_PROBE};
 pub use self::references::MAX_REFERENCES;

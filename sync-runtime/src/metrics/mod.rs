@@ -7,7 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use sync_core::{ErrorClass, RelayView, Stats, SyncCore};
+use sync_core::{ErrorClass, RelaySource, RelayView, Stats, SyncCore};
+
+/// Every [`RelaySource`], for `ngit_sync_relay_source`.
+const SOURCES: [RelaySource; 4] = [
+    RelaySource::Bootstrap,
+    RelaySource::Announced,
+    RelaySource::SyncPlus,
+    RelaySource::Index,
+];
 
 /// Every metric the runtime exports. Invariant: all are registered in `registry`.
 #[derive(Clone, Debug)]
@@ -96,6 +104,11 @@ pub(crate) struct Metrics {
     /// `ngit_sync_relays_refused_total{reason}`: relay URLs from events refused by the
     /// open-network rules (docs/spec.md §13).
     relays_refused: IntCounterVec,
+    /// `ngit_sync_relay_source{relay,source}`: 1 for why the relay is tracked (bootstrap,
+    /// announced, sync_plus, index; docs/spec.md §15).
+    relay_source: IntGaugeVec,
+    /// `ngit_sync_plus{kind}`: Sync+ participants known, followed, and relays used.
+    sync_plus: IntGaugeVec,
 }
 
 fn gauge_vec(
@@ -183,6 +196,8 @@ impl Metrics {
             repos_withdrawn: counter_vec(r, "ngit_sync_repos_withdrawn_total", "Repositories withdrawn from sync (a newer announcement no longer lists us, or the announcement was deleted)", &["reason"])?,
             withdrawn_events_deleted: counter(r, "ngit_sync_withdrawn_events_deleted_total", "Stored events of withdrawn repositories deleted (on-withdrawal delete)")?,
             relays_refused: counter_vec(r, "ngit_sync_relays_refused_total", "Relay URLs from events refused by the open-network rules (non-global address, URL too long, tracked-relay cap)", &["reason"])?,
+            relay_source: gauge_vec(r, "ngit_sync_relay_source", "Why a relay is tracked (value 1): bootstrap, announced, sync_plus (a participant's relay list) or index", &["relay", "source"])?,
+            sync_plus: gauge_vec(r, "ngit_sync_plus", "Sync+: participants known, participants followed, relays used", &["kind"])?,
             registry,
         };
         metrics.init_fixed_labels();
@@ -361,6 +376,15 @@ impl Metrics {
         for (gauge, value) in gauges {
             gauge.with_label_values(&[url]).set(value);
         }
+        for source in SOURCES {
+            if source != view.source() {
+                let _absent = self
+                    .relay_source
+                    .remove_label_values(&[url, source.label()]);
+            }
+        }
+        let source = [url, view.source().label()];
+        self.relay_source.with_label_values(&source).set(1);
         match view.last_complete() {
             Some(t) => {
                 let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
@@ -446,6 +470,11 @@ impl Metrics {
                     .connection_attempts
                     .remove_label_values(&[gone, result]);
             }
+            for source in SOURCES {
+                let _removed = self
+                    .relay_source
+                    .remove_label_values(&[gone, source.label()]);
+            }
             let suffix = format!("\0{gone}");
             exported.totals.retain(|key, _| !key.ends_with(&suffix));
         }
@@ -458,6 +487,14 @@ impl Metrics {
         self.relays_dead.set(s.relays_dead as i64);
         self.repos.set(s.repos as i64);
         self.root_events.set(s.root_events as i64);
+        let plus = [
+            ("participants", s.sync_plus_participants),
+            ("followed", s.sync_plus_followed),
+            ("relays", s.sync_plus_relays),
+        ];
+        for (kind, value) in plus {
+            self.sync_plus.with_label_values(&[kind]).set(value as i64);
+        }
         let r = &s.rejected;
         for (event_type, t) in [("announcement", &r.announcement), ("state", &r.state)] {
             let hot = self.rejected_hot.with_label_values(&[event_type]);
@@ -523,7 +560,10 @@ impl Metrics {
         exported.advance_all(&self.engine_activity, "activity", &activity);
         let refused = s.targets_refused.by_label();
         exported.advance_all(&self.relays_refused, "refused", &refused);
-        let truncated = [("relays_per_repo_cap", s.relay_urls_truncated)];
+        let truncated = [
+            ("relays_per_repo_cap", s.relay_urls_truncated),
+            ("sync_plus_relays_capped", s.sync_plus_relays_capped),
+        ];
         exported.advance_all(&self.engine_activity, "activity", &truncated);
     }
 }

@@ -75,6 +75,21 @@ pub(crate) struct RunArgs {
     #[arg(long = "allow-private-targets", env = "GRASP_SYNC_ALLOW_PRIVATE_TARGETS", num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub(crate) allow_private_targets: Option<bool>,
+    /// Sync+ (docs/spec.md §15): also sync each repository's conversation from its
+    /// participants' outbox relays (kind 10002 write relays, kind 10317 GRASP lists), bounded
+    /// by the --sync-plus-* tunables [default: true]. `--sync-plus false` is exactly GRASP-02.
+    #[arg(long = "sync-plus", env = "GRASP_SYNC_SYNC_PLUS", num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) sync_plus: Option<bool>,
+    /// Sync+: a relay to ask for participants' relay lists (repeatable; comma-separated in the
+    /// environment) [default: none].
+    #[arg(
+        long = "index-relay",
+        value_name = "URL",
+        env = "GRASP_SYNC_INDEX_RELAY",
+        value_delimiter = ','
+    )]
+    pub(crate) index_relay: Vec<String>,
     /// What happens to a withdrawn repository's stored events (a newer announcement no longer
     /// lists this relay, or the announcement was deleted): `keep` them, or `delete` them
     /// (docs/operations.md) [default: keep].

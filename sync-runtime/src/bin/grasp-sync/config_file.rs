@@ -1,7 +1,7 @@
 //! The optional TOML configuration file (`--config FILE`).
 //!
 //! Keys are the long flag names with `_` for `-` (`listen`, `service_url = [..]`, `data_dir`,
-//! `bootstrap = [..]`, `archive_all`, `allow_private_targets`, `on_withdrawal`, `disable_negentropy`, `metrics_listen`, `seed`,
+//! `bootstrap = [..]`, `archive_all`, `allow_private_targets`, `sync_plus`, `index_relay = [..]`, `on_withdrawal`, `disable_negentropy`, `metrics_listen`, `seed`,
 //! `record_trace`, `log`, `client_max_subscriptions`, `client_events_per_minute`,
 //! `client_max_message_bytes`, `client_max_connections`); the sync tunables go in a `[sync]` table with the same names as their
 //! flags (`[sync] chunk_size = 100`). Unknown keys are errors, so a typo never passes silently.
@@ -32,6 +32,11 @@ pub(crate) struct FileConfig {
     pub(crate) archive_all: Option<bool>,
     /// `--allow-private-targets`.
     pub(crate) allow_private_targets: Option<bool>,
+    /// `--sync-plus`.
+    pub(crate) sync_plus: Option<bool>,
+    /// `--index-relay`, as a list.
+    #[serde(default)]
+    pub(crate) index_relay: Vec<String>,
     /// `--on-withdrawal` (`"keep"` or `"delete"`).
     pub(crate) on_withdrawal: Option<String>,
     /// `--relay-key-file`.

@@ -99,7 +99,8 @@ pub(crate) async fn start(
             settings.archive_all,
         )
         .map_err(|e| format!("invalid --service-url: {e:?}"))?
-        .with_max_announcements_per_author(settings.max_announcements_per_author),
+        .with_max_announcements_per_author(settings.max_announcements_per_author)
+        .with_relay_lists(settings.sync.sync_plus),
     );
     let handle_cell: Arc<OnceLock<SyncHandle>> = Arc::new(OnceLock::new());
     let (on_accepted, on_withdrawn) = client_callbacks(handle_cell.clone());

@@ -105,6 +105,9 @@ pub(crate) fn merge(args: RunArgs, file: FileConfig) -> Result<Settings, String>
         .allow_private_targets
         .or(file.allow_private_targets)
         .unwrap_or(false);
+    sync.sync_plus = args.sync_plus.or(file.sync_plus).unwrap_or(true);
+    sync.index_relays =
+        canonical_urls("--index-relay", &prefer(args.index_relay, file.index_relay))?;
     let on_withdrawal = on_withdrawal(args.on_withdrawal, file.on_withdrawal.as_deref())?;
     let event_limits = event_limits(
         args.max_event_bytes.or(file.max_event_bytes),

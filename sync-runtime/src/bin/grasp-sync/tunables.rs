@@ -113,6 +113,12 @@ tunables! {
     live_poll_margin_secs: u64 = "live-poll-margin-secs", "GRASP_SYNC_LIVE_POLL_MARGIN_SECS";
     /// Derive relay URLs from `clone` URLs, https://h/... -> wss://h (true|false) [true].
     derive_relays_from_clone_urls: bool = "derive-relays-from-clone-urls", "GRASP_SYNC_DERIVE_RELAYS_FROM_CLONE_URLS";
+    /// Sync+: participants whose relay lists are followed per repository, owner and maintainers first, the others rotating hourly [32].
+    sync_plus_max_authors_per_repo: usize = "sync-plus-max-authors-per-repo", "GRASP_SYNC_SYNC_PLUS_MAX_AUTHORS_PER_REPO";
+    /// Sync+: relays taken from participants' lists per repository [24].
+    sync_plus_max_relays_per_repo: usize = "sync-plus-max-relays-per-repo", "GRASP_SYNC_SYNC_PLUS_MAX_RELAYS_PER_REPO";
+    /// Sync+: relays tracked for Sync+ in all, within --max-tracked-relays [256].
+    sync_plus_max_relays: usize = "sync-plus-max-relays", "GRASP_SYNC_SYNC_PLUS_MAX_RELAYS";
 }
 
 #[cfg(test)]
