@@ -6,8 +6,6 @@
 
 use std::collections::BTreeSet;
 
-use nostr::Filter;
-
 use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
@@ -15,34 +13,44 @@ use crate::filters::key_values;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
 use crate::relay::{KindCounts, LiveGroup, OpenSub, RelayState, SubRole};
+use crate::wanted::Wanted;
+use crate::wire_filter::WireFilter;
 
 impl RelayState {
     /// Makes live coverage of `candidates` match the target: opens what is missing, closes
     /// what is no longer wanted. Deferred (and replayed later) during a rate-limit cooldown.
     pub(crate) fn reconcile_live(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Key>) {
+        let wanted = Wanted::new(ctx.want, &self.url, candidates.len());
+        self.reconcile_live_with(ctx, candidates, &wanted);
+    }
+
+    /// [`RelayState::reconcile_live`] with the relay's target already at hand.
+    pub(crate) fn reconcile_live_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        candidates: &BTreeSet<Key>,
+        wanted: &Wanted<'_>,
+    ) {
         if !self.status.is_live() {
             return;
         }
-        let mut add = BTreeSet::new();
+        // In the candidates' order: bulk-built into a set below.
+        let mut missing = Vec::new();
         let mut stale_groups = BTreeSet::new();
         for item in candidates {
-            let wanted = ctx.want.wants(&self.url, item);
-            match (wanted, self.live_group_of(item)) {
-                (true, None) => {
-                    add.insert(*item);
-                }
+            match (wanted.wants(item), self.live_group_of(item)) {
+                (true, None) => missing.push(*item),
                 (false, Some(group)) => {
                     stale_groups.insert(group);
                 }
                 _ => {}
             }
         }
+        let mut add: BTreeSet<Key> = missing.into_iter().collect();
         for group in stale_groups {
             let items = self.close_group(ctx, group);
             // Bulk-built and merged: a closed group can hold thousands of items.
-            let mut kept: BTreeSet<Key> = (items.into_iter())
-                .filter(|i| ctx.want.wants(&self.url, i))
-                .collect();
+            let mut kept: BTreeSet<Key> = (items.into_iter()).filter(|i| wanted.wants(i)).collect();
             add.append(&mut kept);
         }
         if add.is_empty() {
@@ -263,7 +271,7 @@ impl RelayState {
     }
 
     /// Sends a live REQ (counted by the pace).
-    pub(crate) fn send_live(&mut self, ctx: &mut Ctx<'_>, sub: SubId, filters: Vec<Filter>) {
+    pub(crate) fn send_live(&mut self, ctx: &mut Ctx<'_>, sub: SubId, filters: Vec<WireFilter>) {
         self.health.pace.sent(ctx.now.mono);
         ctx.out.push(Command::Subscribe {
             relay: self.url.clone(),

@@ -9,6 +9,7 @@ use crate::ctx::Ctx;
 use crate::historic::batch::Origin;
 use crate::item::{Item, Key};
 use crate::relay::RelayState;
+use crate::wanted::Wanted;
 
 /// What the diff decided for one relay (the core diffs interned item keys; `T` defaults to
 /// [`Item`] for callers outside the core).
@@ -72,10 +73,10 @@ impl RelayState {
         if !self.status.is_live() {
             return;
         }
-        let url = self.url.clone();
+        let wanted = Wanted::new(ctx.want, &self.url, candidates.len());
         let actions = compute_actions(
             candidates,
-            |i| ctx.want.wants(&url, i),
+            |i| wanted.wants(i),
             |i| self.pending.contains(i),
             |i| self.confirmed.contains(i),
         );
@@ -83,7 +84,7 @@ impl RelayState {
             self.pending.remove_item(item);
             self.confirmed.remove(item);
         }
-        self.reconcile_live(ctx, candidates);
+        self.reconcile_live_with(ctx, candidates, &wanted);
         if !actions.historic_new.is_empty() {
             self.start_batch(ctx, actions.historic_new, origin, None);
         }

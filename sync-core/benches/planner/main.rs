@@ -94,7 +94,16 @@ fn run(r: &Run, seed: u64) -> Report {
     report.figures.push(cases::one_root(&mut s, r.reps));
     report.figures.push(cases::one_delivery(&mut s, 1_000));
     report.figures.extend(cases::daily_resync(&mut s));
-    report.figures.extend(cases::reconnect_storm(&mut s));
+    // `PLANNER_RECONNECT_REPS=20` repeats the reconnect case (to profile it; the last counts).
+    let reconnects = std::env::var("PLANNER_RECONNECT_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize);
+    let mut storm = Vec::new();
+    for _ in 0..reconnects.max(1) {
+        storm = cases::reconnect_storm(&mut s);
+    }
+    report.figures.extend(storm);
     report
 }
 

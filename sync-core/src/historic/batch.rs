@@ -6,7 +6,7 @@ use nostr::{EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::command::SubId;
-use crate::filters::LayerFilter;
+use crate::filters::ChunkFilter;
 use crate::historic::negentropy::IdFetch;
 use crate::historic::pagination::Cursor;
 use crate::item::Key;
@@ -123,7 +123,7 @@ pub(crate) struct Batch {
     /// Lower bound of what it fetches (catch-up), `None` for a full pass.
     pub(crate) since: Option<Timestamp>,
     /// The semantic filters of `items` (for REQ+EOSE and the fallback).
-    pub(crate) filters: Vec<LayerFilter>,
+    pub(crate) filters: Vec<ChunkFilter>,
     /// Pipeline stage.
     pub(crate) stage: Stage,
     /// Some part could not be completed (the first reason): the batch is retried, or once

@@ -9,13 +9,15 @@ use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::decision_log;
 use crate::event_meta::EventMeta;
-use crate::filters::{build_keys, historic};
+use crate::filters::build_keys;
 use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
 use crate::historic::pagination::{Cursor, Next};
 use crate::item::Key;
 use crate::relay::health::CloseReason;
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 use crate::time::Mono;
+use crate::wanted::Wanted;
+use crate::wire_filter::WireFilter;
 
 /// Times a request is re-sent after a rate-limit CLOSED before its batch fails.
 const MAX_REQUEUES: u32 = 3;
@@ -124,13 +126,13 @@ impl RelayState {
                     return;
                 };
                 let sub = SubId(format!("neg{batch_id}.{}.{seq}", f.layer.short()));
-                (sub, historic(&f.filter, batch.since, None, None))
+                (sub, f.filter.window(batch.since, None, None))
             }
             Request::Ids(ids) => {
                 ctx.stats.ids_fetched += ids.len() as u64;
                 (
                     SubId(format!("b{batch_id}.ids.{seq}")),
-                    nostr::Filter::new().ids(ids.iter().copied()),
+                    WireFilter::from(nostr::Filter::new().ids(ids.iter().copied())),
                 )
             }
             Request::Page(c) => {
@@ -141,7 +143,7 @@ impl RelayState {
                     .map_or(ctx.cfg.page_limit, |m| m.min(ctx.cfg.page_limit));
                 (
                     SubId(format!("b{batch_id}.{}.{seq}", c.layer.short())),
-                    c.request(limit),
+                    WireFilter::from(c.request(limit)),
                 )
             }
         };
@@ -490,11 +492,12 @@ impl RelayState {
         if self.retry(ctx, &batch) {
             return;
         }
-        for item in batch.items {
-            if ctx.want.wants(&self.url, &item) {
-                self.confirmed.insert(item);
-            }
-        }
+        let wanted = Wanted::new(ctx.want, &self.url, batch.items.len());
+        // Bulk-built from the sorted set and merged (a catch-up re-confirms every item).
+        let done: BTreeSet<Key> = (batch.items.into_iter())
+            .filter(|i| wanted.wants(i))
+            .collect();
+        self.confirmed.merge(done);
         self.counters.batches_done += 1;
         if let Some(why) = batch.failed {
             decision_log::batch_failed(&self.url, batch.id, why, batch.attempt, None);
@@ -546,14 +549,17 @@ fn restart(mut request: Request) -> Request {
 
 /// Paginated cursors for semantic filters, with the batch's `since`.
 pub(super) fn cursors(
-    filters: &[crate::filters::LayerFilter],
+    filters: &[crate::filters::ChunkFilter],
     since: Option<Timestamp>,
 ) -> VecDeque<(Request, u32)> {
     filters
         .iter()
         .map(|f| {
             (
-                Request::Page(Cursor::new(historic(&f.filter, since, None, None), f.layer)),
+                Request::Page(Cursor::new(
+                    f.filter.window(since, None, None).to_filter(),
+                    f.layer,
+                )),
                 0,
             )
         })

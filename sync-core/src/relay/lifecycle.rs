@@ -16,6 +16,7 @@ use crate::relay::health::{is_negentropy_unsupported, is_rate_limited, is_too_ma
 use crate::relay::{NegSupport, RelayState, Status};
 use crate::time::{Earliest, TimerKind};
 use crate::url::RelayUrl;
+use crate::wanted::Wanted;
 
 /// Startup jitter applies to relays first seen within this long of the core's start.
 const STARTUP_PERIOD_MS: u64 = 60_000;
@@ -109,11 +110,12 @@ impl SyncCore {
         r.schedule_daily(&mut ctx);
         if quick {
             let since = r.catchup_since(&ctx, r.synced_through);
+            let wanted = Wanted::new(ctx.want, &r.url, r.confirmed.len());
             let items = r
                 .confirmed
                 .iter()
-                .filter(|i| ctx.want.wants(&r.url, i))
-                .cloned()
+                .filter(|i| wanted.wants(i))
+                .copied()
                 .collect();
             r.start_batch(&mut ctx, items, Origin::Reconnect, Some(since));
         } else {
