@@ -71,6 +71,11 @@ impl Key {
         Self((n << 2) | 3)
     }
 
+    /// The encoded key, for dense per-key tables (e.g. a bit set over one relay's target).
+    pub(crate) const fn bits(self) -> u32 {
+        self.0
+    }
+
     /// Decodes the key.
     pub(crate) const fn kind(self) -> KeyKind {
         let n = self.0 >> 2;

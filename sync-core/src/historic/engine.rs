@@ -56,11 +56,13 @@ impl RelayState {
         if origin.is_catchup() {
             self.catchup_pending = true;
         }
+        let filter_items = items.len();
         let batch = Batch {
             id,
             items,
             origin,
             since,
+            filter_items,
             filters,
             stage,
             failed: None,
@@ -492,11 +494,11 @@ impl RelayState {
         if self.retry(ctx, &batch) {
             return;
         }
-        let wanted = Wanted::new(ctx.want, &self.url, batch.items.len());
-        // Bulk-built from the sorted set and merged (a catch-up re-confirms every item).
-        let done: BTreeSet<Key> = (batch.items.into_iter())
-            .filter(|i| wanted.wants(i))
-            .collect();
+        // Items already confirmed stay so (a catch-up holds only such items): found by one
+        // walk of both sorted sets, not a lookup each.
+        let fresh: Vec<Key> = self.confirmed.not_in(&batch.items).copied().collect();
+        let wanted = Wanted::new(ctx.want, &self.url, fresh.len());
+        let done: BTreeSet<Key> = fresh.into_iter().filter(|i| wanted.wants(i)).collect();
         self.confirmed.merge(done);
         self.counters.batches_done += 1;
         if let Some(why) = batch.failed {

@@ -16,6 +16,10 @@ impl Confirmed {
     pub(crate) fn contains(&self, item: &Key) -> bool {
         self.items.contains(item)
     }
+    /// The keys of `items` not confirmed, in order.
+    pub(crate) fn not_in<'a>(&'a self, items: &'a BTreeSet<Key>) -> impl Iterator<Item = &'a Key> {
+        items.difference(&self.items)
+    }
     /// Adds `items`: a linear merge when they are many, else one insert each.
     pub(crate) fn merge(&mut self, mut items: BTreeSet<Key>) {
         if items.len().saturating_mul(8) >= self.items.len() {

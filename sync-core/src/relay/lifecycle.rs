@@ -108,9 +108,10 @@ impl SyncCore {
             && r.synced_through.is_some()
             && r.confirmed.len() > 0;
         r.schedule_daily(&mut ctx);
+        // Every item of the relay is tested against its target below: collected once.
+        let wanted = Wanted::new(ctx.want, &r.url, usize::MAX);
         if quick {
             let since = r.catchup_since(&ctx, r.synced_through);
-            let wanted = Wanted::new(ctx.want, &r.url, r.confirmed.len());
             let items = r
                 .confirmed
                 .iter()
@@ -125,7 +126,7 @@ impl SyncCore {
             r.catchup_pending = false;
         }
         let candidates = all_candidates(r, &ctx);
-        r.plan(&mut ctx, &candidates, Origin::Initial);
+        r.plan_with(&mut ctx, &candidates, Origin::Initial, &wanted);
     }
 
     pub(crate) fn on_connect_failed(
