@@ -30,12 +30,13 @@ impl<T> Default for Actions<T> {
     }
 }
 
-/// The diff over `candidates`, given membership tests for the three indexes.
+/// The diff over `candidates`, given membership tests for the three indexes (each asked
+/// about candidates in their order, not necessarily about every one).
 pub fn compute_actions<'a, T: Ord + Clone + 'a>(
     candidates: impl IntoIterator<Item = &'a T>,
-    wants: impl Fn(&T) -> bool,
-    pending: impl Fn(&T) -> bool,
-    confirmed: impl Fn(&T) -> bool,
+    mut wants: impl FnMut(&T) -> bool,
+    mut pending: impl FnMut(&T) -> bool,
+    mut confirmed: impl FnMut(&T) -> bool,
 ) -> Actions<T> {
     let (mut historic_new, mut dropped) = (Vec::new(), Vec::new());
     for item in candidates {
@@ -69,6 +70,27 @@ pub(crate) fn all_candidates(relay: &RelayState, ctx: &Ctx<'_>) -> BTreeSet<Key>
         keys = union_sorted(keys, group.items.iter());
     }
     keys.into_iter().collect()
+}
+
+/// Membership tests against a sorted sequence for keys asked in increasing order: the
+/// sequence is walked once, whatever keys are skipped.
+struct SortedProbe<'k, I: Iterator<Item = &'k Key>> {
+    /// The rest of the sequence, from the first key not below the last one asked.
+    rest: std::iter::Peekable<I>,
+}
+
+impl<'k, I: Iterator<Item = &'k Key>> SortedProbe<'k, I> {
+    fn new(sorted: I) -> Self {
+        Self {
+            rest: sorted.peekable(),
+        }
+    }
+
+    /// Whether `key` is in the sequence (`key` at least the last key asked).
+    fn has(&mut self, key: &Key) -> bool {
+        while self.rest.next_if(|k| *k < key).is_some() {}
+        self.rest.peek() == Some(&key)
+    }
 }
 
 /// The union of `a` and `b`, both sorted and distinct; sorted and distinct.
@@ -108,12 +130,27 @@ impl RelayState {
         if !self.status.is_live() {
             return;
         }
-        let actions = compute_actions(
-            candidates,
-            |i| wanted.wants(i),
-            |i| self.pending.contains(i),
-            |i| self.confirmed.contains(i),
-        );
+        // Many candidates (a reconnect, a resync): one walk of the sorted indexes beside the
+        // sorted candidates instead of a lookup each.
+        let walk =
+            candidates.len().saturating_mul(8) >= self.confirmed.len() + self.pending.item_count();
+        let actions = if walk {
+            let mut pending = SortedProbe::new(self.pending.keys());
+            let mut confirmed = SortedProbe::new(self.confirmed.iter());
+            compute_actions(
+                candidates,
+                |i| wanted.wants(i),
+                |i| pending.has(i),
+                |i| confirmed.has(i),
+            )
+        } else {
+            compute_actions(
+                candidates,
+                |i| wanted.wants(i),
+                |i| self.pending.contains(i),
+                |i| self.confirmed.contains(i),
+            )
+        };
         for item in &actions.dropped {
             self.pending.remove_item(item);
             self.confirmed.remove(item);
@@ -150,6 +187,19 @@ mod tests {
     }
 
     proptest! {
+        /// Probing a sorted sequence in increasing order answers like a lookup.
+        #[test]
+        fn sorted_probes_answer_like_lookups(
+            set in prop::collection::btree_set(0u32..200, 0..60),
+            asked in prop::collection::btree_set(0u32..200, 0..60),
+        ) {
+            let keys: BTreeSet<Key> = set.iter().map(|n| Key::root(*n)).collect();
+            let mut probe = SortedProbe::new(keys.iter());
+            for n in &asked {
+                prop_assert_eq!(probe.has(&Key::root(*n)), keys.contains(&Key::root(*n)));
+            }
+        }
+
         /// The linear union is the set union.
         #[test]
         fn union_of_sorted_keys_is_the_set_union(

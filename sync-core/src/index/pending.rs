@@ -30,6 +30,16 @@ impl Pending {
         self.batches.insert(batch.id, batch);
     }
 
+    /// Every pending item, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.item_batch.keys()
+    }
+
+    /// How many items are pending.
+    pub(crate) fn item_count(&self) -> usize {
+        self.item_batch.len()
+    }
+
     pub(crate) fn contains(&self, item: &Key) -> bool {
         self.item_batch.contains_key(item)
     }
