@@ -76,6 +76,11 @@ impl Key {
         self.0
     }
 
+    /// The key whose [`Key::bits`] are `bits`.
+    pub(crate) const fn from_bits(bits: u32) -> Self {
+        Self(bits)
+    }
+
     /// Decodes the key.
     pub(crate) const fn kind(self) -> KeyKind {
         let n = self.0 >> 2;

@@ -56,12 +56,15 @@ pub fn compute_actions<'a, T: Ord + Clone + 'a>(
 
 /// Every item the relay might need to act on: its target plus whatever it holds.
 pub(crate) fn all_candidates(relay: &RelayState, ctx: &Ctx<'_>) -> BTreeSet<Key> {
-    // Only the target comes unsorted; the sets it holds are merged in one linear pass each,
-    // and the sorted result bulk-builds the set (far cheaper than sorting everything again,
-    // or inserting tens of thousands of keys one at a time).
-    let mut keys: Vec<Key> = ctx.want.target_keys(&relay.url).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    all_candidates_with(relay, &Wanted::new(ctx.want, &relay.url, 0))
+}
+
+/// [`all_candidates`] with the relay's target already at hand.
+pub(crate) fn all_candidates_with(relay: &RelayState, wanted: &Wanted<'_>) -> BTreeSet<Key> {
+    // Only the target comes unsorted (or off a bit set, in order); the sets the relay holds
+    // are merged in one linear pass each, and the sorted result bulk-builds the set (far
+    // cheaper than sorting everything again, or inserting keys one at a time).
+    let mut keys = wanted.sorted_target();
     keys = union_sorted(keys, relay.confirmed.iter());
     for batch in relay.pending.batches.values() {
         keys = union_sorted(keys, batch.items.iter());

@@ -43,6 +43,33 @@ impl<'w> Wanted<'w> {
         }
     }
 
+    /// The relay's target, sorted and distinct: read off the bit set when there is one.
+    pub(crate) fn sorted_target(&self) -> Vec<Key> {
+        let Some(bits) = &self.bits else {
+            let mut keys: Vec<Key> = self.want.target_keys(&self.relay).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            return keys;
+        };
+        let mut keys = Vec::new();
+        for (w, word) in bits.iter().enumerate() {
+            let mut rest = *word;
+            while rest != 0 {
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                // Bits are only ever set at `key.bits()`, a u32.
+                keys.push(Key::from_bits((w * 64) as u32 + bit));
+            }
+        }
+        debug_assert!({
+            let mut all: Vec<Key> = self.want.target_keys(&self.relay).collect();
+            all.sort_unstable();
+            all.dedup();
+            all == keys
+        });
+        keys
+    }
+
     /// Whether `key` is in the relay's target.
     pub(crate) fn wants(&self, key: &Key) -> bool {
         match &self.bits {

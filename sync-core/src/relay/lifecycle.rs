@@ -11,7 +11,7 @@ use crate::decision_log;
 use crate::event_meta::EventMeta;
 use crate::historic::batch::Origin;
 use crate::item::Key;
-use crate::plan::all_candidates;
+use crate::plan::{all_candidates, all_candidates_with};
 use crate::relay::health::{is_negentropy_unsupported, is_rate_limited, is_too_many, ErrorClass};
 use crate::relay::{NegSupport, RelayState, Status};
 use crate::time::{Earliest, TimerKind};
@@ -125,7 +125,7 @@ impl SyncCore {
             r.batch_failure = None;
             r.catchup_pending = false;
         }
-        let candidates = all_candidates(r, &ctx);
+        let candidates = all_candidates_with(r, &wanted);
         r.plan_with(&mut ctx, &candidates, Origin::Initial, &wanted);
     }
 
