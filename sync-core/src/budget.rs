@@ -1,12 +1,11 @@
 //! The subscription budget of one relay (docs/spec.md §8): how many subscriptions may be open, how many
 //! filters and bytes one REQ may carry, and packing filters into REQs within those limits.
 
-use nostr::Filter;
-
 use crate::config::Config;
-use crate::filters::wire_bytes;
+use crate::filters::wire_size;
 use crate::historic::pagination::PageSize;
 use crate::input::RelayLimits;
+use crate::wire_filter::WireFilter;
 
 /// Bytes of a REQ message besides its filters (`["REQ","<sub>",…]`).
 const REQ_OVERHEAD_BYTES: usize = 96;
@@ -115,13 +114,13 @@ impl Budget {
     /// they hold.
     pub(crate) fn pack_within(
         &self,
-        filters: impl Iterator<Item = Filter>,
+        filters: impl Iterator<Item = WireFilter>,
         max_reqs: usize,
-    ) -> (Vec<Vec<Filter>>, usize) {
-        let mut out: Vec<Vec<Filter>> = Vec::new();
+    ) -> (Vec<Vec<WireFilter>>, usize) {
+        let mut out: Vec<Vec<WireFilter>> = Vec::new();
         let mut packer = Packer::new(self);
         for f in filters {
-            let b = wire_bytes(&f);
+            let b = wire_size(&f);
             if packer.joins_last(b) {
                 out.last_mut().expect("joins an open REQ").push(f);
             } else if out.len() < max_reqs {
@@ -147,7 +146,7 @@ impl Budget {
     /// Packs filters greedily into REQs of at most `max_filters` filters and `max_bytes` bytes
     /// (the reference the size-only [`Budget::count_reqs`] is tested against).
     #[cfg(test)]
-    pub(crate) fn pack(&self, filters: Vec<Filter>) -> Vec<Vec<Filter>> {
+    pub(crate) fn pack(&self, filters: Vec<WireFilter>) -> Vec<Vec<WireFilter>> {
         self.pack_within(filters.into_iter(), usize::MAX).0
     }
 }
@@ -203,6 +202,7 @@ impl<'b> Packer<'b> {
 
 #[cfg(test)]
 mod tests {
+    use nostr::Filter;
     use proptest::prelude::*;
 
     use super::*;
@@ -240,9 +240,9 @@ mod tests {
         fn packing_keeps_every_filter_within_limits(n in 0usize..200, max_filters in 1usize..20, max_bytes in 1024usize..20_000) {
             let cfg = Config { max_filters_per_req: max_filters, max_message_bytes: max_bytes, ..Config::default() };
             let b = Budget::new(&cfg);
-            let filters: Vec<Filter> = (0..n).map(|i| Filter::new().limit(i)).collect();
+            let filters: Vec<WireFilter> = (0..n).map(|i| Filter::new().limit(i).into()).collect();
             let packed = b.pack(filters.clone());
-            prop_assert_eq!(b.count_reqs(filters.iter().map(wire_bytes)), packed.len());
+            prop_assert_eq!(b.count_reqs(filters.iter().map(wire_size)), packed.len());
             prop_assert_eq!(packed.iter().flatten().cloned().collect::<Vec<_>>(), filters.clone());
             prop_assert!(packed.iter().all(|r| !r.is_empty() && r.len() <= max_filters));
             let keep = n % 7;

@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use nostr::{EventId, Filter};
+use nostr::EventId;
 use serde::{Deserialize, Serialize};
 
 use crate::time::Mono;
 use crate::url::RelayUrl;
+use crate::wire_filter::WireFilter;
 
 /// A deterministic subscription id (e.g. `b3.l2.1`, `live7`), unique per relay for the life
 /// of the core; at most 64 characters.
@@ -63,7 +64,7 @@ pub enum Command {
         /// Live or historic.
         kind: SubKind,
         /// The filters (ORed by the relay).
-        filters: Vec<Filter>,
+        filters: Vec<WireFilter>,
     },
     /// Send `CLOSE sub` (or `NEG-CLOSE` for a negentropy id, stopping the reconciliation).
     /// EVENTs that still arrive on it (queued behind other traffic) and match its filters are
@@ -86,7 +87,7 @@ pub enum Command {
         /// The reconciliation id.
         sub: SubId,
         /// The filter.
-        filter: Filter,
+        filter: WireFilter,
     },
     /// The core no longer tracks this relay (its connection, if any, is closed): drop
     /// whatever is held for it (connection pool entry, routing tables, counters). Sent once,

@@ -2,6 +2,7 @@
 //! L3 root-event events. Pure functions; live and historic copies differ only in `limit`/`since`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use nostr::{Alphabet, EventId, Filter, Kind, PublicKey, SingleLetterTag, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use crate::event_meta::{
 };
 use crate::index::want::WantIndex;
 use crate::item::{Item, Key, KeyKind};
+use crate::wire_filter::{FilterView, TagValues, WireFilter};
 
 /// Which layer a filter belongs to (used in subscription ids and snapshots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -52,6 +54,16 @@ pub struct LayerFilter {
     pub layer: Layer,
     /// The filter (without `limit`/`since`; see [`live`] and [`historic`]).
     pub filter: Filter,
+}
+
+/// A semantic filter of one chunk as the core sends it: its values are shared by the three
+/// letters of the chunk and by every copy (a catch-up's reconciliations, a re-sent REQ).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkFilter {
+    /// The layer.
+    pub(crate) layer: Layer,
+    /// The filter (without `limit`/`since`).
+    pub(crate) filter: WireFilter,
 }
 
 /// Sorts, deduplicates and splits `values` into chunks of at most `size` (`size` ≥ 1).
@@ -100,15 +112,21 @@ pub fn build<'a>(items: impl IntoIterator<Item = &'a Item>, chunk_size: usize) -
     // Items may repeat: roots are made distinct here (keys are distinct by construction).
     values.roots.sort_unstable();
     values.roots.dedup();
-    values.normalised().filters(chunk_size).collect()
+    (values.normalised().filters(chunk_size))
+        .map(|c| LayerFilter {
+            layer: c.layer,
+            filter: c.filter.to_filter(),
+        })
+        .collect()
 }
 
-/// [`build`] over interned keys (keys the want index does not know are skipped).
+/// [`build`] over interned keys (keys the want index does not know are skipped), as the core
+/// sends them.
 pub(crate) fn build_keys<'a>(
     keys: impl IntoIterator<Item = &'a Key>,
     want: &WantIndex,
     chunk_size: usize,
-) -> Vec<LayerFilter> {
+) -> Vec<ChunkFilter> {
     key_values(keys, want).filters(chunk_size).collect()
 }
 
@@ -175,69 +193,79 @@ const fn tag_value_bytes(len_bytes: usize) -> usize {
     len_bytes + 3
 }
 
-/// An id as two big-endian integers (first 16 bytes, last 16): their order is the order of
-/// the bytes, i.e. of `EventId`'s `Ord` and of the hex strings.
-fn id_halves(id: &EventId) -> (u128, u128) {
-    let (mut hi, mut lo) = ([0u8; 16], [0u8; 16]);
-    hi.copy_from_slice(&id.as_bytes()[..16]);
-    lo.copy_from_slice(&id.as_bytes()[16..]);
-    (u128::from_be_bytes(hi), u128::from_be_bytes(lo))
-}
-
-/// The bytes [`id_halves`] was made from.
-fn id_bytes((hi, lo): (u128, u128)) -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(&hi.to_be_bytes());
-    bytes[16..].copy_from_slice(&lo.to_be_bytes());
-    bytes
-}
-
-/// Lower-case hex of 32 bytes, written into a fixed buffer (no `char` iterator, no
-/// per-byte capacity checks) and copied into one allocation.
-pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 15)];
+/// The ids' bytes in increasing order (the order of `EventId`'s `Ord` and of the hex
+/// strings). Sorted as one integer each: the first 12 bytes, big-endian, above the id's
+/// position (distinct keys, compared in one instruction pair, held contiguously instead of
+/// behind pointers); ids sharing their first 12 bytes (none in practice) are then put in
+/// order by a full sort.
+fn sorted_ids(ids: Vec<&EventId>) -> Vec<[u8; 32]> {
+    let bytes: Vec<[u8; 32]> = ids.into_iter().map(|id| *id.as_bytes()).collect();
+    let mut order: Vec<u128> = (bytes.iter().enumerate())
+        .map(|(i, b)| {
+            let mut hi = [0u8; 16];
+            hi[..12].copy_from_slice(&b[..12]);
+            u128::from_be_bytes(hi) | i as u128
+        })
+        .collect();
+    order.sort_unstable();
+    let mut out: Vec<[u8; 32]> = order.iter().map(|k| bytes[*k as u32 as usize]).collect();
+    if out.windows(2).any(|w| w[0][..12] == w[1][..12]) {
+        out.sort_unstable();
     }
-    String::from_utf8(out.to_vec()).unwrap_or_default()
-}
-
-/// `30617:<owner hex>:<identifier>`, as `RepoCoord`'s `Display` writes it.
-fn coord_string(c: &RepoCoord) -> String {
-    let mut out = String::with_capacity(72 + c.identifier.len());
-    out.push_str("30617:");
-    out.push_str(&hex32(c.owner.as_bytes()));
-    out.push(':');
-    out.push_str(&c.identifier);
     out
 }
 
-/// A filter with one tag letter and `values` (already sorted and distinct).
-fn tag_filter(letter: char, values: BTreeSet<String>) -> Filter {
-    let mut filter = Filter::new();
-    filter.generic_tags.insert(tag(letter), values);
-    filter
+/// Appends the lower-case hex of 32 bytes, written into a fixed buffer first (no `char`
+/// iterator, no per-byte capacity checks).
+fn push_hex32(out: &mut String, bytes: &[u8; 32]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 64];
+    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
+    }
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+}
+
+/// Appends `30617:<owner hex>:<identifier>`, as `RepoCoord`'s `Display` writes it.
+fn push_coord(out: &mut String, c: &RepoCoord) {
+    out.push_str("30617:");
+    push_hex32(out, c.owner.as_bytes());
+    out.push(':');
+    out.push_str(&c.identifier);
 }
 
 /// The three filters of one L2 or L3 chunk (letters in order), sharing one value set.
-fn three(layer: Layer, letters: [char; 3], values: BTreeSet<String>) -> [LayerFilter; 3] {
-    let [a, b, c] = letters;
-    [
-        LayerFilter {
-            layer,
-            filter: tag_filter(a, values.clone()),
-        },
-        LayerFilter {
-            layer,
-            filter: tag_filter(b, values.clone()),
-        },
-        LayerFilter {
-            layer,
-            filter: tag_filter(c, values),
-        },
-    ]
+fn three(layer: Layer, letters: [char; 3], values: TagValues) -> [ChunkFilter; 3] {
+    let values = Arc::new(values);
+    letters.map(|letter| ChunkFilter {
+        layer,
+        filter: WireFilter::tag(tag(letter), None, Arc::clone(&values)),
+    })
+}
+
+/// The values of a chunk, each written by `write`, in the chunk's (increasing) order.
+fn tag_values<T>(chunk: &[T], bytes_each: usize, write: impl Fn(&mut String, &T)) -> TagValues {
+    let mut values = TagValues::with_capacity(chunk.len(), bytes_each);
+    for v in chunk {
+        values.push_with(|out| write(out, v));
+    }
+    values
+}
+
+/// Bytes [`wire_bytes`] counts for a filter as the core sends it, without building it.
+#[must_use]
+pub(crate) fn wire_size(filter: &WireFilter) -> usize {
+    match filter.view() {
+        FilterView::Full(f) => wire_bytes(f),
+        FilterView::Tag { kind, values, .. } => {
+            FILTER_BASE_BYTES
+                + usize::from(kind.is_some()) * KIND_BYTES
+                + TAG_KEY_BYTES
+                + values.text_len()
+                + tag_value_bytes(0) * values.len()
+        }
+    }
 }
 
 impl<'a> Values<'a> {
@@ -293,53 +321,46 @@ impl<'a> Values<'a> {
 
     /// The filters, in layer order, built one chunk at a time (a caller that stops early does
     /// not pay for the rest).
-    pub(crate) fn filters(self, chunk_size: usize) -> impl Iterator<Item = LayerFilter> + 'a {
+    pub(crate) fn filters(self, chunk_size: usize) -> impl Iterator<Item = ChunkFilter> + 'a {
         let size = chunk_size.max(1);
-        let l1 = self.l1.then(|| LayerFilter {
+        let l1 = self.l1.then(|| ChunkFilter {
             layer: Layer::L1,
-            filter: Filter::new().kinds([KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from)),
+            filter: Filter::new()
+                .kinds([KIND_ANNOUNCEMENT, KIND_GRASP_LIST].map(Kind::from))
+                .into(),
         });
         let identifiers = self.identifiers;
         let state = (0..identifiers.len().div_ceil(size)).map(move |i| {
             let chunk = &identifiers[i * size..((i + 1) * size).min(identifiers.len())];
-            let mut filter = tag_filter('d', chunk.iter().map(|v| (*v).clone()).collect());
-            filter.kinds = Some(BTreeSet::from([Kind::from(KIND_STATE)]));
-            LayerFilter {
+            let values = tag_values(chunk, 16, |out, v| out.push_str(v));
+            let kind = Some(Kind::from(KIND_STATE));
+            ChunkFilter {
                 layer: Layer::State,
-                filter,
+                filter: WireFilter::tag(tag('d'), kind, Arc::new(values)),
             }
         });
         let coords = self.coords;
         let l2 = (0..coords.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &coords[i * size..((i + 1) * size).min(coords.len())];
-            let values = chunk.iter().map(|c| coord_string(c)).collect();
+            let values = tag_values(chunk, COORD_PREFIX_BYTES + 16, |out, c| push_coord(out, c));
             three(Layer::L2, ['a', 'A', 'q'], values)
         });
-        // Ids copied out of the want index once (in its memory order) as pairs of big-endian
-        // integers, whose order is the ids' byte order: the sort compares integers held
-        // contiguously instead of following pointers and calling `memcmp`, and formatting
-        // reads them back in order (a re-packed live group sorts thousands of ids).
-        let mut roots: Vec<(u128, u128)> = self.roots.into_iter().map(id_halves).collect();
-        roots.sort_unstable();
+        // Ids copied out of the want index once (a re-packed live group sorts thousands).
+        let roots = sorted_ids(self.roots);
         let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
-            three(
-                Layer::L3,
-                ['e', 'E', 'q'],
-                chunk
-                    .iter()
-                    .map(|halves| hex32(&id_bytes(*halves)))
-                    .collect(),
-            )
+            let values = tag_values(chunk, HEX_ID_BYTES, push_hex32);
+            three(Layer::L3, ['e', 'E', 'q'], values)
         });
         let authors = self.authors;
         let lists = (0..authors.len().div_ceil(size)).map(move |i| {
             let chunk = &authors[i * size..((i + 1) * size).min(authors.len())];
-            LayerFilter {
+            ChunkFilter {
                 layer: Layer::Lists,
                 filter: Filter::new()
                     .kinds([KIND_RELAY_LIST, KIND_GRASP_LIST].map(Kind::from))
-                    .authors(chunk.iter().map(|pk| **pk)),
+                    .authors(chunk.iter().map(|pk| **pk))
+                    .into(),
             }
         });
         l1.into_iter().chain(state).chain(l2).chain(l3).chain(lists)
@@ -538,13 +559,25 @@ mod tests {
         #[test]
         fn fast_hex_and_coord_strings_match_display(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), da in "[a-z:0-9-]{0,8}", db in "[a-z:0-9-]{0,8}") {
             let id = EventId::from_byte_array(a);
-            prop_assert_eq!(hex32(id.as_bytes()), id.to_hex());
-            prop_assert_eq!(id_bytes(id_halves(&id)), a);
+            let hex = |bytes: &[u8; 32]| {
+                let mut s = String::new();
+                push_hex32(&mut s, bytes);
+                s
+            };
+            prop_assert_eq!(hex(id.as_bytes()), id.to_hex());
             let other = EventId::from_byte_array(b);
-            prop_assert_eq!(id_halves(&id).cmp(&id_halves(&other)), id.cmp(&other));
+            let mut near = b;
+            near[..12].copy_from_slice(&a[..12]);
+            let near = EventId::from_byte_array(near);
+            let mut ids = vec![&other, &near, &id, &near];
+            let sorted: Vec<[u8; 32]> = sorted_ids(ids.clone());
+            ids.sort();
+            prop_assert_eq!(sorted, ids.iter().map(|i| *i.as_bytes()).collect::<Vec<_>>());
             let ca = RepoCoord { owner: nostr::PublicKey::from_byte_array(a), identifier: da };
             let cb = RepoCoord { owner: nostr::PublicKey::from_byte_array(b), identifier: db };
-            prop_assert_eq!(coord_string(&ca), ca.to_string());
+            let mut written = String::new();
+            push_coord(&mut written, &ca);
+            prop_assert_eq!(written, ca.to_string());
             prop_assert_eq!(ca.cmp(&cb), ca.to_string().cmp(&cb.to_string()));
         }
 
@@ -562,10 +595,18 @@ mod tests {
             max_bytes in 1024usize..6000,
         ) {
             let (want, keys) = interned(&repos, &roots, &picks);
-            let built: Vec<Filter> = build_keys(&keys, &want, chunk_size)
+            let sent = build_keys(&keys, &want, chunk_size);
+            let built: Vec<Filter> = sent.iter().map(|f| f.filter.to_filter().limit(0)).collect();
+            prop_assert_eq!(
+                sent.iter().map(|f| wire_size(&f.filter)).collect::<Vec<_>>(),
+                built.iter().map(wire_bytes).collect::<Vec<_>>()
+            );
+            let nostr_built: Vec<LayerFilter> = build_keys(&keys, &want, chunk_size)
                 .into_iter()
-                .map(|f| f.filter.limit(0))
+                .map(|c| LayerFilter { layer: c.layer, filter: c.filter.to_filter() })
                 .collect();
+            let items: Vec<Item> = keys.iter().filter_map(|k| want.item(*k)).collect();
+            prop_assert_eq!(build(&items, chunk_size), nostr_built);
             let values = key_values(&keys, &want);
             let sizes: Vec<usize> = values.filter_sizes(chunk_size).collect();
             prop_assert_eq!(&sizes, &built.iter().map(wire_bytes).collect::<Vec<_>>());
@@ -580,7 +621,8 @@ mod tests {
                 ..crate::config::Config::default()
             };
             let budget = crate::budget::Budget::new(&cfg);
-            prop_assert_eq!(budget.count_reqs(sizes), budget.pack(built).len());
+            let wire: Vec<WireFilter> = built.into_iter().map(WireFilter::from).collect();
+            prop_assert_eq!(budget.count_reqs(sizes), budget.pack(wire).len());
         }
 
         #[test]

@@ -80,6 +80,16 @@ impl Key {
         Self((n << 3) | 4)
     }
 
+    /// The encoded key, for dense per-key tables (e.g. a bit set over one relay's target).
+    pub(crate) const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// The key whose [`Key::bits`] are `bits`.
+    pub(crate) const fn from_bits(bits: u32) -> Self {
+        Self(bits)
+    }
+
     /// Decodes the key.
     pub(crate) const fn kind(self) -> KeyKind {
         let n = self.0 >> 3;

@@ -119,6 +119,8 @@ mod time;
 pub mod trace;
 mod url;
 mod view;
+mod wanted;
+mod wire_filter;
 
 pub use crate::address::{classify_host, classify_ip, embedded_v4, HostClass, NonGlobal};
 pub use crate::command::{Command, SubId, SubKind};
@@ -143,3 +145,4 @@ pub use crate::targets::{Refusal, RefusalCounts, RECENT_REFUSALS};
 pub use crate::time::{Deadline, Mono, Now, TimerKind};
 pub use crate::url::RelayUrl;
 pub use crate::view::{RelaySnapshot, RelaySource, RelayView};
+pub use crate::wire_filter::{FilterView, TagValues, WireFilter};

@@ -6,43 +6,52 @@
 
 use std::collections::BTreeSet;
 
-use nostr::Filter;
-
 use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
 use crate::filters::key_values;
+use crate::historic::batch::Batch;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
 use crate::relay::{KindCounts, LiveGroup, OpenSub, RelayState, SubRole};
+use crate::wanted::Wanted;
+use crate::wire_filter::WireFilter;
 
 impl RelayState {
     /// Makes live coverage of `candidates` match the target: opens what is missing, closes
     /// what is no longer wanted. Deferred (and replayed later) during a rate-limit cooldown.
     pub(crate) fn reconcile_live(&mut self, ctx: &mut Ctx<'_>, candidates: &BTreeSet<Key>) {
+        let wanted = Wanted::new(ctx.want, &self.url, candidates.len());
+        self.reconcile_live_with(ctx, candidates, &wanted);
+    }
+
+    /// [`RelayState::reconcile_live`] with the relay's target already at hand.
+    pub(crate) fn reconcile_live_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        candidates: &BTreeSet<Key>,
+        wanted: &Wanted<'_>,
+    ) {
         if !self.status.is_live() {
             return;
         }
-        let mut add = BTreeSet::new();
+        // In the candidates' order: bulk-built into a set below.
+        let mut missing = Vec::new();
         let mut stale_groups = BTreeSet::new();
         for item in candidates {
-            let wanted = ctx.want.wants(&self.url, item);
-            match (wanted, self.live_group_of(item)) {
-                (true, None) => {
-                    add.insert(*item);
-                }
+            match (wanted.wants(item), self.live_group_of(item)) {
+                (true, None) => missing.push(*item),
                 (false, Some(group)) => {
                     stale_groups.insert(group);
                 }
                 _ => {}
             }
         }
+        let mut add: BTreeSet<Key> = missing.into_iter().collect();
         for group in stale_groups {
             let items = self.close_group(ctx, group);
             // Bulk-built and merged: a closed group can hold thousands of items.
-            let mut kept: BTreeSet<Key> = (items.into_iter())
-                .filter(|i| ctx.want.wants(&self.url, i))
-                .collect();
+            let mut kept: BTreeSet<Key> = (items.into_iter()).filter(|i| wanted.wants(i)).collect();
             add.append(&mut kept);
         }
         if add.is_empty() {
@@ -57,7 +66,6 @@ impl RelayState {
 
     /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
     fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
-        let chunk = ctx.cfg.chunk_size;
         if self.live_sub_count() > 0 {
             let mut after = self.live_sub_count() + self.reqs_for(ctx, &items);
             if after > self.budget.live_soft_cap() && !self.live_full {
@@ -76,12 +84,7 @@ impl RelayState {
             .budget
             .live_hard_cap()
             .saturating_sub(self.live_sub_count());
-        // Only the filters that fit are built; the rest are counted.
-        let want = ctx.want;
-        let values = key_values(&items, want);
-        let total = values.filter_count(chunk);
-        let live_filters = values.filters(chunk).map(|f| f.filter.limit(0));
-        let (reqs, packed) = self.budget.pack_within(live_filters, room);
+        let (reqs, packed, total) = self.live_reqs(ctx, &items, room);
         if packed < total {
             self.counters.live_filters_over_budget += (total - packed) as u64;
             self.live_full = true;
@@ -130,6 +133,32 @@ impl RelayState {
             counts,
         };
         self.live_groups.insert(group, live);
+    }
+
+    /// The live REQs of `items` that fit in `room` REQs, how many filters they hold, and how
+    /// many filters `items` need. Only the filters that fit are built; the rest are counted.
+    /// A pending batch of exactly these items (a quick reconnect's catch-up over every
+    /// confirmed item) already holds the same filters (same items, same chunking): they are
+    /// shared, not rebuilt.
+    fn live_reqs(
+        &self,
+        ctx: &Ctx<'_>,
+        items: &BTreeSet<Key>,
+        room: usize,
+    ) -> (Vec<Vec<WireFilter>>, usize, usize) {
+        let chunk = ctx.cfg.chunk_size;
+        let same = |b: &&Batch| b.filters_are_of(items);
+        if let Some(batch) = self.pending.batches.values().find(same) {
+            debug_assert!(batch.filters == crate::filters::build_keys(items, ctx.want, chunk));
+            let live = batch.filters.iter().map(|f| f.filter.clone().limit(0));
+            let (reqs, packed) = self.budget.pack_within(live, room);
+            return (reqs, packed, batch.filters.len());
+        }
+        let values = key_values(items, ctx.want);
+        let total = values.filter_count(chunk);
+        let live = values.filters(chunk).map(|f| f.filter.limit(0));
+        let (reqs, packed) = self.budget.pack_within(live, room);
+        (reqs, packed, total)
     }
 
     /// How many REQs the live filters of `items` alone would take (counted from the values'
@@ -272,7 +301,7 @@ impl RelayState {
     }
 
     /// Sends a live REQ (counted by the pace).
-    pub(crate) fn send_live(&mut self, ctx: &mut Ctx<'_>, sub: SubId, filters: Vec<Filter>) {
+    pub(crate) fn send_live(&mut self, ctx: &mut Ctx<'_>, sub: SubId, filters: Vec<WireFilter>) {
         self.health.pace.sent(ctx.now.mono);
         ctx.out.push(Command::Subscribe {
             relay: self.url.clone(),

@@ -196,6 +196,11 @@ impl Executor {
                 ..
             } => {
                 let Some(url) = sdk_url(&relay) else { return };
+                // The core shares tag values between filters; nostr wants owned filters.
+                let filters: Vec<nostr::Filter> = filters
+                    .iter()
+                    .map(sync_core::WireFilter::to_filter)
+                    .collect();
                 self.routing.subscribe(url.as_str(), &sub, filters.clone());
                 let sent = match self.relay_handle(&url).await {
                     Some(handle) => handle
@@ -227,7 +232,7 @@ impl Executor {
                 }
             }
             Command::NegentropyDiff { relay, sub, filter } => {
-                self.negentropy(relay, sub, filter).await
+                self.negentropy(relay, sub, filter.to_filter()).await
             }
             // The core no longer tracks this relay: drop it from the SDK's pool and the
             // routing tables (bounded memory; the core re-dials it if it is ever wanted again).

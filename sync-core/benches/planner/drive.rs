@@ -22,8 +22,8 @@ pub(crate) struct Counts {
     pub(crate) filters: u64,
     /// Negentropy reconciliations asked for.
     pub(crate) diffs: u64,
-    /// Tag values (owned strings) in the filters of REQs and reconciliations: a floor on the
-    /// allocations any engine emitting these commands makes.
+    /// Tag values in the filters of REQs and reconciliations (each an owned string once a
+    /// shell builds the nostr filter; the core shares them per chunk).
     pub(crate) values: u64,
     /// CLOSEs sent.
     pub(crate) closes: u64,
@@ -31,9 +31,9 @@ pub(crate) struct Counts {
     pub(crate) connects: u64,
 }
 
-/// Tag values in a filter.
-fn tag_values(f: &nostr::Filter) -> u64 {
-    f.generic_tags.values().map(|v| v.len() as u64).sum()
+/// Tag values in a filter (counted without building its nostr `Filter`).
+fn tag_values(f: &sync_core::WireFilter) -> u64 {
+    f.tag_value_count() as u64
 }
 
 impl Counts {

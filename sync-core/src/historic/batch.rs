@@ -6,7 +6,7 @@ use nostr::{EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::command::SubId;
-use crate::filters::LayerFilter;
+use crate::filters::ChunkFilter;
 use crate::historic::negentropy::IdFetch;
 use crate::historic::pagination::Cursor;
 use crate::item::Key;
@@ -125,8 +125,12 @@ pub(crate) struct Batch {
     pub(crate) origin: Origin,
     /// Lower bound of what it fetches (catch-up), `None` for a full pass.
     pub(crate) since: Option<Timestamp>,
-    /// The semantic filters of `items` (for REQ+EOSE and the fallback).
-    pub(crate) filters: Vec<LayerFilter>,
+    /// The semantic filters of `items` (for REQ+EOSE and the fallback), as built when the
+    /// batch started.
+    pub(crate) filters: Vec<ChunkFilter>,
+    /// How many items `filters` were built from. Items only ever leave a batch, so while
+    /// `items.len()` equals it, `filters` are exactly the filters of `items`.
+    pub(crate) filter_items: usize,
     /// Pipeline stage.
     pub(crate) stage: Stage,
     /// Some part could not be completed (the first reason): the batch is retried, or once
@@ -146,6 +150,11 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Whether `filters` are exactly the filters of `items` (see `filter_items`).
+    pub(crate) fn filters_are_of(&self, items: &BTreeSet<Key>) -> bool {
+        self.items.len() == self.filter_items && self.items == *items
+    }
+
     /// Whether nothing is on the wire or waiting (ids deferred to another relay's fetch count
     /// as waiting).
     pub(crate) fn is_idle(&self) -> bool {

@@ -9,7 +9,7 @@ use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::decision_log;
 use crate::event_meta::EventMeta;
-use crate::filters::{build_keys, historic};
+use crate::filters::build_keys;
 use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
 use crate::historic::claims::Claim;
 use crate::historic::pagination::{Cursor, Next};
@@ -17,6 +17,8 @@ use crate::item::Key;
 use crate::relay::health::CloseReason;
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
 use crate::time::Mono;
+use crate::wanted::Wanted;
+use crate::wire_filter::WireFilter;
 
 /// Times a request is re-sent after a rate-limit CLOSED before its batch fails.
 const MAX_REQUEUES: u32 = 3;
@@ -59,11 +61,13 @@ impl RelayState {
         if origin.is_catchup() {
             self.catchup_pending = true;
         }
+        let filter_items = items.len();
         let batch = Batch {
             id,
             items,
             origin,
             since,
+            filter_items,
             filters,
             stage,
             failed: None,
@@ -129,13 +133,13 @@ impl RelayState {
                     return;
                 };
                 let sub = SubId(format!("neg{batch_id}.{}.{seq}", f.layer.short()));
-                (sub, historic(&f.filter, batch.since, None, None))
+                (sub, f.filter.window(batch.since, None, None))
             }
             Request::Ids(ids) => {
                 ctx.stats.ids_fetched += ids.len() as u64;
                 (
                     SubId(format!("b{batch_id}.ids.{seq}")),
-                    nostr::Filter::new().ids(ids.iter().copied()),
+                    WireFilter::from(nostr::Filter::new().ids(ids.iter().copied())),
                 )
             }
             Request::Page(c) => {
@@ -146,7 +150,7 @@ impl RelayState {
                     .map_or(ctx.cfg.page_limit, |m| m.min(ctx.cfg.page_limit));
                 (
                     SubId(format!("b{batch_id}.{}.{seq}", c.layer.short())),
-                    c.request(limit),
+                    WireFilter::from(c.request(limit)),
                 )
             }
         };
@@ -496,11 +500,12 @@ impl RelayState {
         if self.retry(ctx, &batch) {
             return;
         }
-        for item in batch.items {
-            if ctx.want.wants(&self.url, &item) {
-                self.confirmed.insert(item);
-            }
-        }
+        // Items already confirmed stay so (a catch-up holds only such items): found by one
+        // walk of both sorted sets, not a lookup each.
+        let fresh: Vec<Key> = self.confirmed.not_in(&batch.items).copied().collect();
+        let wanted = Wanted::new(ctx.want, &self.url, fresh.len());
+        let done: BTreeSet<Key> = fresh.into_iter().filter(|i| wanted.wants(i)).collect();
+        self.confirmed.merge(done);
         self.counters.batches_done += 1;
         if let Some(why) = batch.failed {
             decision_log::batch_failed(&self.url, batch.id, why, batch.attempt, None);
@@ -570,14 +575,17 @@ fn restart(mut request: Request) -> Request {
 
 /// Paginated cursors for semantic filters, with the batch's `since`.
 pub(super) fn cursors(
-    filters: &[crate::filters::LayerFilter],
+    filters: &[crate::filters::ChunkFilter],
     since: Option<Timestamp>,
 ) -> VecDeque<(Request, u32)> {
     filters
         .iter()
         .map(|f| {
             (
-                Request::Page(Cursor::new(historic(&f.filter, since, None, None), f.layer)),
+                Request::Page(Cursor::new(
+                    f.filter.window(since, None, None).to_filter(),
+                    f.layer,
+                )),
                 0,
             )
         })

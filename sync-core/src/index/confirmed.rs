@@ -16,8 +16,17 @@ impl Confirmed {
     pub(crate) fn contains(&self, item: &Key) -> bool {
         self.items.contains(item)
     }
-    pub(crate) fn insert(&mut self, item: Key) {
-        self.items.insert(item);
+    /// The keys of `items` not confirmed, in order.
+    pub(crate) fn not_in<'a>(&'a self, items: &'a BTreeSet<Key>) -> impl Iterator<Item = &'a Key> {
+        items.difference(&self.items)
+    }
+    /// Adds `items`: a linear merge when they are many, else one insert each.
+    pub(crate) fn merge(&mut self, mut items: BTreeSet<Key>) {
+        if items.len().saturating_mul(8) >= self.items.len() {
+            self.items.append(&mut items);
+        } else {
+            self.items.extend(items);
+        }
     }
     pub(crate) fn remove(&mut self, item: &Key) -> bool {
         self.items.remove(item)

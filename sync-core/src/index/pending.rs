@@ -18,11 +18,26 @@ pub(crate) struct Pending {
 impl Pending {
     /// Adds a batch, indexing its items (an item already pending elsewhere is left there).
     pub(crate) fn insert(&mut self, mut batch: Batch) {
-        batch.items.retain(|i| !self.item_batch.contains_key(i));
-        for i in &batch.items {
-            self.item_batch.insert(*i, batch.id);
+        if self.item_batch.is_empty() {
+            // Bulk-built from the sorted set (a reconnect's catch-up holds every item).
+            self.item_batch = batch.items.iter().map(|i| (*i, batch.id)).collect();
+        } else {
+            batch.items.retain(|i| !self.item_batch.contains_key(i));
+            for i in &batch.items {
+                self.item_batch.insert(*i, batch.id);
+            }
         }
         self.batches.insert(batch.id, batch);
+    }
+
+    /// Every pending item, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.item_batch.keys()
+    }
+
+    /// How many items are pending.
+    pub(crate) fn item_count(&self) -> usize {
+        self.item_batch.len()
     }
 
     pub(crate) fn contains(&self, item: &Key) -> bool {
@@ -41,8 +56,13 @@ impl Pending {
     /// Removes a resolved batch and its index entries.
     pub(crate) fn take(&mut self, id: u64) -> Option<Batch> {
         let batch = self.batches.remove(&id)?;
-        for i in &batch.items {
-            self.item_batch.remove(i);
+        if self.batches.is_empty() {
+            // The last batch held every indexed item.
+            self.item_batch.clear();
+        } else {
+            for i in &batch.items {
+                self.item_batch.remove(i);
+            }
         }
         self.sub_batch.retain(|_, b| *b != id);
         Some(batch)

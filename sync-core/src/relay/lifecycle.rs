@@ -11,11 +11,12 @@ use crate::decision_log;
 use crate::event_meta::EventMeta;
 use crate::historic::batch::Origin;
 use crate::item::Key;
-use crate::plan::all_candidates;
+use crate::plan::{all_candidates, all_candidates_with};
 use crate::relay::health::{is_negentropy_unsupported, is_rate_limited, is_too_many, ErrorClass};
 use crate::relay::{NegSupport, RelayState, Status};
 use crate::time::{Earliest, TimerKind};
 use crate::url::RelayUrl;
+use crate::wanted::Wanted;
 
 /// Startup jitter applies to relays first seen within this long of the core's start.
 const STARTUP_PERIOD_MS: u64 = 60_000;
@@ -124,13 +125,15 @@ impl SyncCore {
             && r.synced_through.is_some()
             && r.confirmed.len() > 0;
         r.schedule_daily(&mut ctx);
+        // Every item of the relay is tested against its target below: collected once.
+        let wanted = Wanted::new(ctx.want, &r.url, usize::MAX);
         if quick {
             let since = r.catchup_since(&ctx, r.synced_through);
             let items = r
                 .confirmed
                 .iter()
-                .filter(|i| ctx.want.wants(&r.url, i))
-                .cloned()
+                .filter(|i| wanted.wants(i))
+                .copied()
                 .collect();
             r.start_batch(&mut ctx, items, Origin::Reconnect, Some(since));
         } else {
@@ -139,8 +142,8 @@ impl SyncCore {
             r.batch_failure = None;
             r.catchup_pending = false;
         }
-        let candidates = all_candidates(r, &ctx);
-        r.plan(&mut ctx, &candidates, Origin::Initial);
+        let candidates = all_candidates_with(r, &wanted);
+        r.plan_with(&mut ctx, &candidates, Origin::Initial, &wanted);
     }
 
     pub(crate) fn on_connect_failed(

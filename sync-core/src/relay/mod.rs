@@ -9,7 +9,7 @@ pub(crate) mod poll;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nostr::{Filter, Timestamp};
+use nostr::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::Budget;
@@ -21,6 +21,7 @@ use crate::item::{Key, KeyKind};
 use crate::rng::RelayRng;
 use crate::time::Mono;
 use crate::url::RelayUrl;
+use crate::wire_filter::WireFilter;
 use health::Health;
 
 /// Connection status (`ngit_sync_relay_connected`). Every status has an exit.
@@ -93,7 +94,7 @@ pub(crate) struct OpenSub {
     /// The filters of a historic REQ. Empty for live and negentropy subscriptions: live
     /// deliveries are matched against their group's items (`RelayState::live_matches`), so
     /// live coverage of a (relay, item) pair costs a key, not three strings.
-    pub(crate) filters: Vec<Filter>,
+    pub(crate) filters: Vec<WireFilter>,
 }
 
 /// Live subscriptions opened together for a set of items.
@@ -240,7 +241,7 @@ pub(crate) struct RelayState {
     pub(crate) lag_followup_since: Option<Timestamp>,
     /// Live REQs the pace holds back, oldest first (each already in `subs` and its group,
     /// not yet sent; `pump` sends them before any historic request). Empty while unpaced.
-    pub(crate) live_held: std::collections::VecDeque<(SubId, Vec<Filter>)>,
+    pub(crate) live_held: std::collections::VecDeque<(SubId, Vec<WireFilter>)>,
     /// Open subscriptions (live, historic, negentropy). Invariant: `len() ≤ budget.total()`.
     pub(crate) subs: BTreeMap<SubId, OpenSub>,
     /// The last live packing left filters over budget and no live group was closed since:

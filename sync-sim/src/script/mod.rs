@@ -335,7 +335,10 @@ impl World {
                 sub,
                 kind: SubKind::Historic,
                 filters,
-            } => self.serve_req(relay, sub, &filters),
+            } => {
+                let filters: Vec<Filter> = filters.iter().map(|f| f.to_filter()).collect();
+                self.serve_req(relay, sub, &filters)
+            }
             Command::NegentropyDiff { relay, sub, filter } => self.serve_neg(relay, sub, &filter),
             Command::Subscribe { .. }
             | Command::Unsubscribe { .. }

@@ -26,7 +26,10 @@ impl World {
                 sub,
                 kind,
                 filters,
-            } => self.exec_subscribe(relay, sub, kind, filters),
+            } => {
+                let filters = filters.iter().map(|f| f.to_filter()).collect();
+                self.exec_subscribe(relay, sub, kind, filters)
+            }
             Command::Unsubscribe {
                 relay,
                 sub,
