@@ -158,6 +158,16 @@ impl<'a> RelayView<'a> {
         self.state.pending.len()
     }
 
+    /// Batches in flight other than the periodic polls of items over the live budget
+    /// (`relay/poll.rs`): the historic sync still to finish. A relay whose live coverage does
+    /// not fit its budget always has a poll coming, so "settled" means this is 0.
+    #[must_use]
+    pub fn sync_batches(&self) -> usize {
+        (self.state.pending.batches.values())
+            .filter(|b| b.origin != crate::historic::batch::Origin::Poll)
+            .count()
+    }
+
     /// Items confirmed complete.
     #[must_use]
     pub fn confirmed_items(&self) -> usize {

@@ -149,11 +149,11 @@ pub fn check_final(world: &World) -> Result<(), Violation> {
             continue;
         }
         let view = world.core.relay(url);
-        let (status, pending) = view.map_or((None, 0), |v| (Some(v.status()), v.pending_batches()));
+        let (status, pending) = view.map_or((None, 0), |v| (Some(v.status()), v.sync_batches()));
         if status != Some(Status::Connected) || pending != 0 {
             return Err(fail(
                 "not-settled",
-                format!("healthy target {url} ends {status:?} with {pending} pending batches"),
+                format!("healthy target {url} ends {status:?} with {pending} sync batches pending"),
             ));
         }
     }
