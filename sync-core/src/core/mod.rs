@@ -64,6 +64,9 @@ pub struct SyncCore {
     pub(crate) touched: BTreeSet<RelayUrl>,
     /// Which relay fetches which id by id, and which ids were stored (bounded).
     pub(crate) claims: IdClaims,
+    /// Cursors restored from a previous run, until their relay first connects
+    /// (`relay/cursor.rs`). Invariant: each entry's `through ≤ seen_at`.
+    pub(crate) restored_cursors: BTreeMap<RelayUrl, crate::relay::cursor::Restored>,
 }
 
 impl SyncCore {
@@ -113,6 +116,7 @@ impl SyncCore {
             timer_at: BTreeMap::new(),
             touched: BTreeSet::new(),
             claims: IdClaims::default(),
+            restored_cursors: BTreeMap::new(),
         };
         core.ensure_relays(&bootstrap.into_iter().collect::<Vec<_>>());
         core.reindex_touched();
@@ -237,6 +241,7 @@ impl SyncCore {
             }
             Input::Lagged { relay } => self.on_lagged(relay.as_ref(), out),
             Input::RestoreRejected { entries } => self.rejected.restore(entries, self.now),
+            Input::RestoreCursors { cursors } => self.restore_cursors(cursors),
             Input::Tick => {}
         }
     }

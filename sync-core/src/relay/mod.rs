@@ -2,6 +2,7 @@
 //! relay's slices of the pending and confirmed indexes.
 
 pub(crate) mod auth;
+pub mod cursor;
 pub mod health;
 pub(crate) mod lifecycle;
 pub mod pace;
