@@ -44,9 +44,13 @@ fn store() -> Vec<EventMeta> {
     vec![ann, root]
 }
 
+/// The relay is also a bootstrap relay: it connects at once, before the replayed store's
+/// discovery window would close (restoring flushes it).
 fn config() -> Config {
     Config {
         allow_private_targets: true,
+        bootstrap_relays: vec![RELAY.into()],
+        startup_jitter_ms: 0,
         ..Config::default()
     }
 }
@@ -61,16 +65,30 @@ struct Harness {
     reqs: Vec<Vec<nostr::Filter>>,
     /// Negentropy filters sent since the last `take_reqs`.
     negs: Vec<nostr::Filter>,
+    /// While starting, connects are held back (a shell feeds its startup inputs before any
+    /// connection can open); `None` once started.
+    held: Option<Vec<RelayUrl>>,
 }
 
 impl Harness {
+    /// A started core: store replayed, cursors restored, then connections may open.
     fn new(now: Now, nip77: bool, restore: Option<Cursors>) -> Self {
+        let mut h = Self::starting(now, nip77, restore);
+        for relay in h.held.take().unwrap_or_default() {
+            h.feed(Input::Connected { relay });
+        }
+        h
+    }
+
+    /// A core whose startup inputs were fed; connects asked for so far are held back.
+    fn starting(now: Now, nip77: bool, restore: Option<Cursors>) -> Self {
         let mut h = Self {
             core: SyncCore::new(config(), 1, now),
             now,
             nip77,
             reqs: Vec::new(),
             negs: Vec::new(),
+            held: Some(Vec::new()),
         };
         for event in store() {
             h.feed(Input::Accepted { event });
@@ -107,7 +125,10 @@ impl Harness {
                         };
                         queue.insert(0, Input::NegentropyDiff { relay, sub, result });
                     }
-                    Command::Connect { relay } => queue.insert(0, Input::Connected { relay }),
+                    Command::Connect { relay } => match self.held.as_mut() {
+                        Some(held) => held.push(relay),
+                        None => queue.insert(0, Input::Connected { relay }),
+                    },
                     _ => {}
                 }
             }
@@ -247,7 +268,7 @@ fn a_disconnected_relay_keeps_its_disconnect_time_and_an_unconnected_one_its_res
     assert_eq!(c.relays[0].seen_at, at_drop, "seen at the disconnect");
     assert_eq!(c.relays[0].through, at_drop);
     // A core that has not connected yet hands the restored cursor back unchanged.
-    let r = Harness::new(h.now, true, Some(c.clone()));
+    let r = Harness::starting(h.now, true, Some(c.clone()));
     assert_eq!(r.core.cursors(), c);
 }
 
@@ -257,14 +278,14 @@ fn a_catchup_in_progress_does_not_advance_through() {
     let c1 = h.core.cursors();
     let later = Now::at(0, h.now.wall.as_secs() + 60);
     // Restored, connected, but every catch-up request is left unanswered.
-    let mut r = Harness::new(later, true, None);
-    r.feed(Input::RestoreCursors {
-        cursors: c1.clone(),
-    });
-    r.nip77 = true;
+    let r = Harness::starting(later, true, Some(c1.clone()));
     let mut core = r.core;
     let mut now = later;
     let mut connected = false;
+    for relay in r.held.unwrap_or_default() {
+        let _ = core.step(now, Input::Connected { relay });
+        connected = true;
+    }
     for _ in 0..200 {
         now = now.plus_ms(100);
         for cmd in core.step(now, Input::Tick) {

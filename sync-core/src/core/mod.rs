@@ -241,7 +241,7 @@ impl SyncCore {
             }
             Input::Lagged { relay } => self.on_lagged(relay.as_ref(), out),
             Input::RestoreRejected { entries } => self.rejected.restore(entries, self.now),
-            Input::RestoreCursors { cursors } => self.restore_cursors(cursors),
+            Input::RestoreCursors { cursors } => self.restore_cursors(cursors, out),
             Input::Tick => {}
         }
     }

@@ -3,6 +3,7 @@
 
 pub(crate) mod auth;
 pub mod cursor;
+mod cursor_restore;
 pub mod health;
 pub(crate) mod lifecycle;
 pub mod pace;

@@ -18,6 +18,9 @@ use crate::scenario::{Scenario, WALL0};
 
 mod commands;
 mod fault_injection;
+mod restart;
+
+pub use restart::{Persisted, PERSIST_EVERY_MS};
 
 /// A run that takes more steps than this is a livelock.
 pub const MAX_STEPS: u64 = 3_000_000;
@@ -104,6 +107,15 @@ pub struct World {
     pub wire: Option<WireLog>,
     /// Open and recently closed subscriptions (see [`SubRoute`]).
     routes: BTreeMap<(RelayUrl, sync_core::SubId), SubRoute>,
+    /// The core's configuration and seed (a restarted core is built from them).
+    config: sync_core::Config,
+    /// See `config`.
+    seed: u64,
+    /// What the process last wrote to its data directory; `None` unless the plan restarts
+    /// the process (so runs without restarts do exactly what they did before).
+    pub persisted: Option<Persisted>,
+    /// Process restarts so far.
+    pub restarts: u64,
 }
 
 impl World {
@@ -147,6 +159,14 @@ impl World {
             rng: SimRng::new(scenario.seed, 2),
             wire: None,
             routes: BTreeMap::new(),
+            config: scenario.config.clone(),
+            seed: scenario.seed,
+            persisted: scenario
+                .faults
+                .iter()
+                .any(|t| matches!(t.fault, crate::faults::Fault::Restart { .. }))
+                .then(Persisted::default),
+            restarts: 0,
         }
     }
 
@@ -427,6 +447,7 @@ impl World {
                 break;
             }
             self.mono_ms = self.mono_ms.max(t);
+            self.persist_if_due();
             if t_queue == Some(t) {
                 let (_, q) = self.queue.pop_first().expect("a first entry");
                 self.deliver(q)?;

@@ -1,0 +1,93 @@
+//! The process-restart fault ([`crate::faults::Fault::Restart`]): the core's state is lost
+//! except what the process persisted (sync cursors and rejected memory, as last written every
+//! [`PERSIST_EVERY_MS`], like the runtime's driver) and the host's store, which is replayed
+//! into the new core as the runtime's startup does.
+
+use sync_core::{
+    Cursors, EventMeta, Input, RejectedEntry, SyncCore, KIND_ANNOUNCEMENT, ROOT_KINDS,
+};
+
+use super::World;
+use crate::invariants::{Checker, Violation};
+
+/// How often the world writes the core's cursors and rejected memory (virtual ms), as the
+/// runtime's driver writes its cursors file (`CURSOR_PERSIST_EVERY`).
+pub const PERSIST_EVERY_MS: u64 = 30_000;
+
+/// What the process last wrote to its data directory.
+#[derive(Clone, Debug, Default)]
+pub struct Persisted {
+    /// When (virtual ms); `None` before the first write.
+    pub at_ms: Option<u64>,
+    /// The sync cursors.
+    pub cursors: Cursors,
+    /// The rejected memory.
+    pub rejected: Vec<RejectedEntry>,
+}
+
+impl World {
+    /// Writes the cursors and rejected memory if `PERSIST_EVERY_MS` passed since the last
+    /// write (only when the plan restarts the process).
+    pub(super) fn persist_if_due(&mut self) {
+        let now = self.mono_ms;
+        let Some(p) = self.persisted.as_mut() else {
+            return;
+        };
+        if p.at_ms.is_some_and(|at| now < at + PERSIST_EVERY_MS) {
+            return;
+        }
+        p.at_ms = Some(now);
+        p.cursors = self.core.cursors();
+        p.rejected = self.core.rejected_snapshot();
+    }
+
+    /// Kills the process and starts it again (see [`crate::faults::Fault::Restart`]).
+    pub(super) fn restart(&mut self, down_secs: u64) -> Result<(), Violation> {
+        for r in self.relays.values_mut() {
+            r.close();
+        }
+        self.queue.clear();
+        self.routes.clear();
+        self.wall_offset_secs += down_secs as i64;
+        self.restarts += 1;
+        self.core = SyncCore::new(self.config.clone(), self.seed, self.now());
+        self.checker = Checker::new(&self.config);
+        let p = self.persisted.clone().unwrap_or_default();
+        if !p.rejected.is_empty() {
+            self.feed(Input::RestoreRejected {
+                entries: p.rejected,
+            })?;
+        }
+        for event in self.stored_for_replay() {
+            self.feed(Input::Accepted { event })?;
+        }
+        if !p.cursors.relays.is_empty() {
+            self.feed(Input::RestoreCursors { cursors: p.cursors })?;
+        }
+        Ok(())
+    }
+
+    /// What the runtime's startup replays from the store: each repository's current
+    /// announcement, then every root event, each group in `(created_at, id)` order.
+    fn stored_for_replay(&self) -> Vec<EventMeta> {
+        let mut anns: Vec<EventMeta> = self
+            .host
+            .repos
+            .values()
+            .filter_map(|id| self.host.store.get(id))
+            .filter(|e| e.kind_u16() == KIND_ANNOUNCEMENT)
+            .cloned()
+            .collect();
+        let mut roots: Vec<EventMeta> = self
+            .host
+            .store
+            .values()
+            .filter(|e| ROOT_KINDS.contains(&e.kind_u16()))
+            .cloned()
+            .collect();
+        anns.sort_by_key(|e| (e.created_at, e.id));
+        roots.sort_by_key(|e| (e.created_at, e.id));
+        anns.extend(roots);
+        anns
+    }
+}
