@@ -183,7 +183,7 @@ fn synced(nip77: bool) -> Harness {
 fn a_restart_within_the_window_catches_up_with_and_without_nip77() {
     for nip77 in [true, false] {
         let h = synced(nip77);
-        let cursors = h.core.cursors();
+        let cursors = h.core.cursors(h.now);
         assert_eq!(cursors.relays.len(), 1, "one relay with a cursor");
         let c = &cursors.relays[0];
         assert_eq!(c.through, h.now.wall, "connected and complete: through now");
@@ -218,13 +218,13 @@ fn a_restart_within_the_window_catches_up_with_and_without_nip77() {
 #[test]
 fn a_stale_or_missing_cursor_is_a_fresh_start() {
     let mut h = synced(false);
-    let cursors = h.core.cursors();
+    let cursors = h.core.cursors(h.now);
     let window_secs = config().quick_reconnect_window_ms / 1000;
     let stale = Now::at(0, h.now.wall.as_secs() + window_secs + 1);
     let mut r = Harness::new(stale, false, Some(cursors.clone()));
     r.advance(60_000);
     assert!(r.sinces().1, "stale: a fresh start without since");
-    assert!(r.core.cursors().relays[0].seen_at > cursors.relays[0].seen_at);
+    assert!(r.core.cursors(r.now).relays[0].seen_at > cursors.relays[0].seen_at);
     let mut r = Harness::new(stale, false, None);
     r.advance(60_000);
     assert!(r.sinces().1, "no cursor: a fresh start");
@@ -239,7 +239,7 @@ fn a_stale_or_missing_cursor_is_a_fresh_start() {
 #[test]
 fn corrupt_cursors_are_dropped_without_panicking() {
     let h = synced(true);
-    let mut cursors = h.core.cursors();
+    let mut cursors = h.core.cursors(h.now);
     let good = cursors.relays[0].clone();
     cursors.relays[0].items.push(u32::MAX);
     let later = Now::at(0, h.now.wall.as_secs() + 5);
@@ -264,18 +264,18 @@ fn a_disconnected_relay_keeps_its_disconnect_time_and_an_unconnected_one_its_res
     h.feed(Input::Disconnected { relay: url() });
     let at_drop = h.now.wall;
     h.now = h.now.plus_ms(30_000);
-    let c = h.core.cursors();
+    let c = h.core.cursors(h.now);
     assert_eq!(c.relays[0].seen_at, at_drop, "seen at the disconnect");
     assert_eq!(c.relays[0].through, at_drop);
     // A core that has not connected yet hands the restored cursor back unchanged.
     let r = Harness::starting(h.now, true, Some(c.clone()));
-    assert_eq!(r.core.cursors(), c);
+    assert_eq!(r.core.cursors(r.now), c);
 }
 
 #[test]
 fn a_catchup_in_progress_does_not_advance_through() {
     let h = synced(true);
-    let c1 = h.core.cursors();
+    let c1 = h.core.cursors(h.now);
     let later = Now::at(0, h.now.wall.as_secs() + 60);
     // Restored, connected, but every catch-up request is left unanswered.
     let r = Harness::starting(later, true, Some(c1.clone()));
@@ -296,7 +296,7 @@ fn a_catchup_in_progress_does_not_advance_through() {
         }
     }
     assert!(connected);
-    let c2 = core.cursors();
+    let c2 = core.cursors(now);
     assert_eq!(
         c2.relays[0].through, c1.relays[0].through,
         "the catch-up is outstanding: still complete only through the old time"
@@ -323,7 +323,7 @@ proptest! {
             h.feed(Input::Disconnected { relay: url() });
         }
         h.now = h.now.plus_ms(before_snapshot_ms);
-        let cursors = h.core.cursors();
+        let cursors = h.core.cursors(h.now);
         let true_through = if drop_first {
             complete_at
         } else {

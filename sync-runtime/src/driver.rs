@@ -102,8 +102,8 @@ impl Driver {
     fn persist_cursors(&self) -> Result<(), RuntimeError> {
         match &self.cursor_store {
             Some(store) => {
-                let wall = self.clock.now().wall.as_secs();
-                store.save(&self.core.cursors(), wall)
+                let now = self.clock.now();
+                store.save(&self.core.cursors(now), now.wall.as_secs())
             }
             None => Ok(()),
         }

@@ -58,11 +58,17 @@ impl SyncCore {
     /// The cursors to persist now (docs/spec.md §16): one per relay with a trustworthy cursor,
     /// plus restored cursors whose relay has not connected yet in this run (unchanged, so they
     /// still age out). Restore them with [`crate::Input::RestoreCursors`].
+    /// `now` is the shell's reading of the clocks at the write (the core's own `now` is its
+    /// last step's, which may be long ago on a quiet relay set).
     #[must_use]
-    pub fn cursors(&self) -> Cursors {
+    pub fn cursors(&self, now: Now) -> Cursors {
+        let now = Now {
+            mono: now.mono.max(self.now.mono),
+            wall: now.wall,
+        };
         let mut b = TableBuilder::default();
         for (url, r) in &self.relays {
-            if let Some((head, items)) = live_cursor(r, self.now, &self.want) {
+            if let Some((head, items)) = live_cursor(r, now, &self.want) {
                 b.push(url, &head, items.into_iter());
             }
         }
@@ -70,7 +76,7 @@ impl SyncCore {
             let owned = self
                 .relays
                 .get(url)
-                .is_some_and(|r| live_cursor(r, self.now, &self.want).is_some());
+                .is_some_and(|r| live_cursor(r, now, &self.want).is_some());
             if !owned {
                 b.push(url, restored, restored.items.iter().cloned());
             }

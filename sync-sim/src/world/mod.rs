@@ -436,7 +436,8 @@ impl World {
                 .flatten();
             let t_heal = (!self.healed).then_some(self.safety_ms);
             let t_deadline = self.core.next_deadline().map(|d| d.at.0);
-            let Some(t) = [t_queue, t_heal, t_fault, t_deadline]
+            let t_persist = self.next_persist_at();
+            let Some(t) = [t_queue, t_heal, t_fault, t_deadline, t_persist]
                 .into_iter()
                 .flatten()
                 .min()
@@ -456,6 +457,8 @@ impl World {
             } else if t_fault == Some(t) {
                 let f = self.faults.pop_front().expect("a fault");
                 self.apply(f.fault)?;
+            } else if t_persist == Some(t) && t_deadline != Some(t) {
+                // Written by `persist_if_due` above: a periodic write, not an input.
             } else {
                 self.feed(Input::Tick)?;
             }

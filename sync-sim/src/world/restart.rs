@@ -30,6 +30,7 @@ impl World {
     /// write (only when the plan restarts the process).
     pub(super) fn persist_if_due(&mut self) {
         let now = self.mono_ms;
+        let now_clocks = self.now();
         let Some(p) = self.persisted.as_mut() else {
             return;
         };
@@ -37,8 +38,14 @@ impl World {
             return;
         }
         p.at_ms = Some(now);
-        p.cursors = self.core.cursors();
+        p.cursors = self.core.cursors(now_clocks);
         p.rejected = self.core.rejected_snapshot();
+    }
+
+    /// When the next periodic write is due (`None` unless the plan restarts the process).
+    pub(super) fn next_persist_at(&self) -> Option<u64> {
+        let p = self.persisted.as_ref()?;
+        Some(p.at_ms.map_or(self.mono_ms, |at| at + PERSIST_EVERY_MS))
     }
 
     /// Kills the process and starts it again (see [`crate::faults::Fault::Restart`]).
