@@ -76,7 +76,7 @@ impl SyncCore {
             let owned = self
                 .relays
                 .get(url)
-                .is_some_and(|r| live_cursor(r, now, &self.want).is_some());
+                .is_some_and(|r| r.cursor_times(now).is_some());
             if !owned {
                 b.push(url, restored, restored.items.iter().cloned());
             }
