@@ -19,6 +19,12 @@ pub const KIND_RELAY_LIST: u16 = 10002;
 pub const MAX_LIST_URLS: usize = 64;
 /// Kinds of root events: patch, pull request, issue.
 pub const ROOT_KINDS: [u16; 3] = [1617, 1618, 1621];
+/// Kinds of replies and statuses (NIP-22 comments, NIP-34 replies and statuses): with Sync+ on,
+/// their authors are participants, so a restart replays the newest of them.
+pub const REPLY_KINDS: [u16; 6] = [1111, 1622, 1630, 1631, 1632, 1633];
+/// Replies replayed at start with Sync+ on (the newest; older repliers count again once they
+/// write).
+pub const SYNC_PLUS_REPLAYED_REPLIES: usize = 10_000;
 
 /// Tag letters the core keeps (the ones its filters use).
 pub const INDEXED_TAG_LETTERS: [char; 6] = ['a', 'A', 'q', 'e', 'E', 'd'];

@@ -194,6 +194,13 @@ pub enum Input {
         /// The entries.
         entries: Vec<RejectedEntry>,
     },
+    /// Sync cursors persisted by a previous run ([`crate::SyncCore::cursors`]); each is applied
+    /// when its relay first connects (docs/spec.md §16). Replaces cursors restored before. Send
+    /// it after replaying the store: it flushes the discovery window at once.
+    RestoreCursors {
+        /// The cursors.
+        cursors: crate::relay::cursor::Cursors,
+    },
     /// A deadline from `next_deadline()` may have passed. Spurious ticks are no-ops.
     Tick,
 }

@@ -128,7 +128,8 @@ pub use crate::config::{Config, ConfigError, STARTUP_JITTER_SLOT_MS};
 pub use crate::core::SyncCore;
 pub use crate::event_meta::{
     EventMeta, RepoCoord, INDEXED_TAG_LETTERS, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST,
-    KIND_STATE, MAX_INDEXED_TAGS, MAX_LIST_URLS, ROOT_KINDS,
+    KIND_STATE, MAX_INDEXED_TAGS, MAX_LIST_URLS, REPLY_KINDS, ROOT_KINDS,
+    SYNC_PLUS_REPLAYED_REPLIES,
 };
 pub use crate::historic::batch::{BatchFailure, Origin};
 pub use crate::historic::negentropy_stage::{NEG_LAG_ATTEMPTS, NEG_TIMEOUTS_UNSUPPORTED};
@@ -136,6 +137,7 @@ pub use crate::input::{Input, NegentropyResult, Outcome, RelayLimits};
 pub use crate::item::{Item, SyncLevel};
 pub use crate::matches::matches;
 pub use crate::rejected::{RejectedEntry, RejectedStats, RejectedTypeStats};
+pub use crate::relay::cursor::{Cursors, RelayCursor, MAX_CURSOR_ITEMS};
 pub use crate::relay::health::{ErrorClass, HealthState, AUTH_RETRY_MS};
 pub use crate::relay::{NegSupport, RelayCounters, Status};
 pub use crate::stats::{SourceCounts, Stats};

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::clock::Clock;
+use crate::cursor_store::CursorStore;
 use crate::error::RuntimeError;
 use crate::messages::{DriverMsg, ExecMsg};
 use crate::metrics::{Exported, Metrics};
@@ -29,6 +30,10 @@ const STUCK_DEADLINE_PAUSE: Duration = Duration::from_millis(50);
 
 /// How often the rejected memory is saved while running (it is always saved at shutdown).
 const PERSIST_EVERY: Duration = Duration::from_secs(600);
+
+/// How often the sync cursors are saved while running (and always at shutdown): a `kill -9`
+/// loses at most this much of them, well inside the catch-up `since` margin (15 min).
+pub(crate) const CURSOR_PERSIST_EVERY: Duration = Duration::from_secs(30);
 
 /// The driver's state. Invariant: `core` is only touched by this task.
 pub(crate) struct Driver {
@@ -50,6 +55,8 @@ pub(crate) struct Driver {
     pub(crate) commands: Option<mpsc::UnboundedSender<ExecMsg>>,
     /// Where the rejected memory is saved (periodically and at shutdown), if anywhere.
     pub(crate) rejected_store: Option<RejectedStore>,
+    /// Where the sync cursors are saved (every `CURSOR_PERSIST_EVERY` and at shutdown).
+    pub(crate) cursor_store: Option<CursorStore>,
     /// The SDK client, shut down at the end.
     pub(crate) client: Client,
     /// The stream-reading tasks, aborted at the end.
@@ -92,6 +99,16 @@ impl Driver {
         }
     }
 
+    fn persist_cursors(&self) -> Result<(), RuntimeError> {
+        match &self.cursor_store {
+            Some(store) => {
+                let now = self.clock.now();
+                store.save(&self.core.cursors(now), now.wall.as_secs())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// When to tick for `deadline`; a deadline equal to the one just ticked for is pushed
     /// `STUCK_DEADLINE_PAUSE` into the future (and logged).
     fn wake_at(&self, deadline: Option<Mono>, ticked_for: Option<Mono>) -> Option<Instant> {
@@ -110,6 +127,7 @@ impl Driver {
     pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<DriverMsg>) {
         let mut last_refresh = Instant::now();
         let mut last_persist = Instant::now();
+        let mut last_cursors = Instant::now();
         self.refresh();
         // The deadline the last tick was for: if the core names it again, it did not advance
         // (a core bug), and the loop pauses instead of spinning.
@@ -145,6 +163,12 @@ impl Driver {
                 }
                 last_persist = Instant::now();
             }
+            if last_cursors.elapsed() >= CURSOR_PERSIST_EVERY {
+                if let Err(e) = self.persist_cursors() {
+                    tracing::warn!(error = %e, "saving the sync cursors failed");
+                }
+                last_cursors = Instant::now();
+            }
         };
         let result = self.finish().await;
         if let Some(reply) = reply {
@@ -166,7 +190,8 @@ impl Driver {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.flush();
         }
-        self.persist_rejected()
+        let cursors = self.persist_cursors();
+        self.persist_rejected().and(cursors)
     }
 }
 

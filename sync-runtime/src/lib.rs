@@ -119,10 +119,12 @@
 //! | `dial.rs` | the open-network address rules: resolve once, refuse non-global, connect to the checked address |
 //! | `event_limits.rs` | size and tag bounds on synced events, NIP-70 protected events |
 //! | `startup.rs`, `rejected_store.rs`, `reoffer.rs` | store replay, persisted and hot rejected memory |
+//! | `cursor_store.rs` | persisted per-relay sync cursors (a restart is a quick reconnect) |
 //! | `withdrawal.rs` | repository withdrawal: log, count, keep or delete the history, `WithdrawRepo` |
 //! | `metrics.rs`, `status.rs`, `recorder.rs` | Prometheus (docs/spec.md §10), status snapshot, JSONL trace |
 
 mod clock;
+mod cursor_store;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod dial;
@@ -149,6 +151,7 @@ mod status;
 mod transport;
 mod withdrawal;
 
+pub use crate::cursor_store::CURSORS_FILE;
 pub use crate::error::RuntimeError;
 pub use crate::event_limits::{EventLimits, EventRefusal};
 pub use crate::ingest::{OnStored, MAX_IN_FLIGHT_EVENTS, POLICY_TIMEOUT};
@@ -159,7 +162,7 @@ pub use crate::rejected_store::REJECTED_FILE;
 pub use crate::runtime::{
     SyncHandle, SyncRuntime, SyncRuntimeBuilder, DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY,
 };
-pub use crate::startup::SYNC_PLUS_REPLAYED_REPLIES;
+pub use sync_core::SYNC_PLUS_REPLAYED_REPLIES;
 pub use crate::status::{RefusedRelay, RuntimeStatus};
 pub use crate::transport::NoDelayTransport;
 pub use crate::withdrawal::{OnWithdrawal, MAX_DELETED_PER_WITHDRAWAL};

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::cursor_store::CursorStore;
 use crate::dial::Dialer;
 use crate::driver::Driver;
 use crate::error::RuntimeError;
@@ -227,10 +228,15 @@ impl SyncRuntimeBuilder {
             Some(dir) => Some(RejectedStore::open(dir)?),
             None => None,
         };
+        let cursor_store = match &self.state_dir {
+            Some(dir) => Some(CursorStore::open(dir)?),
+            None => None,
+        };
         let mut startup = Vec::new();
         if let Some(store) = &rejected_store {
             startup.extend(crate::startup::restore_rejected(store.load()));
         }
+
         let policy = self.policy.take().unwrap_or_else(|| {
             Arc::new(
                 GraspPolicy::new(db.clone(), self.config.own_relay_urls.clone(), false)
@@ -240,6 +246,13 @@ impl SyncRuntimeBuilder {
         let replay =
             crate::startup::replay_store(db.as_ref(), policy.as_ref(), self.config.sync_plus);
         startup.extend(replay.await?);
+        // After the replay: restoring flushes the replayed discovery updates at once.
+        if let Some(store) = &cursor_store {
+            let window_ms = self.config.quick_reconnect_window_ms;
+            if let Some(cursors) = store.load(start.wall.as_secs(), window_ms) {
+                startup.push(Input::RestoreCursors { cursors });
+            }
+        }
         let prepared = Prepared {
             db,
             policy,
@@ -249,6 +262,7 @@ impl SyncRuntimeBuilder {
             start,
             recorder,
             rejected_store,
+            cursor_store,
             startup,
             identity,
         };
@@ -298,6 +312,7 @@ impl SyncRuntimeBuilder {
             status: status_tx,
             commands: Some(commands_tx),
             rejected_store: p.rejected_store,
+            cursor_store: p.cursor_store,
             client,
             readers,
             identity: p.identity,
@@ -385,6 +400,8 @@ struct Prepared {
     recorder: Option<Recorder>,
     /// Where the rejected memory is persisted, if asked for.
     rejected_store: Option<RejectedStore>,
+    /// Where the sync cursors are kept, if anywhere.
+    cursor_store: Option<CursorStore>,
     /// Inputs that rebuild the core's state before any connection.
     startup: Vec<Input>,
     /// The public key of the relay's NIP-42 key.

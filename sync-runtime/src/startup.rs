@@ -8,19 +8,12 @@ use nostr::{Filter, Kind};
 use nostr_database::NostrDatabase;
 use sync_core::{
     EventMeta, Input, RejectedEntry, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST,
-    ROOT_KINDS,
+    REPLY_KINDS, ROOT_KINDS, SYNC_PLUS_REPLAYED_REPLIES,
 };
 
 use crate::error::RuntimeError;
 use crate::policy::WritePolicy;
 use crate::withdrawal::withdraws_itself;
-
-/// Replies replayed at start with Sync+ on (their authors are participants, docs/spec.md §15):
-/// the newest this many; older repliers are learnt again as they write.
-pub const SYNC_PLUS_REPLAYED_REPLIES: usize = 10_000;
-
-/// Kinds of replies and statuses (NIP-22 comments, NIP-34 replies and statuses).
-const REPLY_KINDS: [u16; 6] = [1111, 1622, 1630, 1631, 1632, 1633];
 
 /// The inputs that replay the store: announcements first (so roots attach at once), each group
 /// in `(created_at, id)` order so a replay is deterministic. Announcements `policy` reports as

@@ -89,6 +89,15 @@ pub enum Fault {
     },
     /// A `Tick` although nothing is due: must be a no-op.
     SpuriousTick,
+    /// The process is killed (`kill -9`) and started again: every connection and everything
+    /// in flight is lost; the new core gets the host's store (replayed) and the sync cursors
+    /// and rejected memory as last written (the world writes them every
+    /// [`crate::world::PERSIST_EVERY_MS`]). The wall clock moves on by `down_secs` (the
+    /// downtime as the new core sees it: beyond the quick-reconnect window it is a fresh start).
+    Restart {
+        /// Seconds the process was down.
+        down_secs: u64,
+    },
     /// The connection breaks right after the shell reads the relay's next EOSE: the REQ the
     /// core sends in answer cannot be written (`Input::SendFailed`), then the drop is noticed.
     BreakAfterEose {
@@ -152,6 +161,27 @@ pub(crate) fn draw_plan(g: &mut Gen, safety_ms: u64) -> Vec<Timed> {
         }
     }
     plan
+}
+
+/// Adds process restarts to `plan` (sorted by time) from the seed's own random stream, so
+/// adding them changed no other draw: a quarter of the seeds get one to three restarts in the
+/// safety phase, most within the quick-reconnect window, some beyond it.
+pub(crate) fn add_restarts(seed: u64, plan: &mut Vec<Timed>, safety_ms: u64) {
+    let mut rng = crate::rng::SimRng::new(seed, 4);
+    if !rng.chance(25) {
+        return;
+    }
+    for _ in 0..rng.range(1, 3) {
+        let at_ms = rng.below(safety_ms);
+        let down_secs = if rng.chance(80) {
+            rng.range(0, 10 * 60)
+        } else {
+            rng.range(20 * 60, 3 * 3_600)
+        };
+        let fault = Fault::Restart { down_secs };
+        let i = plan.partition_point(|t| t.at_ms <= at_ms);
+        plan.insert(i, Timed { at_ms, fault });
+    }
 }
 
 fn relay(g: &mut Gen) -> String {

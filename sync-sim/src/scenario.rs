@@ -238,6 +238,7 @@ impl Scenario {
             scenario.config.bootstrap_relays = vec![url];
         }
         scenario.faults = faults::draw_plan(&mut g, scenario.safety_ms);
+        faults::add_restarts(seed, &mut scenario.faults, scenario.safety_ms);
         // Steady rate caps come from their own stream, so adding them changed no other draw.
         let mut caps = SimRng::new(seed, 3);
         for r in &mut scenario.relays {

@@ -147,7 +147,10 @@ async fn rejected_announcements_are_not_downloaded_again() {
     handle.shutdown().await.unwrap();
     assert!(state_dir.join(sync_runtime::REJECTED_FILE).exists());
 
-    // A new process with the same store and state directory: the memory was persisted.
+    // A new process with the same store and state directory: the memory was persisted. The
+    // sync cursors are removed so that it starts afresh (a full reconciliation that meets the
+    // rejected announcement again); with them it would only catch up since the shutdown.
+    std::fs::remove_file(state_dir.join(sync_runtime::CURSORS_FILE)).unwrap();
     let handle = SyncRuntime::builder(config)
         .database(host.clone())
         .policy(policy.clone())

@@ -66,6 +66,9 @@ pub struct SyncCore {
     pub(crate) claims: IdClaims,
     /// Sync+ participants and relay lists (docs/spec.md §15); empty when Sync+ is off.
     pub(crate) plus: crate::sync_plus::SyncPlus,
+    /// Cursors restored from a previous run, until their relay first connects
+    /// (`relay/cursor.rs`). Invariant: each entry's `through ≤ seen_at`.
+    pub(crate) restored_cursors: BTreeMap<RelayUrl, crate::relay::cursor::Restored>,
 }
 
 impl SyncCore {
@@ -116,6 +119,7 @@ impl SyncCore {
             touched: BTreeSet::new(),
             claims: IdClaims::default(),
             plus: crate::sync_plus::SyncPlus::default(),
+            restored_cursors: BTreeMap::new(),
         };
         if core.cfg.sync_plus {
             let index = core
@@ -249,6 +253,7 @@ impl SyncCore {
             }
             Input::Lagged { relay } => self.on_lagged(relay.as_ref(), out),
             Input::RestoreRejected { entries } => self.rejected.restore(entries, self.now),
+            Input::RestoreCursors { cursors } => self.restore_cursors(cursors, out),
             Input::Tick => {}
         }
     }

@@ -9,7 +9,6 @@ use nostr::{EventId, Timestamp};
 
 use crate::event_meta::RepoCoord;
 use crate::index::plus::{PlusIndex, PlusRepo};
-#[cfg(test)]
 use crate::item::Item;
 use crate::item::{Key, KeyKind, SyncLevel, MAX_INTERNED};
 use crate::url::RelayUrl;
@@ -384,7 +383,6 @@ impl WantIndex {
     }
 
     /// The key of an item, if it was interned.
-    #[cfg(test)]
     pub(crate) fn key(&self, item: &Item) -> Option<Key> {
         Some(match item {
             Item::Announcements => Key::ANNOUNCEMENTS,
@@ -396,7 +394,6 @@ impl WantIndex {
     }
 
     /// The item a key stands for.
-    #[cfg(test)]
     pub(crate) fn item(&self, key: Key) -> Option<Item> {
         Some(match key.kind() {
             KeyKind::Announcements => Item::Announcements,

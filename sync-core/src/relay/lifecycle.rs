@@ -107,6 +107,7 @@ impl SyncCore {
     }
 
     pub(crate) fn on_connected(&mut self, url: &RelayUrl, out: &mut Vec<Command>) {
+        self.apply_restored_cursor(url);
         let Some((r, mut ctx)) = self.relay_ctx(url, out) else {
             return;
         };

@@ -2,6 +2,8 @@
 //! relay's slices of the pending and confirmed indexes.
 
 pub(crate) mod auth;
+pub mod cursor;
+mod cursor_restore;
 pub mod health;
 pub(crate) mod lifecycle;
 pub mod pace;

@@ -52,7 +52,7 @@ pub(crate) async fn measure(dir: &Path, seed: u64) -> Result<Fresh, String> {
     };
     let total = world.total_events();
     let start = Instant::now();
-    let run = ours::spawn(config, db.clone(), PolicyChoice::AcceptAll, total).await?;
+    let run = ours::spawn(config, db.clone(), PolicyChoice::AcceptAll, total, None).await?;
     let stored = run.stored.clone();
     let mut live_at = vec![None; urls.len()];
     let (status, held) = run

@@ -4,7 +4,9 @@
 //! `cargo bench -p sync-runtime --bench e2e` (100 000 events) or, for CI, `... -- --tiny` /
 //! `E2E_TINY=1` (2 000 events, everything once, seconds). `-- --events N` sets the scale,
 //! `-- --no-grasp` skips the extra GRASP-policy run, `-- --fresh-only` / `E2E_FRESH_ONLY=1`
-//! runs only the "fresh start to complete" row (its own small world, default configuration).
+//! runs only the "fresh start to complete" row (its own small world, default configuration),
+//! `-- --restart-only` / `E2E_RESTART_ONLY=1` runs only our initial sync and the two restarts
+//! over its store (within the quick-reconnect window with its sync cursors, and without them).
 //!
 //! | Phase | File |
 //! |---|---|
@@ -44,6 +46,8 @@ struct Args {
     grasp: bool,
     /// Only the fresh-start row.
     fresh_only: bool,
+    /// Only our initial sync and the restarts (with and without sync cursors).
+    restart_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         tiny: std::env::var("E2E_TINY").is_ok_and(|v| v == "1"),
         grasp: true,
         fresh_only: std::env::var("E2E_FRESH_ONLY").is_ok_and(|v| v == "1"),
+        restart_only: std::env::var("E2E_RESTART_ONLY").is_ok_and(|v| v == "1"),
     };
     let mut events = None;
     let mut it = std::env::args().skip(1);
@@ -60,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--tiny" => args.tiny = true,
             "--no-grasp" => args.grasp = false,
             "--fresh-only" => args.fresh_only = true,
+            "--restart-only" => args.restart_only = true,
             "--events" => {
                 let n = it.next().ok_or("--events needs a number")?;
                 events = Some(n.parse().map_err(|_| format!("bad --events {n:?}"))?);
@@ -100,18 +106,26 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Every phase, in order; prints the table.
-async fn run(args: &Args) -> Result<(), String> {
-    let timeout = Duration::from_secs(if args.tiny { 60 } else { 900 });
+/// The fresh-start row (its own world); `None` with `--restart-only`.
+async fn fresh_phase(args: &Args) -> Result<Option<fresh::Fresh>, String> {
+    if args.restart_only {
+        return Ok(None);
+    }
     let fresh_dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let fresh = fresh::measure(fresh_dir.path(), SEED).await?;
     eprintln!(
         "measured: fresh start to complete {} ms",
         fresh.complete.as_millis()
     );
-    drop(fresh_dir);
-    if args.fresh_only {
-        fresh::print(&fresh);
+    Ok(Some(fresh))
+}
+
+/// Every phase, in order; prints the table.
+async fn run(args: &Args) -> Result<(), String> {
+    let timeout = Duration::from_secs(if args.tiny { 60 } else { 900 });
+    let fresh = fresh_phase(args).await?;
+    if let (true, Some(fresh)) = (args.fresh_only, &fresh) {
+        fresh::print(fresh);
         return match fresh.stored == fresh.events {
             true => Ok(()),
             false => Err(format!(
@@ -126,23 +140,30 @@ async fn run(args: &Args) -> Result<(), String> {
     table::print_header(&world, setup.elapsed());
     let mut figures = Figures::default();
     let ours_db: Arc<dyn NostrDatabase> = Arc::new(world::open_lmdb(&dir.path().join("ours"))?);
-    let complete = ours_phase(&world, ours_db.clone(), timeout, &mut figures).await?;
-    let base_db: Arc<dyn NostrDatabase> = Arc::new(world::open_lmdb(&dir.path().join("baseline"))?);
-    baseline_phase(&world, base_db, &mut figures).await?;
+    let state = dir.path().join("ours-state");
+    let complete = ours_phase(&world, ours_db.clone(), &state, timeout, &mut figures).await?;
+    quick_restart_phase(&world, ours_db.clone(), &state, timeout, &mut figures).await?;
+    if !args.restart_only {
+        let base_db: Arc<dyn NostrDatabase> =
+            Arc::new(world::open_lmdb(&dir.path().join("baseline"))?);
+        baseline_phase(&world, base_db, &mut figures).await?;
+    }
     resync_phase(&world, ours_db, complete, timeout, &mut figures).await?;
-    if args.grasp {
+    if args.grasp && !args.restart_only {
         let grasp_db: Arc<dyn NostrDatabase> =
             Arc::new(world::open_lmdb(&dir.path().join("grasp"))?);
         grasp_phase(&world, grasp_db, timeout, &mut figures).await?;
     }
     table::print_timeline(&figures);
     table::print(&world, &figures);
-    fresh::print(&fresh);
-    figures.check(
-        "fresh start: events in the store",
-        fresh.stored,
-        fresh.events,
-    );
+    if let Some(fresh) = &fresh {
+        fresh::print(fresh);
+        figures.check(
+            "fresh start: events in the store",
+            fresh.stored,
+            fresh.events,
+        );
+    }
     if figures.failures.is_empty() {
         Ok(())
     } else {
@@ -150,18 +171,46 @@ async fn run(args: &Args) -> Result<(), String> {
     }
 }
 
+/// Our runtime restarted over its full store right after the initial sync, with the sync
+/// cursors that run left in `state` (a restart within the quick-reconnect window).
+async fn quick_restart_phase(
+    world: &world::World,
+    db: Arc<dyn NostrDatabase>,
+    state: &std::path::Path,
+    timeout: Duration,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    let quick = ours::restart_within_window(world, db, state, timeout).await?;
+    eprintln!(
+        "measured: restart within the window, startup sync {} ms",
+        quick.restart_sync.as_millis()
+    );
+    let what = "events stored by the restart within the window";
+    figures.check(what, quick.stored, 0);
+    figures.quick_restart = Some(quick);
+    Ok(())
+}
+
 /// Our initial sync (AcceptAll) into `db`; returns when every relay was complete.
 async fn ours_phase(
     world: &world::World,
     db: Arc<dyn NostrDatabase>,
+    state: &std::path::Path,
     timeout: Duration,
     figures: &mut Figures,
 ) -> Result<Duration, String> {
     let total = world.total_events();
     process::reset_peak();
     let cpu = process::cpu_ms();
-    let (initial, handle) =
-        ours::initial_sync(world, db.clone(), PolicyChoice::AcceptAll, total, timeout).await?;
+    let (initial, handle) = ours::initial_sync(
+        world,
+        db.clone(),
+        PolicyChoice::AcceptAll,
+        total,
+        timeout,
+        Some(state),
+    )
+    .await?;
     let cpu = process::cpu_ms() - cpu;
     let peak = process::peak_kib();
     let lagged = ours::stream_lagged(&handle);
@@ -261,8 +310,15 @@ async fn grasp_phase(
     process::reset_peak();
     let expected = world.synced_scope_events();
     let cpu = process::cpu_ms();
-    let (run, handle) =
-        ours::initial_sync(world, db.clone(), PolicyChoice::Grasp, expected, timeout).await?;
+    let (run, handle) = ours::initial_sync(
+        world,
+        db.clone(),
+        PolicyChoice::Grasp,
+        expected,
+        timeout,
+        None,
+    )
+    .await?;
     let cpu = process::cpu_ms() - cpu;
     let peak = process::peak_kib();
     handle.shutdown().await.map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 //! resync period, so the resync happens on warm connections with nothing else running).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -101,6 +102,7 @@ pub(crate) async fn spawn(
     db: Arc<dyn NostrDatabase>,
     policy: PolicyChoice,
     expected: usize,
+    state_dir: Option<&Path>,
 ) -> Result<Running, String> {
     let policy: Arc<dyn WritePolicy> = match policy {
         PolicyChoice::AcceptAll => Arc::new(AcceptAll),
@@ -114,6 +116,10 @@ pub(crate) async fn spawn(
     let reached = Arc::new(Mutex::new(None));
     let (counter, when) = (stored.clone(), reached.clone());
     let mut builder = SyncRuntime::builder(config);
+    if let Some(dir) = state_dir {
+        // Rejected memory and sync cursors (written at shutdown, read at the next spawn).
+        builder = builder.state_dir(dir.to_path_buf());
+    }
     if let Ok(path) = std::env::var("E2E_TRACE") {
         // One file per runtime spawned: `<path>.1` is the initial sync.
         static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -175,10 +181,11 @@ pub(crate) async fn initial_sync(
     policy: PolicyChoice,
     expected: usize,
     timeout: Duration,
+    state_dir: Option<&Path>,
 ) -> Result<(InitialSync, SyncHandle), String> {
     let urls = world.urls();
     let start = Instant::now();
-    let run = spawn(bench_config(world, None), db, policy, expected).await?;
+    let run = spawn(bench_config(world, None), db, policy, expected, state_dir).await?;
     let stored = run.stored.clone();
     let mut timeline = Vec::new();
     let mut last_sample: Option<Instant> = None;
@@ -290,7 +297,7 @@ pub(crate) async fn restart_and_daily_resync(
     let urls = world.urls();
     let start = Instant::now();
     let config = bench_config(world, Some(daily_ms));
-    let run = spawn(config, db, PolicyChoice::AcceptAll, usize::MAX).await?;
+    let run = spawn(config, db, PolicyChoice::AcceptAll, usize::MAX, None).await?;
     let spawned = Instant::now();
     let (status, held) = run
         .handle
@@ -346,5 +353,62 @@ pub(crate) async fn restart_and_daily_resync(
         stored,
         totals_before,
         totals_after: status.totals,
+    })
+}
+
+/// A restart over the full store with the sync cursors the previous run left in its state
+/// directory, within the quick-reconnect window.
+pub(crate) struct QuickRestart {
+    /// `spawn` itself (store replay, cursors read).
+    pub(crate) spawn: Duration,
+    /// From `spawn` returning to every relay complete (a catch-up per relay).
+    pub(crate) restart_sync: Duration,
+    /// Events stored (0: the store was complete).
+    pub(crate) stored: usize,
+    /// Engine totals when every relay was complete.
+    pub(crate) totals: Stats,
+}
+
+/// Restarts a runtime over the full store `db` with the state directory `state_dir` of the
+/// run before (its sync cursors) and waits for its startup sync.
+pub(crate) async fn restart_within_window(
+    world: &World,
+    db: Arc<dyn NostrDatabase>,
+    state_dir: &Path,
+    timeout: Duration,
+) -> Result<QuickRestart, String> {
+    let urls = world.urls();
+    let start = Instant::now();
+    let config = bench_config(world, None);
+    let run = spawn(
+        config,
+        db,
+        PolicyChoice::AcceptAll,
+        usize::MAX,
+        Some(state_dir),
+    )
+    .await?;
+    let spawned = Instant::now();
+    let (status, held) = run
+        .handle
+        .wait_for_status(timeout, |s| all_complete(s, &urls))
+        .await;
+    if !held {
+        return Err(format!(
+            "restart within the window timed out: {}",
+            relay_summary(&status)
+        ));
+    }
+    let restart_sync = spawned.elapsed();
+    let stored = run.stored.load(Ordering::Relaxed);
+    run.handle
+        .shutdown()
+        .await
+        .map_err(|e| format!("shutting down: {e}"))?;
+    Ok(QuickRestart {
+        spawn: spawned - start,
+        restart_sync,
+        stored,
+        totals: status.totals,
     })
 }

@@ -12,6 +12,8 @@ use crate::world::World;
 const THROUGHPUT_TARGET: f64 = 0.8;
 /// In-sync resync ÷ raw negentropy must be at most this.
 const RESYNC_TARGET: f64 = 1.5;
+/// A restart within the quick-reconnect window: startup sync of the 3 relays (issue 12).
+const QUICK_RESTART_TARGET_MS: u128 = 2_000;
 
 /// One measured phase.
 pub(crate) struct Row {
@@ -74,6 +76,8 @@ pub(crate) struct Figures {
     pub(crate) req_in_sync: Option<(Duration, usize)>,
     /// Our restart and daily resync.
     pub(crate) resync: Option<Resync>,
+    /// Our restart within the quick-reconnect window (with the initial sync's cursors).
+    pub(crate) quick_restart: Option<crate::ours::QuickRestart>,
     /// Peak RSS during the restart and resync.
     pub(crate) resync_peak_kib: Option<u64>,
     /// The daily-resync period used.
@@ -213,6 +217,23 @@ pub(crate) fn print(world: &World, f: &Figures) {
     }
     println!();
     println!("{:<66} {:>9}", "in-sync resync", "wall ms");
+    if let Some(q) = &f.quick_restart {
+        println!(
+            "{:<66} {:>9}",
+            "ours: restart within the window (cursors), spawn (store replay)",
+            q.spawn.as_millis()
+        );
+        println!(
+            "{:<66} {:>9}",
+            "ours: restart within the window, startup sync of all 3 relays",
+            q.restart_sync.as_millis()
+        );
+        let t = &q.totals;
+        println!(
+            "    catch-up: {} neg batches, {} REQ batches, {} pages, {} ids fetched, {} events stored",
+            t.negentropy_batches, t.req_batches, t.pages_requested, t.ids_fetched, q.stored
+        );
+    }
     if let Some(r) = &f.resync {
         let ms = |d: Duration| d.as_millis();
         println!(
@@ -304,6 +325,13 @@ fn print_targets(f: &Figures) {
         println!(
             "  in-sync daily resync / raw negentropy   {ratio:>6.2}x  (target <= {RESYNC_TARGET}x) {}",
             verdict(ratio <= RESYNC_TARGET)
+        );
+    }
+    if let Some(q) = &f.quick_restart {
+        let ms = q.restart_sync.as_millis();
+        println!(
+            "  restart within the window, startup sync {ms:>6} ms (target <= {QUICK_RESTART_TARGET_MS} ms) {}",
+            verdict(ms <= QUICK_RESTART_TARGET_MS)
         );
     }
     let peak = [&f.ours, &f.baseline, &f.grasp]

@@ -97,6 +97,9 @@ impl World {
             },
             Input::Lagged { relay } => format!("Lagged {relay:?}"),
             Input::RestoreRejected { entries } => format!("RestoreRejected ×{}", entries.len()),
+            Input::RestoreCursors { cursors } => {
+                format!("RestoreCursors ×{}", cursors.relays.len())
+            }
             Input::Tick => "Tick".to_string(),
         };
         self.short(&s)

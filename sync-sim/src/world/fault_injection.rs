@@ -62,6 +62,7 @@ impl World {
                 }
             }
             Fault::LocalPublish { event } => return self.local_publish(event),
+            Fault::Restart { down_secs } => return self.restart(down_secs),
             Fault::HostWithdraw { coord } => {
                 self.host.withdraw(&coord);
                 return self.feed(Input::WithdrawRepo { coord });

@@ -18,6 +18,9 @@ use crate::scenario::{Scenario, WALL0};
 
 mod commands;
 mod fault_injection;
+mod restart;
+
+pub use restart::{Persisted, PERSIST_EVERY_MS};
 
 /// A run that takes more steps than this is a livelock.
 pub const MAX_STEPS: u64 = 3_000_000;
@@ -107,6 +110,15 @@ pub struct World {
     pub stored_at_ms: Option<BTreeMap<EventId, u64>>,
     /// Open and recently closed subscriptions (see [`SubRoute`]).
     routes: BTreeMap<(RelayUrl, sync_core::SubId), SubRoute>,
+    /// The core's configuration and seed (a restarted core is built from them).
+    config: sync_core::Config,
+    /// See `config`.
+    seed: u64,
+    /// What the process last wrote to its data directory; `None` unless the plan restarts
+    /// the process (so runs without restarts do exactly what they did before).
+    pub persisted: Option<Persisted>,
+    /// Process restarts so far.
+    pub restarts: u64,
 }
 
 impl World {
@@ -151,6 +163,14 @@ impl World {
             wire: None,
             stored_at_ms: None,
             routes: BTreeMap::new(),
+            config: scenario.config.clone(),
+            seed: scenario.seed,
+            persisted: scenario
+                .faults
+                .iter()
+                .any(|t| matches!(t.fault, crate::faults::Fault::Restart { .. }))
+                .then(Persisted::default),
+            restarts: 0,
         }
     }
 
@@ -425,7 +445,8 @@ impl World {
                 .flatten();
             let t_heal = (!self.healed).then_some(self.safety_ms);
             let t_deadline = self.core.next_deadline().map(|d| d.at.0);
-            let Some(t) = [t_queue, t_heal, t_fault, t_deadline]
+            let t_persist = self.next_persist_at();
+            let Some(t) = [t_queue, t_heal, t_fault, t_deadline, t_persist]
                 .into_iter()
                 .flatten()
                 .min()
@@ -436,6 +457,7 @@ impl World {
                 break;
             }
             self.mono_ms = self.mono_ms.max(t);
+            self.persist_if_due();
             if t_queue == Some(t) {
                 let (_, q) = self.queue.pop_first().expect("a first entry");
                 self.deliver(q)?;
@@ -444,6 +466,8 @@ impl World {
             } else if t_fault == Some(t) {
                 let f = self.faults.pop_front().expect("a fault");
                 self.apply(f.fault)?;
+            } else if t_persist == Some(t) && t_deadline != Some(t) {
+                // Written by `persist_if_due` above: a periodic write, not an input.
             } else {
                 self.feed(Input::Tick)?;
             }
