@@ -162,7 +162,7 @@ pub use crate::rejected_store::REJECTED_FILE;
 pub use crate::runtime::{
     SyncHandle, SyncRuntime, SyncRuntimeBuilder, DRIVER_INBOX_CAPACITY, SDK_CHANNEL_CAPACITY,
 };
-pub use sync_core::SYNC_PLUS_REPLAYED_REPLIES;
 pub use crate::status::{RefusedRelay, RuntimeStatus};
 pub use crate::transport::NoDelayTransport;
 pub use crate::withdrawal::{OnWithdrawal, MAX_DELETED_PER_WITHDRAWAL};
+pub use sync_core::SYNC_PLUS_REPLAYED_REPLIES;

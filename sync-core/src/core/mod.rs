@@ -19,10 +19,11 @@ use crate::relay::health::{classify, ErrorClass, HealthState};
 use crate::relay::{RelayState, Status, SubRole};
 use crate::stats::Stats;
 use crate::targets::{Refusal, Refusals};
-use crate::time::{Deadline, Earliest, Mono, Now, TimerKind};
+use crate::time::{Earliest, Mono, Now};
 use crate::url::RelayUrl;
 use crate::view::RelayView;
 
+mod deadlines;
 mod dedup;
 mod discovery_flush;
 
@@ -517,40 +518,6 @@ impl SyncCore {
                     && RelayView::new(r, self.now, &self.cfg).health() == HealthState::Dead
             })
             .count() as u64;
-    }
-
-    /// When the shell must next send `Input::Tick`, and why. Spurious ticks are no-ops.
-    #[must_use]
-    pub fn next_deadline(&self) -> Option<Deadline> {
-        let mut e = self.engine_deadlines();
-        // The relay whose timer is first (ties: first URL, as a scan in URL order would pick).
-        if let Some(r) = self.timers.first().and_then(|(_, u)| self.relays.get(u)) {
-            r.offer_deadlines(&mut e, self.want.has_target(&r.url) || r.bootstrap);
-        }
-        debug_assert_eq!(e.0, self.next_deadline_by_scan(), "timer index out of date");
-        e.0
-    }
-
-    /// The deadlines that belong to no relay: the discovery window and rejected-memory expiry.
-    fn engine_deadlines(&self) -> Earliest {
-        let mut e = Earliest::default();
-        e.offer(self.discovery.deadline(), TimerKind::DiscoveryWindow, None);
-        e.offer(
-            self.rejected.next_deadline(),
-            TimerKind::RejectedExpiry,
-            None,
-        );
-        e
-    }
-
-    /// `next_deadline` by scanning every relay: what the timer index must agree with (checked
-    /// in debug builds, so every test exercises it).
-    fn next_deadline_by_scan(&self) -> Option<Deadline> {
-        let mut e = self.engine_deadlines();
-        for r in self.relays.values() {
-            r.offer_deadlines(&mut e, self.want.has_target(&r.url) || r.bootstrap);
-        }
-        e.0
     }
 
     /// Engine-wide statistics (gauges as of the end of the last step).
