@@ -5,7 +5,6 @@
 //! oversized, corrupt or over-full file is a fresh start for every relay (logged), never a
 //! reason not to start.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -46,12 +45,8 @@ pub(crate) struct CursorStore {
 impl CursorStore {
     /// A store in `dir` (created if missing).
     pub(crate) fn open(dir: &Path) -> Result<Self, RuntimeError> {
-        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
         Ok(Self {
-            path: dir.join(CURSORS_FILE),
+            path: crate::state_file::path_in(dir, CURSORS_FILE)?,
         })
     }
 
@@ -130,22 +125,12 @@ impl CursorStore {
 
     /// Replaces the saved cursors (temporary file, synced, renamed over the old one).
     pub(crate) fn save(&self, cursors: &Cursors, now_wall: u64) -> Result<(), RuntimeError> {
-        let io = |source| RuntimeError::Io {
-            path: self.path.clone(),
-            source,
-        };
         let file = CursorFile {
             version: CURSORS_VERSION,
             saved_at: now_wall,
             cursors: cursors.clone(),
         };
-        let json = serde_json::to_vec(&file).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&json).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        crate::state_file::write_json_atomic(&self.path, &file)
     }
 }
 

@@ -147,6 +147,7 @@ mod reoffer;
 mod routing;
 mod runtime;
 mod startup;
+mod state_file;
 mod status;
 mod transport;
 mod withdrawal;

@@ -21,12 +21,8 @@ pub(crate) struct RejectedStore {
 impl RejectedStore {
     /// A store in `dir` (created if missing).
     pub(crate) fn open(dir: &Path) -> Result<Self, RuntimeError> {
-        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
         Ok(Self {
-            path: dir.join(REJECTED_FILE),
+            path: crate::state_file::path_in(dir, REJECTED_FILE)?,
         })
     }
 
@@ -51,16 +47,9 @@ impl RejectedStore {
         }
     }
 
-    /// Replaces the saved entries.
+    /// Replaces the saved entries (temporary file, synced, renamed over the old one).
     pub(crate) fn save(&self, entries: &[RejectedEntry]) -> Result<(), RuntimeError> {
-        let io = |source| RuntimeError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let json = serde_json::to_vec(entries).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        crate::state_file::write_json_atomic(&self.path, &entries)
     }
 }
 

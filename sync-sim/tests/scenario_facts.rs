@@ -177,11 +177,8 @@ fn requests_are_paced_after_a_rate_limit_and_the_pace_relaxes() {
     }
 }
 
-/// A lag while an id fetch is on the wire re-sends only the ids the host has not stored. With
-/// the whole fetch re-sent, a host slower than the relay's burst lagged the stream again on
-/// every re-send and fetched the same 60 ids for ever (seen on loopback under CPU load).
-#[test]
-fn a_lagged_id_fetch_whose_events_all_arrived_is_not_sent_again() {
+/// The standard world with 60 more patches on r0 (fetched by id after the diff).
+fn sixty_patches() -> World {
     let mut remote = Remote::default();
     for n in 0..60u64 {
         remote.events.push(ev(
@@ -192,7 +189,15 @@ fn a_lagged_id_fetch_whose_events_all_arrived_is_not_sent_again() {
             &[('a', coord(&keys(1), "repo"))],
         ));
     }
-    let mut w = world_with_repo(cfg(), &[R0], remote);
+    world_with_repo(cfg(), &[R0], remote)
+}
+
+/// A lag while an id fetch is on the wire re-sends only the ids the host has not stored. With
+/// the whole fetch re-sent, a host slower than the relay's burst lagged the stream again on
+/// every re-send and fetched the same 60 ids for ever (seen on loopback under CPU load).
+#[test]
+fn a_lagged_id_fetch_whose_events_all_arrived_is_not_sent_again() {
+    let mut w = sixty_patches();
     // Id fetches of the 60 patches (and the announcement's other events), not of later hops.
     let id_fetches = |w: &World| {
         w.lines
@@ -224,17 +229,7 @@ fn a_lagged_id_fetch_whose_events_all_arrived_is_not_sent_again() {
 /// A lag that loses part of an id fetch re-sends only the lost ids.
 #[test]
 fn a_lagged_id_fetch_is_sent_again_for_the_lost_ids_only() {
-    let mut remote = Remote::default();
-    for n in 0..60u64 {
-        remote.events.push(ev(
-            3_000 + n,
-            keys(6).public_key(),
-            1617,
-            5_000 + n,
-            &[('a', coord(&keys(1), "repo"))],
-        ));
-    }
-    let mut w = world_with_repo(cfg(), &[R0], remote);
+    let mut w = sixty_patches();
     let mut t = 0;
     while !w.lines.iter().any(|l| l.contains("ids×6")) {
         t += 1;
