@@ -152,17 +152,12 @@ impl<'a> RelayView<'a> {
         self.state.budget.total()
     }
 
-    /// Batches in flight.
+    /// Historic batches in flight: the sync still to finish. The periodic poll of items over
+    /// the live budget (`relay/poll.rs`) is steady-state work like a live subscription and is
+    /// not counted (a relay whose live coverage does not fit its budget always has one
+    /// coming); see [`RelayView::polled_items`].
     #[must_use]
     pub fn pending_batches(&self) -> usize {
-        self.state.pending.len()
-    }
-
-    /// Batches in flight other than the periodic polls of items over the live budget
-    /// (`relay/poll.rs`): the historic sync still to finish. A relay whose live coverage does
-    /// not fit its budget always has a poll coming, so "settled" means this is 0.
-    #[must_use]
-    pub fn sync_batches(&self) -> usize {
         (self.state.pending.batches.values())
             .filter(|b| b.origin != crate::historic::batch::Origin::Poll)
             .count()
@@ -256,6 +251,7 @@ impl<'a> RelayView<'a> {
             pending_batches: self.pending_batches(),
             confirmed_items: self.confirmed_items(),
             live_items: self.live_items(),
+            polled_items: self.polled_items(),
             negentropy: self.negentropy(),
             counters: self.counters().clone(),
             last_complete: self.last_complete().map(|t| t.as_secs()),
@@ -291,6 +287,8 @@ pub struct RelaySnapshot {
     pub pending_batches: usize,
     pub confirmed_items: usize,
     pub live_items: usize,
+    #[serde(default)]
+    pub polled_items: usize,
     pub negentropy: NegSupport,
     pub counters: RelayCounters,
     /// [`RelayView::last_complete`] in Unix seconds.

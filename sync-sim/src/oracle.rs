@@ -149,7 +149,7 @@ pub fn check_final(world: &World) -> Result<(), Violation> {
             continue;
         }
         let view = world.core.relay(url);
-        let (status, pending) = view.map_or((None, 0), |v| (Some(v.status()), v.sync_batches()));
+        let (status, pending) = view.map_or((None, 0), |v| (Some(v.status()), v.pending_batches()));
         if status != Some(Status::Connected) || pending != 0 {
             return Err(fail(
                 "not-settled",

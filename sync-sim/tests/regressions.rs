@@ -619,8 +619,8 @@ fn relay_allowing_two_reqs_a_second_completes_its_initial_sync() {
 
 /// Seed 7564: a relay with a budget of one subscription polls its uncovered items every 2
 /// minutes, each poll a few seconds of paced REQs; the run ended during one and the oracle
-/// called the relay unsettled. A poll is routine steady-state work (`sync_batches` leaves it
-/// out), not a historic sync still to finish.
+/// called the relay unsettled. A poll is routine steady-state work (`pending_batches` leaves
+/// it out), not a historic sync still to finish.
 #[test]
 fn a_poll_in_flight_at_the_end_is_steady_state_not_unfinished_sync() {
     let w = check(&Scenario::generate(7_564));

@@ -77,8 +77,4 @@ impl Pending {
     pub(crate) fn is_empty(&self) -> bool {
         self.batches.is_empty()
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.batches.len()
-    }
 }

@@ -286,6 +286,25 @@ impl Transitions {
     }
 }
 
+/// Waits until every relay of `urls` completed its startup sync; the status then and how long
+/// it took from now.
+async fn startup_sync(
+    run: &Running,
+    urls: &[String],
+    timeout: Duration,
+    what: &str,
+) -> Result<(RuntimeStatus, Duration), String> {
+    let spawned = Instant::now();
+    let (status, held) = run
+        .handle
+        .wait_for_status(timeout, |s| all_complete(s, urls))
+        .await;
+    if !held {
+        return Err(format!("{what} timed out: {}", relay_summary(&status)));
+    }
+    Ok((status, spawned.elapsed()))
+}
+
 /// Restarts a runtime over the full store `db` (with a daily resync period of `daily_ms`),
 /// waits for its startup sync, then for one daily resync of every relay.
 pub(crate) async fn restart_and_daily_resync(
@@ -299,17 +318,7 @@ pub(crate) async fn restart_and_daily_resync(
     let config = bench_config(world, Some(daily_ms));
     let run = spawn(config, db, PolicyChoice::AcceptAll, usize::MAX, None).await?;
     let spawned = Instant::now();
-    let (status, held) = run
-        .handle
-        .wait_for_status(timeout, |s| all_complete(s, &urls))
-        .await;
-    if !held {
-        return Err(format!(
-            "restart sync timed out: {}",
-            relay_summary(&status)
-        ));
-    }
-    let restart_sync = spawned.elapsed();
+    let (status, restart_sync) = startup_sync(&run, &urls, timeout, "restart sync").await?;
     let totals_before = status.totals;
     let mut transitions = Transitions::default();
     let (status, held) = run
@@ -389,17 +398,8 @@ pub(crate) async fn restart_within_window(
     )
     .await?;
     let spawned = Instant::now();
-    let (status, held) = run
-        .handle
-        .wait_for_status(timeout, |s| all_complete(s, &urls))
-        .await;
-    if !held {
-        return Err(format!(
-            "restart within the window timed out: {}",
-            relay_summary(&status)
-        ));
-    }
-    let restart_sync = spawned.elapsed();
+    let (status, restart_sync) =
+        startup_sync(&run, &urls, timeout, "restart within the window").await?;
     let stored = run.stored.load(Ordering::Relaxed);
     run.handle
         .shutdown()

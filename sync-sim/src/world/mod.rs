@@ -419,7 +419,7 @@ impl World {
     pub fn settled(&self) -> bool {
         self.in_flight_for_healthy() == 0
             && self.core.relay_status().all(|v| {
-                v.sync_batches() == 0
+                v.pending_batches() == 0
                     || self
                         .relays
                         .get(v.url())
