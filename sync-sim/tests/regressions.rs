@@ -646,3 +646,13 @@ fn an_unannounced_cap_is_probed_even_after_filters_that_held_exactly_the_cap() {
 fn a_backdated_root_on_a_capped_relay_without_nip77_is_fetched() {
     check(&Scenario::generate(4_829_001));
 }
+
+/// Seed 82822182 (found by CI's exploration block): two relays over their live budget poll
+/// every 2 minutes at different phases, and the end-of-run drain, checking every 60 s, kept
+/// landing inside one of their polls until its bound ("messages still in flight"). The drain
+/// now checks every second.
+#[test]
+fn the_end_of_run_drain_finds_the_quiet_moment_between_polls() {
+    let w = check(&Scenario::generate(82_822_182));
+    assert!(w.core.stats().live_polls > 0, "the seed still polls");
+}
