@@ -74,7 +74,7 @@
 //! | event metadata, repo coordinates | `event_meta.rs` |
 //! | filter matching | `matches.rs` |
 //! | items, sync level | `item.rs` |
-//! | filters (three layers, chunking) | `filters.rs` |
+//! | filters (three layers, chunking) | `filters/mod.rs` |
 //! | discovery (window, flush) | `discovery.rs`, `core/discovery_flush.rs` |
 //! | which relay URLs become targets (open network) | `targets.rs`, `address.rs` |
 //! | the engine, one step | `core/mod.rs`, `ctx.rs` |
