@@ -155,15 +155,17 @@ impl Ingest {
     /// events at once: the store's own duplicate check makes exactly one of two concurrent
     /// saves of the same event `Stored`.
     pub(crate) async fn judge(&self, event: &Event) -> Decision {
-        if let Some(refusal) = self.limits.refusal(event, true) {
-            return Decision::Refused(refusal);
-        }
+        // The duplicate check first: an event already stored passed the limits when it was, and
+        // measuring one serialises it (a resync re-delivers every event a relay has).
         match self.db.check_id(&event.id).await {
             Ok(DatabaseEventStatus::Saved | DatabaseEventStatus::Deleted) => {
                 return Decision::Duplicate
             }
             Ok(DatabaseEventStatus::NotExistent) => {}
             Err(e) => tracing::warn!(id = %event.id, error = %e, "store check_id failed"),
+        }
+        if let Some(refusal) = self.limits.refusal(event, true) {
+            return Decision::Refused(refusal);
         }
         match tokio::time::timeout(self.policy_timeout, self.policy.check(event)).await {
             Ok(Verdict::Accept) => {

@@ -212,8 +212,11 @@ async fn a_rejected_state_event_is_reoffered_when_its_maintainer_is_announced() 
         .await,
         "re-offered to the policy and stored once its dependency arrived"
     );
-    let status = handle.status();
-    assert!(status.totals.reoffers >= 1, "{:?}", status.totals);
+    // The status is a snapshot refreshed at most every few milliseconds: wait for it.
+    let (status, reoffered) = handle
+        .wait_for_status(WAIT, |s| s.totals.reoffers >= 1)
+        .await;
+    assert!(reoffered, "{:?}", status.totals);
     let text = handle.metrics_text();
     assert_eq!(
         metric(
