@@ -251,3 +251,30 @@ pub(crate) async fn paginate_in_sync(
     }
     Ok((started.elapsed(), pages))
 }
+
+/// What the baseline's in-sync resync costs when it does what our daily resync does: raw
+/// negentropy of the NIP-77 relays and REQ pagination of the others **at the same time**
+/// (ours resyncs all relays at once, so their work competes for the same two cores).
+pub(crate) struct AtOnce {
+    /// Start to the end of the last NIP-77 relay's reconciliation.
+    pub(crate) negentropy: Duration,
+    /// Start to the end of the last page of the relays without NIP-77.
+    pub(crate) pagination: Duration,
+    /// Pages requested.
+    pub(crate) pages: usize,
+}
+
+/// [`raw_negentropy`] and [`paginate_in_sync`] started together (see [`AtOnce`]).
+pub(crate) async fn resync_at_once(world: &World, client: &Client) -> Result<AtOnce, String> {
+    let (neg, req) = futures_util::future::join(
+        raw_negentropy(world, client),
+        paginate_in_sync(world, client),
+    )
+    .await;
+    let ((negentropy, _missing), (pagination, pages)) = (neg?, req?);
+    Ok(AtOnce {
+        negentropy,
+        pagination,
+        pages,
+    })
+}

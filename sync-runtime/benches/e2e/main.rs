@@ -270,6 +270,7 @@ async fn baseline_phase(
     let what = "ids the relays have and the baseline store lacks, in sync";
     figures.check(what, missing, 0);
     figures.req_in_sync = Some(baseline::paginate_in_sync(world, &client).await?);
+    figures.at_once = Some(baseline::resync_at_once(world, &client).await?);
     client.shutdown().await;
     Ok(())
 }

@@ -250,6 +250,8 @@ pub(crate) struct Resync {
     pub(crate) daily_by_relay: BTreeMap<String, Duration>,
     /// From the first relay's daily resync start to the last NIP-77 relay's end.
     pub(crate) daily_nip77: Duration,
+    /// The longest daily resync of a relay without NIP-77, if there is one.
+    pub(crate) daily_req: Option<Duration>,
     /// Events stored during the restart and the resync (must be 0: the store was complete).
     pub(crate) stored: usize,
     /// Engine totals after the startup sync and at the end (to tell the resync's share).
@@ -338,10 +340,16 @@ pub(crate) async fn restart_and_daily_resync(
         .shutdown()
         .await
         .map_err(|e| format!("shutting down: {e}"))?;
-    let daily_by_relay = urls
+    let daily_by_relay: BTreeMap<String, Duration> = urls
         .iter()
         .map(|u| (u.clone(), transitions.ended[u] - transitions.started[u]))
         .collect();
+    let daily_req = world
+        .sources
+        .iter()
+        .filter(|s| !s.nip77)
+        .map(|s| daily_by_relay[&s.url])
+        .max();
     let nip77: Vec<&String> = world
         .sources
         .iter()
@@ -359,6 +367,7 @@ pub(crate) async fn restart_and_daily_resync(
         restart_sync,
         daily_by_relay,
         daily_nip77,
+        daily_req,
         stored,
         totals_before,
         totals_after: status.totals,

@@ -14,6 +14,13 @@ const THROUGHPUT_TARGET: f64 = 0.8;
 const RESYNC_TARGET: f64 = 1.5;
 /// A restart within the quick-reconnect window: startup sync of the 3 relays (issue 12).
 const QUICK_RESTART_TARGET_MS: u128 = 2_000;
+/// Initial sync, ours ÷ baseline (issue 12)...
+const SPEEDUP_TARGET: f64 = 1.5;
+/// ...or the process keeps this share of every core busy (issue 12).
+const BUSY_TARGET: f64 = 0.9;
+/// Daily resync of the relay without NIP-77 ÷ the baseline's pagination under the same load
+/// (issue 12).
+const DAILY_REQ_TARGET: f64 = 1.0;
 
 /// One measured phase.
 pub(crate) struct Row {
@@ -74,6 +81,8 @@ pub(crate) struct Figures {
     pub(crate) raw_negentropy: Option<Duration>,
     /// In-sync REQ pagination over the relay without NIP-77, and its pages.
     pub(crate) req_in_sync: Option<(Duration, usize)>,
+    /// The baseline's negentropy and pagination in sync, run at the same time.
+    pub(crate) at_once: Option<crate::baseline::AtOnce>,
     /// Our restart and daily resync.
     pub(crate) resync: Option<Resync>,
     /// Our restart within the quick-reconnect window (with the initial sync's cursors).
@@ -298,6 +307,21 @@ pub(crate) fn print(world: &World, f: &Figures) {
             d.as_millis()
         );
     }
+    if let Some(a) = &f.at_once {
+        println!(
+            "{:<66} {:>9}",
+            "baseline at once (as our daily resync): raw negentropy, NIP-77 relays",
+            a.negentropy.as_millis()
+        );
+        println!(
+            "{:<66} {:>9}",
+            format!(
+                "baseline at once: REQ pagination, relay without NIP-77 ({} pages)",
+                a.pages
+            ),
+            a.pagination.as_millis()
+        );
+    }
     print_targets(f);
 }
 
@@ -327,6 +351,7 @@ fn print_targets(f: &Figures) {
             verdict(ratio <= RESYNC_TARGET)
         );
     }
+    print_issue12_targets(f);
     if let Some(q) = &f.quick_restart {
         let ms = q.restart_sync.as_millis();
         println!(
@@ -346,5 +371,39 @@ fn print_targets(f: &Figures) {
     );
     for failure in &f.failures {
         println!("  CHECK FAILED: {failure}");
+    }
+}
+
+/// The initial sync's speed-up or CPU use, and the daily resync without NIP-77 (issue 12).
+fn print_issue12_targets(f: &Figures) {
+    if let (Some(ours), Some(base)) = (&f.ours, &f.baseline) {
+        let ratio = ours.events_per_sec() / base.events_per_sec();
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let busy = ours.cpu_ms as f64 / (ours.wall.as_secs_f64() * 1000.0 * cores as f64);
+        println!(
+            "  initial sync: {ratio:.2}x the baseline, {:.0} % of {cores} cores busy (target >= {SPEEDUP_TARGET}x or >= {:.0} % busy; CPU is the whole process, source relays included) {}",
+            busy * 100.0,
+            BUSY_TARGET * 100.0,
+            verdict(ratio >= SPEEDUP_TARGET || busy >= BUSY_TARGET)
+        );
+    }
+    let Some(r) = &f.resync else {
+        return;
+    };
+    let Some(ours) = r.daily_req else {
+        return;
+    };
+    if let Some(a) = &f.at_once {
+        let ratio = ours.as_secs_f64() / a.pagination.as_secs_f64().max(1e-9);
+        println!(
+            "  daily resync without NIP-77 / baseline pagination at once {ratio:>5.2}x (target <= {DAILY_REQ_TARGET}x) {}",
+            verdict(ratio <= DAILY_REQ_TARGET)
+        );
+    }
+    if let Some((alone, _)) = f.req_in_sync {
+        let ratio = ours.as_secs_f64() / alone.as_secs_f64().max(1e-9);
+        println!(
+            "  daily resync without NIP-77 / baseline pagination alone   {ratio:>5.2}x (for reference: ours ran beside the NIP-77 resyncs)"
+        );
     }
 }
