@@ -81,8 +81,11 @@ pub(crate) struct Figures {
     pub(crate) raw_negentropy: Option<Duration>,
     /// In-sync REQ pagination over the relay without NIP-77, and its pages.
     pub(crate) req_in_sync: Option<(Duration, usize)>,
-    /// The baseline's negentropy and pagination in sync, run at the same time.
+    /// The baseline's negentropy and pagination in sync, run at the same time, by the client
+    /// that did the initial sync (its verification cache holds every event).
     pub(crate) at_once: Option<crate::baseline::AtOnce>,
+    /// The same with a new client (empty verification cache, as our runtime after a restart).
+    pub(crate) at_once_fresh: Option<crate::baseline::AtOnce>,
     /// Our restart and daily resync.
     pub(crate) resync: Option<Resync>,
     /// Our restart within the quick-reconnect window (with the initial sync's cursors).
@@ -307,16 +310,20 @@ pub(crate) fn print(world: &World, f: &Figures) {
             d.as_millis()
         );
     }
-    if let Some(a) = &f.at_once {
+    for (a, client) in [
+        (&f.at_once, "same client"),
+        (&f.at_once_fresh, "new client"),
+    ] {
+        let Some(a) = a else { continue };
         println!(
             "{:<66} {:>9}",
-            "baseline at once (as our daily resync): raw negentropy, NIP-77 relays",
+            format!("baseline at once ({client}): raw negentropy, NIP-77 relays"),
             a.negentropy.as_millis()
         );
         println!(
             "{:<66} {:>9}",
             format!(
-                "baseline at once: REQ pagination, relay without NIP-77 ({} pages)",
+                "baseline at once ({client}): REQ pagination ({} pages)",
                 a.pages
             ),
             a.pagination.as_millis()
@@ -393,11 +400,18 @@ fn print_issue12_targets(f: &Figures) {
     let Some(ours) = r.daily_req else {
         return;
     };
+    // Ours runs in a restarted process: the like-for-like baseline is the new client's.
+    if let Some(a) = &f.at_once_fresh {
+        let ratio = ours.as_secs_f64() / a.pagination.as_secs_f64().max(1e-9);
+        println!(
+            "  daily resync without NIP-77 / baseline pagination at once, new client {ratio:>5.2}x (target <= {DAILY_REQ_TARGET}x) {}",
+            verdict(ratio <= DAILY_REQ_TARGET)
+        );
+    }
     if let Some(a) = &f.at_once {
         let ratio = ours.as_secs_f64() / a.pagination.as_secs_f64().max(1e-9);
         println!(
-            "  daily resync without NIP-77 / baseline pagination at once {ratio:>5.2}x (target <= {DAILY_REQ_TARGET}x) {}",
-            verdict(ratio <= DAILY_REQ_TARGET)
+            "  daily resync without NIP-77 / baseline pagination at once, same client {ratio:>5.2}x (for reference: its verification cache skips every signature)"
         );
     }
     if let Some((alone, _)) = f.req_in_sync {
