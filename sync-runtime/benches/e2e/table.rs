@@ -357,6 +357,12 @@ fn print_targets(f: &Figures) {
             "  in-sync daily resync / raw negentropy   {ratio:>6.2}x  (target <= {RESYNC_TARGET}x) {}",
             verdict(ratio <= RESYNC_TARGET)
         );
+        if let Some(a) = &f.at_once_fresh {
+            let ratio = r.daily_nip77.as_secs_f64() / a.negentropy.as_secs_f64().max(1e-9);
+            println!(
+                "  in-sync daily resync / raw negentropy at once, new client {ratio:>5.2}x (for reference: alongside the pagination, as ours)"
+            );
+        }
     }
     print_issue12_targets(f);
     if let Some(q) = &f.quick_restart {
