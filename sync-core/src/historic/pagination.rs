@@ -7,7 +7,9 @@
 //! `max_limit`). [`PageSize`] learns such a cap: a short page as large as any short page seen
 //! on the relay is followed by one **probe** page (`until` = its oldest second); if the probe
 //! brings a new id, the relay cut the page short, and its size is the relay's page size from
-//! then on (pages of that size count as full).
+//! then on (pages of that size count as full). A probe as large as the short page it probes
+//! that brings only ids already seen is treated like a full page that brought nothing new
+//! (split, or step past the second), and its successors stay probes.
 
 use std::collections::BTreeSet;
 
@@ -175,7 +177,8 @@ impl Cursor {
     ) -> (Next, bool) {
         self.pages += 1;
         let (deliveries, new_ids, oldest) = (self.deliveries, self.new_ids, self.oldest);
-        if let Some(size) = self.probe.take() {
+        let probe = self.probe.take();
+        if let Some(size) = probe {
             sizes.probed(size, new_ids > 0);
         }
         let full = deliveries >= sizes.full_at(base_full_at);
@@ -187,6 +190,9 @@ impl Cursor {
             return (Next::Done, false);
         };
         if !full {
+            if let Some(size) = probe.filter(|&size| new_ids == 0 && deliveries >= size) {
+                return self.past_a_full_second(oldest, Some(size), max_pages);
+            }
             // A short page that brought something new may have been cut by an unannounced cap:
             // probe once behind it. The probe moves `until` like any page and ends the filter
             // if it brings nothing new.
@@ -204,16 +210,40 @@ impl Cursor {
             self.advance(oldest, page_ids);
             return (Next::Page, false);
         }
+        self.past_a_full_second(oldest, None, max_pages)
+    }
+
+    /// A page as large as a page can be (full, or a probe as large as the short page it
+    /// probes: `probe`) brought only ids already seen at `until`'s second: more events share
+    /// that second than a page holds. The filter is split by its tag values; a single value
+    /// steps past the second and counts the overflow (a probe's step is not counted). A probe stays a probe (its halves or
+    /// its next page are judged against the same size): without this, a relay capping pages
+    /// below the full threshold, with a second holding the cap's worth of events, ended the
+    /// filter at that second and never sent what lay behind it (simulator seed 4829001).
+    fn past_a_full_second(
+        &mut self,
+        oldest: Timestamp,
+        probe: Option<usize>,
+        max_pages: u32,
+    ) -> (Next, bool) {
+        if self.pages >= max_pages {
+            return (Next::CapExceeded, false);
+        }
+        self.probe = probe;
         if let Some(halves) = self.split() {
             return (Next::Split(halves), false);
         }
-        // One value, more same-second events than a page: step past the second and count it.
         if oldest.as_secs() == 0 || self.filter.since.is_some_and(|s| s >= oldest) {
             return (Next::Done, true);
         }
         self.until = Some(Timestamp::from(oldest.as_secs() - 1));
         self.boundary.clear();
-        (Next::Page, true)
+        // A probe's step is not counted as an overflow: the second may have held exactly a
+        // page (the relay's cap is not known yet).
+        match probe {
+            Some(_) => (Next::Probe, false),
+            None => (Next::Page, true),
+        }
     }
 
     /// Moves `until` to the page's `oldest` second (inclusive), remembering the ids seen there.
@@ -419,6 +449,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_probe_full_of_one_second_steps_past_it() {
+        // Simulator seed 4829001: 20 events in one second and an older one behind them on a
+        // relay capping silently at 20 (below the threshold, nothing learned yet). The first
+        // page is short and probed; the probe brings the same 20; the older one is still
+        // fetched.
+        let mut events: Vec<EventMeta> = (0..20).map(|i| meta(i, 1_000, "x")).collect();
+        events.push(meta(99, 300, "x"));
+        let mut sizes = PageSize::default();
+        let (got, requests, overflows) =
+            drain_with(&events, a_filter(&["x"]), 20, 500, 50, &mut sizes);
+        assert!(got.contains(&events[20].id), "the older event is fetched");
+        assert_eq!((requests, overflows), (3, 0));
+        assert_eq!(
+            sizes.learned(),
+            Some(20),
+            "the step past the second found more"
+        );
+        // Over several values the probe splits instead, and the halves stay probes.
+        let mut events: Vec<EventMeta> = (0..20).map(|i| meta(i, 1_000, "x")).collect();
+        events.extend((20..40).map(|i| meta(i, 1_000, "y")));
+        events.push(meta(99, 300, "y"));
+        let (got, _, _) = drain(&events, a_filter(&["x", "y"]), 20, 500, 50);
+        assert!(got.contains(&events[40].id), "the older event is fetched");
+    }
+
     proptest! {
         /// Against a relay capping silently at `cap` (≥ MIN_PROBED_PAGE, below the threshold)
         /// every event is fetched when no same-second group on one value reaches the cap, the
@@ -438,6 +494,10 @@ mod tests {
             prop_assert!(requests <= 2 * (events.len() + 1) * 4 + 8);
             if groups.values().all(|n| *n < cap) {
                 prop_assert_eq!(got.len(), events.len());
+            }
+            // Only a same-second group on one value larger than a page can lose events.
+            for (e, key) in events.iter().zip(&raw) {
+                prop_assert!(groups[key] >= cap || got.contains(&e.id));
             }
             if events.len() > cap {
                 prop_assert_eq!(sizes.learned(), Some(cap));
