@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
-use crate::filters::key_values;
+use crate::filters::{key_values, Values};
 use crate::historic::batch::Batch;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
@@ -66,25 +66,12 @@ impl RelayState {
 
     /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
     fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
-        if self.live_sub_count() > 0 {
-            let mut after = self.live_sub_count() + self.reqs_for(ctx, &items);
-            if after > self.budget.live_soft_cap() && !self.live_full {
-                let reqs = self.absorb_small_tail(ctx, &mut items);
-                after = self.live_sub_count() + reqs;
-            }
-            if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
-                ctx.stats.consolidations += 1;
-                for g in self.groups_to_merge(ctx, &items) {
-                    // A linear merge of two sorted sets, not one insert per item.
-                    items.append(&mut self.close_group(ctx, g));
-                }
-            }
-        }
+        let values = self.make_live_room(ctx, &mut items);
         let room = self
             .budget
             .live_hard_cap()
             .saturating_sub(self.live_sub_count());
-        let (reqs, packed, total) = self.live_reqs(ctx, &items, room);
+        let (reqs, packed, total) = self.live_reqs(ctx, &items, values, room);
         if packed < total {
             self.counters.live_filters_over_budget += (total - packed) as u64;
             self.live_full = true;
@@ -135,15 +122,45 @@ impl RelayState {
         self.live_groups.insert(group, live);
     }
 
+    /// Before `items` get their own group when live REQs are open: merges the newest groups
+    /// into `items` (or consolidates) when the soft cap would be exceeded. Returns the values
+    /// of `items` as they end up, when already computed (the live REQs are built from them).
+    fn make_live_room<'w>(
+        &mut self,
+        ctx: &mut Ctx<'w>,
+        items: &mut BTreeSet<Key>,
+    ) -> Option<Values<'w>> {
+        if self.live_sub_count() == 0 {
+            return None;
+        }
+        let mut values = key_values(&*items, ctx.want);
+        let mut after = self.live_sub_count() + self.count_reqs(ctx, &values);
+        if after > self.budget.live_soft_cap() && !self.live_full {
+            let reqs;
+            (reqs, values) = self.absorb_small_tail(ctx, items, values);
+            after = self.live_sub_count() + reqs;
+        }
+        if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, items, after) {
+            ctx.stats.consolidations += 1;
+            for g in self.groups_to_merge(ctx, items) {
+                // A linear merge of two sorted sets, not one insert per item.
+                items.append(&mut self.close_group(ctx, g));
+            }
+            return None;
+        }
+        Some(values)
+    }
+
     /// The live REQs of `items` that fit in `room` REQs, how many filters they hold, and how
     /// many filters `items` need. Only the filters that fit are built; the rest are counted.
     /// A pending batch of exactly these items (a quick reconnect's catch-up over every
     /// confirmed item) already holds the same filters (same items, same chunking): they are
-    /// shared, not rebuilt.
-    fn live_reqs(
+    /// shared, not rebuilt. `values`, when given, are those of `items` (else looked up).
+    fn live_reqs<'w>(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx<'w>,
         items: &BTreeSet<Key>,
+        values: Option<Values<'w>>,
         room: usize,
     ) -> (Vec<Vec<WireFilter>>, usize, usize) {
         let chunk = ctx.cfg.chunk_size;
@@ -154,7 +171,10 @@ impl RelayState {
             let (reqs, packed) = self.budget.pack_within(live, room);
             return (reqs, packed, batch.filters.len());
         }
-        let values = key_values(items, ctx.want);
+        let values = values.unwrap_or_else(|| key_values(items, ctx.want));
+        debug_assert!(
+            (values.filter_sizes(chunk)).eq(key_values(items, ctx.want).filter_sizes(chunk))
+        );
         let total = values.filter_count(chunk);
         let live = values.filters(chunk).map(|f| f.filter.limit(0));
         let (reqs, packed) = self.budget.pack_within(live, room);
@@ -169,6 +189,12 @@ impl RelayState {
             .count_reqs(values.filter_sizes(ctx.cfg.chunk_size))
     }
 
+    /// How many REQs the live filters of `values` take (counted from the values' sizes).
+    fn count_reqs(&self, ctx: &Ctx<'_>, values: &Values<'_>) -> usize {
+        self.budget
+            .count_reqs(values.filter_sizes(ctx.cfg.chunk_size))
+    }
+
     /// The logarithmic method (binary-counter merging, as in a log-structured tree): the newest
     /// groups are closed and merged into `items` while they hold no more items than `items`
     /// and merging saves at least one REQ (a merge that saves nothing is churn).
@@ -178,25 +204,33 @@ impl RelayState {
     /// (quadratic in the number of discovered roots). Only used once the soft cap would be
     /// exceeded (below it, a new group costs one REQ and no churn), and not while `live_full`
     /// (the newest group then also holds items left out over budget; re-packing adds no room).
-    /// Returns how many REQs the live filters of `items` take afterwards.
-    fn absorb_small_tail(&mut self, ctx: &mut Ctx<'_>, items: &mut BTreeSet<Key>) -> usize {
-        let mut items_reqs = self.reqs_for(ctx, &*items);
+    /// `values` are those of `items`; each step merges in the values of one group (rather than
+    /// looking up and sorting the whole union again). Returns how many REQs the live filters
+    /// of `items` take afterwards, and their values.
+    fn absorb_small_tail<'w>(
+        &mut self,
+        ctx: &mut Ctx<'w>,
+        items: &mut BTreeSet<Key>,
+        mut values: Values<'w>,
+    ) -> (usize, Values<'w>) {
+        let mut items_reqs = self.count_reqs(ctx, &values);
         let mut merged = false;
         while let Some((&tail, g)) = self.live_groups.last_key_value() {
             if g.items.len() > items.len() {
                 break;
             }
-            let union_reqs = self.reqs_for(ctx, items.iter().chain(&g.items));
+            let union = values.union(&key_values(&g.items, ctx.want));
+            let union_reqs = self.count_reqs(ctx, &union);
             if union_reqs >= items_reqs + g.subs.len() {
                 break;
             }
             items.append(&mut self.close_group(ctx, tail));
-            items_reqs = union_reqs;
+            (items_reqs, values) = (union_reqs, union);
             merged = true;
         }
         // A close and re-pack, counted like the full consolidation it replaces.
         ctx.stats.consolidations += u64::from(merged);
-        items_reqs
+        (items_reqs, values)
     }
 
     /// The groups a consolidation re-packs with `new`: every group but the largest when that
