@@ -11,6 +11,7 @@ use crate::ctx::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
 use crate::filters::{key_values, Values};
 use crate::historic::batch::Batch;
+use crate::index::keyset::KeySet;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
 use crate::relay::{KindCounts, LiveGroup, OpenSub, RelayState, SubRole};
@@ -35,7 +36,7 @@ impl RelayState {
         if !self.status.is_live() {
             return;
         }
-        // In the candidates' order: bulk-built into a set below.
+        // In the candidates' order (sorted): the set below is built without sorting.
         let mut missing = Vec::new();
         let mut stale_groups = BTreeSet::new();
         for item in candidates {
@@ -47,11 +48,10 @@ impl RelayState {
                 _ => {}
             }
         }
-        let mut add: BTreeSet<Key> = missing.into_iter().collect();
+        let mut add: KeySet = missing.into_iter().collect();
         for group in stale_groups {
-            let items = self.close_group(ctx, group);
-            // Bulk-built and merged: a closed group can hold thousands of items.
-            let mut kept: BTreeSet<Key> = (items.into_iter()).filter(|i| wanted.wants(i)).collect();
+            // Merged in one pass: a closed group can hold thousands of items.
+            let mut kept = self.close_group(ctx, group).filtered(|i| wanted.wants(i));
             add.append(&mut kept);
         }
         if add.is_empty() {
@@ -65,7 +65,7 @@ impl RelayState {
     }
 
     /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
-    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
+    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: KeySet) {
         let values = self.make_live_room(ctx, &mut items);
         let room = self
             .budget
@@ -83,7 +83,7 @@ impl RelayState {
             if let Some(g) = self.live_groups.values_mut().next_back() {
                 // `items` are covered by no group, so the sets are disjoint.
                 g.counts = g.counts.plus(KindCounts::of(&items));
-                g.items.extend(items);
+                g.items.append(&mut items);
                 debug_assert_eq!(g.counts, KindCounts::of(&g.items));
                 return;
             }
@@ -110,10 +110,7 @@ impl RelayState {
             );
             subs.push(sub);
         }
-        // Rebuilt from its sorted iterator, the set's B-tree nodes are full (inserting one item
-        // at a time leaves them about half full).
         let counts = KindCounts::of(&items);
-        let items = items.into_iter().collect();
         let live = LiveGroup {
             subs,
             items,
@@ -125,11 +122,7 @@ impl RelayState {
     /// Before `items` get their own group when live REQs are open: merges the newest groups
     /// into `items` (or consolidates) when the soft cap would be exceeded. Returns the values
     /// of `items` as they end up, when already computed (the live REQs are built from them).
-    fn make_live_room<'w>(
-        &mut self,
-        ctx: &mut Ctx<'w>,
-        items: &mut BTreeSet<Key>,
-    ) -> Option<Values<'w>> {
+    fn make_live_room<'w>(&mut self, ctx: &mut Ctx<'w>, items: &mut KeySet) -> Option<Values<'w>> {
         if self.live_sub_count() == 0 {
             return None;
         }
@@ -143,7 +136,7 @@ impl RelayState {
         if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, items, after) {
             ctx.stats.consolidations += 1;
             for g in self.groups_to_merge(ctx, items) {
-                // A linear merge of two sorted sets, not one insert per item.
+                // A linear merge of two sorted sets.
                 items.append(&mut self.close_group(ctx, g));
             }
             return None;
@@ -159,7 +152,7 @@ impl RelayState {
     fn live_reqs<'w>(
         &self,
         ctx: &Ctx<'w>,
-        items: &BTreeSet<Key>,
+        items: &KeySet,
         values: Option<Values<'w>>,
         room: usize,
     ) -> (Vec<Vec<WireFilter>>, usize, usize) {
@@ -210,7 +203,7 @@ impl RelayState {
     fn absorb_small_tail<'w>(
         &mut self,
         ctx: &mut Ctx<'w>,
-        items: &mut BTreeSet<Key>,
+        items: &mut KeySet,
         mut values: Values<'w>,
     ) -> (usize, Values<'w>) {
         let mut items_reqs = self.count_reqs(ctx, &values);
@@ -236,7 +229,7 @@ impl RelayState {
     /// The groups a consolidation re-packs with `new`: every group but the largest when that
     /// alone gets under the soft cap (work and churn proportional to the small groups, like
     /// merging the small runs of a log-structured tree), else every group.
-    fn groups_to_merge(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>) -> Vec<u64> {
+    fn groups_to_merge(&self, ctx: &Ctx<'_>, new: &KeySet) -> Vec<u64> {
         let all: Vec<u64> = self.live_groups.keys().copied().collect();
         let Some((&largest, big)) = self
             .live_groups
@@ -263,7 +256,7 @@ impl RelayState {
     /// re-open about as many REQs (every filter of the relay rebuilt, live coverage briefly
     /// gone) for nothing: `new` gets its own group in the room left, or is over budget. The
     /// same holds while `live_full` (the last packing already left filters out).
-    fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>, after: usize) -> bool {
+    fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &KeySet, after: usize) -> bool {
         if self.live_full {
             return false;
         }
@@ -288,11 +281,11 @@ impl RelayState {
         if self.live_sub_count() > self.budget.live_hard_cap() {
             ctx.stats.consolidations += 1;
             let groups: Vec<u64> = self.live_groups.keys().copied().collect();
-            let mut items = BTreeSet::new();
+            let mut items = KeySet::new();
             for g in groups {
                 items.append(&mut self.close_group(ctx, g));
             }
-            self.reconcile_live(ctx, &items);
+            self.reconcile_live(ctx, &items.into_iter().collect());
         }
     }
 
@@ -347,9 +340,9 @@ impl RelayState {
 
     /// Closes every subscription of a live group; returns the items it covered. A REQ still
     /// held by the pace was never sent: it is dropped, not closed.
-    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Key> {
+    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> KeySet {
         let Some(g) = self.live_groups.remove(&group) else {
-            return BTreeSet::new();
+            return KeySet::new();
         };
         self.live_full = false;
         for sub in g.subs {
