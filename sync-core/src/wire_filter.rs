@@ -29,6 +29,24 @@ pub(crate) const HEX_PAIRS: [[u8; 2]; 256] = {
     out
 };
 
+/// The 16 lower-case hex digits of `x` (big-endian), computed on all digits at once: the
+/// bytes are spread into 16-bit lanes, split into nibbles (high nibble first), and each nibble
+/// `n` becomes `'0' + n`, plus `'a' - '0' - 10` when `n > 9` (`n + 6` carries into bit 4).
+/// No lane overflows into the next.
+const fn hex8(x: u64) -> [u8; 16] {
+    const LANES_32: u128 = 0x0000_0000_FFFF_FFFF_0000_0000_FFFF_FFFF;
+    const LANES_16: u128 = 0x0000_FFFF_0000_FFFF_0000_FFFF_0000_FFFF;
+    const LANES_8: u128 = 0x00FF_00FF_00FF_00FF_00FF_00FF_00FF_00FF;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let mut s = x as u128;
+    s = (s | (s << 32)) & LANES_32;
+    s = (s | (s << 16)) & LANES_16;
+    s = (s | (s << 8)) & LANES_8;
+    let nibbles = ((s & (ONES * 0xF0)) << 4) | (s & (ONES * 0x0F));
+    let letters = ((nibbles + ONES * 6) >> 4) & ONES;
+    (nibbles + ONES * 0x30 + letters * 0x27).to_be_bytes()
+}
+
 /// Sorted, distinct tag values held in one buffer. Invariant: `ends` is non-decreasing, its
 /// last entry (if any) is `text.len()`, and the values it delimits are strictly increasing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,12 +87,12 @@ impl TagValues {
         debug_assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of order");
         let mut text = Vec::with_capacity(ids.len() * 64);
         let mut ends = Vec::with_capacity(ids.len());
-        let mut buf = [0u8; 64];
         for id in ids {
-            for (pair, b) in buf.chunks_exact_mut(2).zip(id) {
-                pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+            for eight in id.chunks_exact(8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(eight);
+                text.extend_from_slice(&hex8(u64::from_be_bytes(word)));
             }
-            text.extend_from_slice(&buf);
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
         Self {

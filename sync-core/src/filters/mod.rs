@@ -307,10 +307,8 @@ pub(crate) fn wire_size(filter: &WireFilter) -> usize {
 impl<'a> Values<'a> {
     /// Sorts and deduplicates identifiers and coordinates (see the invariants).
     fn normalised(mut self) -> Self {
-        self.identifiers.sort_unstable();
-        self.identifiers.dedup();
-        self.coords.sort_unstable();
-        self.coords.dedup();
+        self.identifiers = sorted_by_prefix(self.identifiers, |v| prefix8(v.as_bytes()));
+        self.coords = sorted_by_prefix(self.coords, |c| prefix8(c.owner.as_bytes()));
         self.authors.sort_unstable();
         self.authors.dedup();
         self
@@ -417,6 +415,31 @@ impl<'a> Values<'a> {
         });
         l1.into_iter().chain(state).chain(l2).chain(l3).chain(lists)
     }
+}
+
+/// The first 8 bytes of `bytes` (zero-padded), big-endian: ordered like `bytes` wherever two
+/// of them differ (equal prefixes decide nothing).
+fn prefix8(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = bytes.len().min(8);
+    word[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(word)
+}
+
+/// `values` sorted and deduplicated, as `sort_unstable` and `dedup` would, where `prefix`
+/// is ordered like the values wherever it differs: most comparisons are of the prefixes,
+/// held next to the references, instead of reading both values behind them.
+fn sorted_by_prefix<'a, T: Ord + ?Sized>(
+    values: Vec<&'a T>,
+    prefix: impl Fn(&T) -> u64,
+) -> Vec<&'a T> {
+    if values.len() < 2 {
+        return values;
+    }
+    let mut keyed: Vec<(u64, &'a T)> = values.into_iter().map(|v| (prefix(v), v)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    keyed.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    keyed.into_iter().map(|(_, v)| v).collect()
 }
 
 /// The sorted, distinct union of two sorted, distinct slices (equal values kept once).

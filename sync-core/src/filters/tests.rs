@@ -234,6 +234,23 @@ proptest! {
         prop_assert_eq!(hex, each);
     }
 
+    /// Sorting on a prefix first gives what sorting the values gives (identifiers of any
+    /// length sharing prefixes, NUL bytes included; coordinates of shared owners).
+    #[test]
+    fn prefix_sort_is_a_plain_sort(ids in prop::collection::vec("[ab\\x00]{0,10}", 0..80), owners in prop::collection::vec((0u8..3, "[ab]{0,3}"), 0..40)) {
+        let refs: Vec<&String> = ids.iter().collect();
+        let mut expected = refs.clone();
+        expected.sort_unstable();
+        expected.dedup();
+        prop_assert_eq!(sorted_by_prefix(refs, |v| prefix8(v.as_bytes())), expected);
+        let coords: Vec<RepoCoord> = owners.iter().map(|(o, d)| coord(*o, d)).collect();
+        let refs: Vec<&RepoCoord> = coords.iter().collect();
+        let mut expected = refs.clone();
+        expected.sort_unstable();
+        expected.dedup();
+        prop_assert_eq!(sorted_by_prefix(refs, |c| prefix8(c.owner.as_bytes())), expected);
+    }
+
     #[test]
     fn chunking_covers_every_value_once_in_any_order(mut values in prop::collection::vec(0u32..500, 0..400), size in 1usize..120) {
         let a = chunk(values.clone(), size);

@@ -8,6 +8,10 @@ use std::collections::BTreeSet;
 
 use crate::item::Key;
 
+/// [`KeySet::append`] inserts `other`'s keys one at a time when `self` holds at least this
+/// many times as many keys.
+const FEW_KEYS_RATIO: usize = 16;
+
 /// Distinct keys in increasing order. Invariant: `keys` is strictly increasing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeySet {
@@ -49,6 +53,18 @@ impl KeySet {
         }
         if self.keys.is_empty() {
             std::mem::swap(self, other);
+            return;
+        }
+        if other.keys.len().saturating_mul(FEW_KEYS_RATIO) <= self.keys.len() {
+            // A few keys into a large set (a batch of newly discovered items joining a group):
+            // each is inserted where it belongs, which moves only the keys after it (new keys
+            // mostly come last), instead of copying the whole set into a new vector.
+            self.keys.reserve_exact(other.keys.len());
+            for key in std::mem::take(&mut other.keys) {
+                if let Err(at) = self.keys.binary_search(&key) {
+                    self.keys.insert(at, key);
+                }
+            }
             return;
         }
         let (a, b) = (
@@ -137,7 +153,7 @@ mod tests {
         /// A `KeySet` behaves as a `BTreeSet` of the same keys: collecting, appending,
         /// membership, filtering and order.
         #[test]
-        fn behaves_as_a_btree_set(a in prop::collection::vec(0u32..300, 0..200), b in prop::collection::vec(0u32..300, 0..200), probe in 0u32..300) {
+        fn behaves_as_a_btree_set(a in prop::collection::vec(0u32..300, 0..200), b in prop::collection::vec(0u32..300, 0..40), probe in 0u32..300) {
             let (ka, kb) = (keys(&a), keys(&b));
             let mut set: KeySet = ka.iter().copied().collect();
             let mut other: KeySet = kb.iter().copied().collect();
