@@ -17,23 +17,11 @@ use std::sync::{Arc, OnceLock};
 use nostr::{Filter, Kind, SingleLetterTag, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The two lower-case hex digits of each byte value.
-pub(crate) const HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        out[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
-        i += 1;
-    }
-    out
-};
-
 /// The 16 lower-case hex digits of `x` (big-endian), computed on all digits at once: the
 /// bytes are spread into 16-bit lanes, split into nibbles (high nibble first), and each nibble
 /// `n` becomes `'0' + n`, plus `'a' - '0' - 10` when `n > 9` (`n + 6` carries into bit 4).
 /// No lane overflows into the next.
-const fn hex8(x: u64) -> [u8; 16] {
+pub(crate) const fn hex8(x: u64) -> [u8; 16] {
     const LANES_32: u128 = 0x0000_0000_FFFF_FFFF_0000_0000_FFFF_FFFF;
     const LANES_16: u128 = 0x0000_FFFF_0000_FFFF_0000_FFFF_0000_FFFF;
     const LANES_8: u128 = 0x00FF_00FF_00FF_00FF_00FF_00FF_00FF_00FF;
@@ -83,8 +71,7 @@ impl TagValues {
     /// strings). Written as bytes and checked as UTF-8 once for the whole buffer (not once per
     /// value): a re-packed live group formats thousands of root ids.
     #[must_use]
-    pub fn hex32(ids: &[[u8; 32]]) -> Self {
-        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of order");
+    pub fn hex32<'b>(ids: impl ExactSizeIterator<Item = &'b [u8; 32]>) -> Self {
         let mut text = Vec::with_capacity(ids.len() * 64);
         let mut ends = Vec::with_capacity(ids.len());
         for id in ids {
@@ -94,6 +81,9 @@ impl TagValues {
                 text.extend_from_slice(&hex8(u64::from_be_bytes(word)));
             }
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            debug_assert!(
+                ends.len() < 2 || text[text.len() - 128..text.len() - 64] < text[text.len() - 64..]
+            );
         }
         Self {
             text: String::from_utf8(text).unwrap_or_default(),

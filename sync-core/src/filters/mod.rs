@@ -12,7 +12,7 @@ use crate::event_meta::{
 };
 use crate::index::want::WantIndex;
 use crate::item::{Item, Key, KeyKind};
-use crate::wire_filter::{FilterView, TagValues, WireFilter, HEX_PAIRS};
+use crate::wire_filter::{hex8, FilterView, TagValues, WireFilter};
 
 /// Which layer a filter belongs to (used in subscription ids and snapshots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -200,7 +200,8 @@ const POSITION_BITS: u32 = 24;
 /// strings). Sorted as one integer each: the first 5 bytes, big-endian, above the id's
 /// position (held contiguously instead of behind pointers; radix-sorted on the 5 bytes,
 /// which is stable, so ids sharing them keep their positions' order); ids sharing their first
-/// 5 bytes (rare) are then put in order by a full sort.
+/// 5 bytes (rare) are then put in order by a full sort. The ids are copied out once, in the
+/// order given (reading them again in sorted order, scattered, costs more than the copy).
 fn sorted_ids(ids: Vec<&EventId>) -> Vec<[u8; 32]> {
     let mut bytes: Vec<[u8; 32]> = ids.into_iter().map(|id| *id.as_bytes()).collect();
     if bytes.len() >= 1 << POSITION_BITS {
@@ -216,10 +217,11 @@ fn sorted_ids(ids: Vec<&EventId>) -> Vec<[u8; 32]> {
         .collect();
     radix_sort_above_position(&mut order);
     let position = (1u64 << POSITION_BITS) - 1;
+    let tied = (order.windows(2)).any(|w| w[0] >> POSITION_BITS == w[1] >> POSITION_BITS);
     let mut out: Vec<[u8; 32]> = (order.iter())
         .map(|k| bytes[(k & position) as usize])
         .collect();
-    if out.windows(2).any(|w| w[0][..5] == w[1][..5]) {
+    if tied {
         out.sort_unstable();
     }
     out
@@ -257,8 +259,10 @@ fn radix_sort_above_position(keys: &mut Vec<u64>) {
 /// iterator, no per-byte capacity checks).
 fn push_hex32(out: &mut String, bytes: &[u8; 32]) {
     let mut buf = [0u8; 64];
-    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    for (digits, eight) in buf.chunks_exact_mut(16).zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(eight);
+        digits.copy_from_slice(&hex8(u64::from_be_bytes(word)));
     }
     out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
@@ -399,7 +403,7 @@ impl<'a> Values<'a> {
         let roots = sorted_ids(self.roots);
         let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
-            let values = TagValues::hex32(chunk);
+            let values = TagValues::hex32(chunk.iter());
             three(Layer::L3, ['e', 'E', 'q'], values)
         });
         let authors = self.authors;

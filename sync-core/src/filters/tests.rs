@@ -227,9 +227,10 @@ proptest! {
         let ids: Vec<EventId> = raw.iter().map(|b| EventId::from_byte_array(*b)).collect();
         let mut expected = raw.clone();
         expected.sort_unstable();
-        prop_assert_eq!(sorted_ids(ids.iter().collect()), expected.clone());
+        let sorted: Vec<[u8; 32]> = sorted_ids(ids.iter().collect());
+        prop_assert_eq!(sorted, expected.clone());
         expected.dedup();
-        let hex: Vec<String> = TagValues::hex32(&expected).iter().map(str::to_owned).collect();
+        let hex: Vec<String> = TagValues::hex32(expected.iter()).iter().map(str::to_owned).collect();
         let each: Vec<String> = expected.iter().map(|b| EventId::from_byte_array(*b).to_hex()).collect();
         prop_assert_eq!(hex, each);
     }

@@ -35,9 +35,13 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    /// Whether `key` is in the set (binary search).
+    /// Whether `key` is in the set (binary search; a key above the last, such as one
+    /// interned since the set was built, is answered without one).
     pub(crate) fn contains(&self, key: &Key) -> bool {
-        self.keys.binary_search(key).is_ok()
+        match self.keys.last() {
+            Some(last) if key <= last => self.keys.binary_search(key).is_ok(),
+            _ => false,
+        }
     }
 
     /// The keys, in increasing order.
