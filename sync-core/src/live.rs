@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use crate::command::{Command, SubId, SubKind};
 use crate::ctx::Ctx;
 use crate::event_meta::{EventMeta, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_STATE};
-use crate::filters::key_values;
+use crate::filters::{key_values, Values};
 use crate::historic::batch::Batch;
+use crate::index::keyset::KeySet;
 use crate::index::want::WantIndex;
 use crate::item::{Key, KeyKind};
 use crate::relay::{KindCounts, LiveGroup, OpenSub, RelayState, SubRole};
@@ -35,7 +36,7 @@ impl RelayState {
         if !self.status.is_live() {
             return;
         }
-        // In the candidates' order: bulk-built into a set below.
+        // In the candidates' order (sorted): the set below is built without sorting.
         let mut missing = Vec::new();
         let mut stale_groups = BTreeSet::new();
         for item in candidates {
@@ -47,11 +48,10 @@ impl RelayState {
                 _ => {}
             }
         }
-        let mut add: BTreeSet<Key> = missing.into_iter().collect();
+        let mut add: KeySet = missing.into_iter().collect();
         for group in stale_groups {
-            let items = self.close_group(ctx, group);
-            // Bulk-built and merged: a closed group can hold thousands of items.
-            let mut kept: BTreeSet<Key> = (items.into_iter()).filter(|i| wanted.wants(i)).collect();
+            // Merged in one pass: a closed group can hold thousands of items.
+            let mut kept = self.close_group(ctx, group).filtered(|i| wanted.wants(i));
             add.append(&mut kept);
         }
         if add.is_empty() {
@@ -65,26 +65,13 @@ impl RelayState {
     }
 
     /// Opens live subscriptions for `items`, consolidating when the soft cap would be exceeded.
-    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: BTreeSet<Key>) {
-        if self.live_sub_count() > 0 {
-            let mut after = self.live_sub_count() + self.reqs_for(ctx, &items);
-            if after > self.budget.live_soft_cap() && !self.live_full {
-                let reqs = self.absorb_small_tail(ctx, &mut items);
-                after = self.live_sub_count() + reqs;
-            }
-            if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, &items, after) {
-                ctx.stats.consolidations += 1;
-                for g in self.groups_to_merge(ctx, &items) {
-                    // A linear merge of two sorted sets, not one insert per item.
-                    items.append(&mut self.close_group(ctx, g));
-                }
-            }
-        }
+    fn open_live(&mut self, ctx: &mut Ctx<'_>, mut items: KeySet) {
+        let values = self.make_live_room(ctx, &mut items);
         let room = self
             .budget
             .live_hard_cap()
             .saturating_sub(self.live_sub_count());
-        let (reqs, packed, total) = self.live_reqs(ctx, &items, room);
+        let (reqs, packed, total) = self.live_reqs(ctx, &items, values, room);
         if packed < total {
             self.counters.live_filters_over_budget += (total - packed) as u64;
             self.live_full = true;
@@ -96,7 +83,7 @@ impl RelayState {
             if let Some(g) = self.live_groups.values_mut().next_back() {
                 // `items` are covered by no group, so the sets are disjoint.
                 g.counts = g.counts.plus(KindCounts::of(&items));
-                g.items.extend(items);
+                g.items.append(&mut items);
                 debug_assert_eq!(g.counts, KindCounts::of(&g.items));
                 return;
             }
@@ -123,10 +110,7 @@ impl RelayState {
             );
             subs.push(sub);
         }
-        // Rebuilt from its sorted iterator, the set's B-tree nodes are full (inserting one item
-        // at a time leaves them about half full).
         let counts = KindCounts::of(&items);
-        let items = items.into_iter().collect();
         let live = LiveGroup {
             subs,
             items,
@@ -135,15 +119,41 @@ impl RelayState {
         self.live_groups.insert(group, live);
     }
 
+    /// Before `items` get their own group when live REQs are open: merges the newest groups
+    /// into `items` (or consolidates) when the soft cap would be exceeded. Returns the values
+    /// of `items` as they end up, when already computed (the live REQs are built from them).
+    fn make_live_room<'w>(&mut self, ctx: &mut Ctx<'w>, items: &mut KeySet) -> Option<Values<'w>> {
+        if self.live_sub_count() == 0 {
+            return None;
+        }
+        let mut values = key_values(&*items, ctx.want);
+        let mut after = self.live_sub_count() + self.count_reqs(ctx, &values);
+        if after > self.budget.live_soft_cap() && !self.live_full {
+            let reqs;
+            (reqs, values) = self.absorb_small_tail(ctx, items, values);
+            after = self.live_sub_count() + reqs;
+        }
+        if after > self.budget.live_soft_cap() && self.consolidation_helps(ctx, items, after) {
+            ctx.stats.consolidations += 1;
+            for g in self.groups_to_merge(ctx, items) {
+                // A linear merge of two sorted sets.
+                items.append(&mut self.close_group(ctx, g));
+            }
+            return None;
+        }
+        Some(values)
+    }
+
     /// The live REQs of `items` that fit in `room` REQs, how many filters they hold, and how
     /// many filters `items` need. Only the filters that fit are built; the rest are counted.
     /// A pending batch of exactly these items (a quick reconnect's catch-up over every
     /// confirmed item) already holds the same filters (same items, same chunking): they are
-    /// shared, not rebuilt.
-    fn live_reqs(
+    /// shared, not rebuilt. `values`, when given, are those of `items` (else looked up).
+    fn live_reqs<'w>(
         &self,
-        ctx: &Ctx<'_>,
-        items: &BTreeSet<Key>,
+        ctx: &Ctx<'w>,
+        items: &KeySet,
+        values: Option<Values<'w>>,
         room: usize,
     ) -> (Vec<Vec<WireFilter>>, usize, usize) {
         let chunk = ctx.cfg.chunk_size;
@@ -154,7 +164,10 @@ impl RelayState {
             let (reqs, packed) = self.budget.pack_within(live, room);
             return (reqs, packed, batch.filters.len());
         }
-        let values = key_values(items, ctx.want);
+        let values = values.unwrap_or_else(|| key_values(items, ctx.want));
+        debug_assert!(
+            (values.filter_sizes(chunk)).eq(key_values(items, ctx.want).filter_sizes(chunk))
+        );
         let total = values.filter_count(chunk);
         let live = values.filters(chunk).map(|f| f.filter.limit(0));
         let (reqs, packed) = self.budget.pack_within(live, room);
@@ -169,6 +182,12 @@ impl RelayState {
             .count_reqs(values.filter_sizes(ctx.cfg.chunk_size))
     }
 
+    /// How many REQs the live filters of `values` take (counted from the values' sizes).
+    fn count_reqs(&self, ctx: &Ctx<'_>, values: &Values<'_>) -> usize {
+        self.budget
+            .count_reqs(values.filter_sizes(ctx.cfg.chunk_size))
+    }
+
     /// The logarithmic method (binary-counter merging, as in a log-structured tree): the newest
     /// groups are closed and merged into `items` while they hold no more items than `items`
     /// and merging saves at least one REQ (a merge that saves nothing is churn).
@@ -178,31 +197,39 @@ impl RelayState {
     /// (quadratic in the number of discovered roots). Only used once the soft cap would be
     /// exceeded (below it, a new group costs one REQ and no churn), and not while `live_full`
     /// (the newest group then also holds items left out over budget; re-packing adds no room).
-    /// Returns how many REQs the live filters of `items` take afterwards.
-    fn absorb_small_tail(&mut self, ctx: &mut Ctx<'_>, items: &mut BTreeSet<Key>) -> usize {
-        let mut items_reqs = self.reqs_for(ctx, &*items);
+    /// `values` are those of `items`; each step merges in the values of one group (rather than
+    /// looking up and sorting the whole union again). Returns how many REQs the live filters
+    /// of `items` take afterwards, and their values.
+    fn absorb_small_tail<'w>(
+        &mut self,
+        ctx: &mut Ctx<'w>,
+        items: &mut KeySet,
+        mut values: Values<'w>,
+    ) -> (usize, Values<'w>) {
+        let mut items_reqs = self.count_reqs(ctx, &values);
         let mut merged = false;
         while let Some((&tail, g)) = self.live_groups.last_key_value() {
             if g.items.len() > items.len() {
                 break;
             }
-            let union_reqs = self.reqs_for(ctx, items.iter().chain(&g.items));
+            let union = values.union(&key_values(&g.items, ctx.want));
+            let union_reqs = self.count_reqs(ctx, &union);
             if union_reqs >= items_reqs + g.subs.len() {
                 break;
             }
             items.append(&mut self.close_group(ctx, tail));
-            items_reqs = union_reqs;
+            (items_reqs, values) = (union_reqs, union);
             merged = true;
         }
         // A close and re-pack, counted like the full consolidation it replaces.
         ctx.stats.consolidations += u64::from(merged);
-        items_reqs
+        (items_reqs, values)
     }
 
     /// The groups a consolidation re-packs with `new`: every group but the largest when that
     /// alone gets under the soft cap (work and churn proportional to the small groups, like
     /// merging the small runs of a log-structured tree), else every group.
-    fn groups_to_merge(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>) -> Vec<u64> {
+    fn groups_to_merge(&self, ctx: &Ctx<'_>, new: &KeySet) -> Vec<u64> {
         let all: Vec<u64> = self.live_groups.keys().copied().collect();
         let Some((&largest, big)) = self
             .live_groups
@@ -229,7 +256,7 @@ impl RelayState {
     /// re-open about as many REQs (every filter of the relay rebuilt, live coverage briefly
     /// gone) for nothing: `new` gets its own group in the room left, or is over budget. The
     /// same holds while `live_full` (the last packing already left filters out).
-    fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &BTreeSet<Key>, after: usize) -> bool {
+    fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &KeySet, after: usize) -> bool {
         if self.live_full {
             return false;
         }
@@ -254,11 +281,11 @@ impl RelayState {
         if self.live_sub_count() > self.budget.live_hard_cap() {
             ctx.stats.consolidations += 1;
             let groups: Vec<u64> = self.live_groups.keys().copied().collect();
-            let mut items = BTreeSet::new();
+            let mut items = KeySet::new();
             for g in groups {
                 items.append(&mut self.close_group(ctx, g));
             }
-            self.reconcile_live(ctx, &items);
+            self.reconcile_live(ctx, &items.into_iter().collect());
         }
     }
 
@@ -313,9 +340,9 @@ impl RelayState {
 
     /// Closes every subscription of a live group; returns the items it covered. A REQ still
     /// held by the pace was never sent: it is dropped, not closed.
-    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> BTreeSet<Key> {
+    pub(crate) fn close_group(&mut self, ctx: &mut Ctx<'_>, group: u64) -> KeySet {
         let Some(g) = self.live_groups.remove(&group) else {
-            return BTreeSet::new();
+            return KeySet::new();
         };
         self.live_full = false;
         for sub in g.subs {

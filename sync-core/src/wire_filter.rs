@@ -17,6 +17,24 @@ use std::sync::{Arc, OnceLock};
 use nostr::{Filter, Kind, SingleLetterTag, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The 16 lower-case hex digits of `x` (big-endian), computed on all digits at once: the
+/// bytes are spread into 16-bit lanes, split into nibbles (high nibble first), and each nibble
+/// `n` becomes `'0' + n`, plus `'a' - '0' - 10` when `n > 9` (`n + 6` carries into bit 4).
+/// No lane overflows into the next.
+pub(crate) const fn hex8(x: u64) -> [u8; 16] {
+    const LANES_32: u128 = 0x0000_0000_FFFF_FFFF_0000_0000_FFFF_FFFF;
+    const LANES_16: u128 = 0x0000_FFFF_0000_FFFF_0000_FFFF_0000_FFFF;
+    const LANES_8: u128 = 0x00FF_00FF_00FF_00FF_00FF_00FF_00FF_00FF;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let mut s = x as u128;
+    s = (s | (s << 32)) & LANES_32;
+    s = (s | (s << 16)) & LANES_16;
+    s = (s | (s << 8)) & LANES_8;
+    let nibbles = ((s & (ONES * 0xF0)) << 4) | (s & (ONES * 0x0F));
+    let letters = ((nibbles + ONES * 6) >> 4) & ONES;
+    (nibbles + ONES * 0x30 + letters * 0x27).to_be_bytes()
+}
+
 /// Sorted, distinct tag values held in one buffer. Invariant: `ends` is non-decreasing, its
 /// last entry (if any) is `text.len()`, and the values it delimits are strictly increasing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +65,30 @@ impl TagValues {
             n < 2 || self.get(n - 2) < self.get(n - 1),
             "values out of order"
         );
+    }
+
+    /// The lower-case hex of each of `ids`, which are strictly increasing (so are their hex
+    /// strings). Written as bytes and checked as UTF-8 once for the whole buffer (not once per
+    /// value): a re-packed live group formats thousands of root ids.
+    #[must_use]
+    pub fn hex32<'b>(ids: impl ExactSizeIterator<Item = &'b [u8; 32]>) -> Self {
+        let mut text = Vec::with_capacity(ids.len() * 64);
+        let mut ends = Vec::with_capacity(ids.len());
+        for id in ids {
+            for eight in id.chunks_exact(8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(eight);
+                text.extend_from_slice(&hex8(u64::from_be_bytes(word)));
+            }
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            debug_assert!(
+                ends.len() < 2 || text[text.len() - 128..text.len() - 64] < text[text.len() - 64..]
+            );
+        }
+        Self {
+            text: String::from_utf8(text).unwrap_or_default(),
+            ends,
+        }
     }
 
     /// How many values.

@@ -12,7 +12,7 @@ use crate::event_meta::{
 };
 use crate::index::want::WantIndex;
 use crate::item::{Item, Key, KeyKind};
-use crate::wire_filter::{FilterView, TagValues, WireFilter};
+use crate::wire_filter::{hex8, FilterView, TagValues, WireFilter};
 
 /// Which layer a filter belongs to (used in subscription ids and snapshots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -193,36 +193,76 @@ const fn tag_value_bytes(len_bytes: usize) -> usize {
     len_bytes + 3
 }
 
+/// Bits of a [`sorted_ids`] sort key that hold the id's position.
+const POSITION_BITS: u32 = 24;
+
 /// The ids' bytes in increasing order (the order of `EventId`'s `Ord` and of the hex
-/// strings). Sorted as one integer each: the first 12 bytes, big-endian, above the id's
-/// position (distinct keys, compared in one instruction pair, held contiguously instead of
-/// behind pointers); ids sharing their first 12 bytes (none in practice) are then put in
-/// order by a full sort.
+/// strings). Sorted as one integer each: the first 5 bytes, big-endian, above the id's
+/// position (held contiguously instead of behind pointers; radix-sorted on the 5 bytes,
+/// which is stable, so ids sharing them keep their positions' order); ids sharing their first
+/// 5 bytes (rare) are then put in order by a full sort. The ids are copied out once, in the
+/// order given (reading them again in sorted order, scattered, costs more than the copy).
 fn sorted_ids(ids: Vec<&EventId>) -> Vec<[u8; 32]> {
-    let bytes: Vec<[u8; 32]> = ids.into_iter().map(|id| *id.as_bytes()).collect();
-    let mut order: Vec<u128> = (bytes.iter().enumerate())
+    let mut bytes: Vec<[u8; 32]> = ids.into_iter().map(|id| *id.as_bytes()).collect();
+    if bytes.len() >= 1 << POSITION_BITS {
+        bytes.sort_unstable();
+        return bytes;
+    }
+    let mut order: Vec<u64> = (bytes.iter().enumerate())
         .map(|(i, b)| {
-            let mut hi = [0u8; 16];
-            hi[..12].copy_from_slice(&b[..12]);
-            u128::from_be_bytes(hi) | i as u128
+            let mut hi = [0u8; 8];
+            hi[..5].copy_from_slice(&b[..5]);
+            u64::from_be_bytes(hi) | i as u64
         })
         .collect();
-    order.sort_unstable();
-    let mut out: Vec<[u8; 32]> = order.iter().map(|k| bytes[*k as u32 as usize]).collect();
-    if out.windows(2).any(|w| w[0][..12] == w[1][..12]) {
+    radix_sort_above_position(&mut order);
+    let position = (1u64 << POSITION_BITS) - 1;
+    let tied = (order.windows(2)).any(|w| w[0] >> POSITION_BITS == w[1] >> POSITION_BITS);
+    let mut out: Vec<[u8; 32]> = (order.iter())
+        .map(|k| bytes[(k & position) as usize])
+        .collect();
+    if tied {
         out.sort_unstable();
     }
     out
 }
 
+/// Sorts `keys` by their bits above [`POSITION_BITS`], one byte per pass from the lowest
+/// (stable: keys equal there keep their order). Short inputs are sorted whole (the same
+/// order when keys are distinct, as [`sorted_ids`]' are).
+fn radix_sort_above_position(keys: &mut Vec<u64>) {
+    if keys.len() < 256 {
+        keys.sort_unstable();
+        return;
+    }
+    let mut spare = vec![0u64; keys.len()];
+    for shift in (POSITION_BITS..64).step_by(8) {
+        let digit = |k: u64| ((k >> shift) & 0xff) as usize;
+        let mut starts = [0usize; 256];
+        for k in keys.iter() {
+            starts[digit(*k)] += 1;
+        }
+        let mut sum = 0;
+        for s in &mut starts {
+            (*s, sum) = (sum, sum + *s);
+        }
+        for k in keys.iter() {
+            let d = digit(*k);
+            spare[starts[d]] = *k;
+            starts[d] += 1;
+        }
+        std::mem::swap(keys, &mut spare);
+    }
+}
+
 /// Appends the lower-case hex of 32 bytes, written into a fixed buffer first (no `char`
 /// iterator, no per-byte capacity checks).
 fn push_hex32(out: &mut String, bytes: &[u8; 32]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 64];
-    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 15)];
+    for (digits, eight) in buf.chunks_exact_mut(16).zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(eight);
+        digits.copy_from_slice(&hex8(u64::from_be_bytes(word)));
     }
     out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
@@ -271,13 +311,27 @@ pub(crate) fn wire_size(filter: &WireFilter) -> usize {
 impl<'a> Values<'a> {
     /// Sorts and deduplicates identifiers and coordinates (see the invariants).
     fn normalised(mut self) -> Self {
-        self.identifiers.sort_unstable();
-        self.identifiers.dedup();
-        self.coords.sort_unstable();
-        self.coords.dedup();
+        self.identifiers = sorted_by_prefix(self.identifiers, |v| prefix8(v.as_bytes()));
+        self.coords = sorted_by_prefix(self.coords, |c| prefix8(c.owner.as_bytes()));
         self.authors.sort_unstable();
         self.authors.dedup();
         self
+    }
+
+    /// The values of the union of the key sets `self` and `other` were built from, which are
+    /// disjoint (so their roots are distinct): the same as [`key_values`] of that union,
+    /// merged from the two sorted halves instead of looked up and sorted again.
+    pub(crate) fn union(&self, other: &Self) -> Self {
+        let mut roots = Vec::with_capacity(self.roots.len() + other.roots.len());
+        roots.extend_from_slice(&self.roots);
+        roots.extend_from_slice(&other.roots);
+        Self {
+            l1: self.l1 || other.l1,
+            identifiers: union_sorted(&self.identifiers, &other.identifiers),
+            coords: union_sorted(&self.coords, &other.coords),
+            roots,
+            authors: union_sorted(&self.authors, &other.authors),
+        }
     }
 
     /// How many filters [`Values::filters`] yields.
@@ -349,7 +403,7 @@ impl<'a> Values<'a> {
         let roots = sorted_ids(self.roots);
         let l3 = (0..roots.len().div_ceil(size)).flat_map(move |i| {
             let chunk = &roots[i * size..((i + 1) * size).min(roots.len())];
-            let values = tag_values(chunk, HEX_ID_BYTES, push_hex32);
+            let values = TagValues::hex32(chunk.iter());
             three(Layer::L3, ['e', 'E', 'q'], values)
         });
         let authors = self.authors;
@@ -365,6 +419,57 @@ impl<'a> Values<'a> {
         });
         l1.into_iter().chain(state).chain(l2).chain(l3).chain(lists)
     }
+}
+
+/// The first 8 bytes of `bytes` (zero-padded), big-endian: ordered like `bytes` wherever two
+/// of them differ (equal prefixes decide nothing).
+fn prefix8(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = bytes.len().min(8);
+    word[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(word)
+}
+
+/// `values` sorted and deduplicated, as `sort_unstable` and `dedup` would, where `prefix`
+/// is ordered like the values wherever it differs: most comparisons are of the prefixes,
+/// held next to the references, instead of reading both values behind them.
+fn sorted_by_prefix<'a, T: Ord + ?Sized>(
+    values: Vec<&'a T>,
+    prefix: impl Fn(&T) -> u64,
+) -> Vec<&'a T> {
+    if values.len() < 2 {
+        return values;
+    }
+    let mut keyed: Vec<(u64, &'a T)> = values.into_iter().map(|v| (prefix(v), v)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    keyed.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    keyed.into_iter().map(|(_, v)| v).collect()
+}
+
+/// The sorted, distinct union of two sorted, distinct slices (equal values kept once).
+fn union_sorted<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// `ids` filters of at most `chunk_size` ids each.

@@ -193,6 +193,15 @@ proptest! {
         let sizes: Vec<usize> = values.filter_sizes(chunk_size).collect();
         prop_assert_eq!(&sizes, &built.iter().map(wire_bytes).collect::<Vec<_>>());
         prop_assert_eq!(values.filter_count(chunk_size), built.len());
+        // Two disjoint halves merged give the values of the whole.
+        let distinct: BTreeSet<Key> = keys.iter().copied().collect();
+        let (mut odd, mut even) = (Vec::new(), Vec::new());
+        for (i, key) in distinct.iter().enumerate() {
+            if i % 2 == 1 { odd.push(*key) } else { even.push(*key) }
+        }
+        let union = key_values(&odd, &want).union(&key_values(&even, &want));
+        prop_assert_eq!(&union.filter_sizes(chunk_size).collect::<Vec<_>>(), &sizes);
+        prop_assert_eq!(union.filters(chunk_size).collect::<Vec<_>>(), build_keys(&keys, &want, chunk_size));
         let twice: Vec<usize> = key_values(keys.iter().chain(&keys), &want)
             .filter_sizes(chunk_size)
             .collect();
@@ -205,6 +214,42 @@ proptest! {
         let budget = crate::budget::Budget::new(&cfg);
         let wire: Vec<WireFilter> = built.into_iter().map(WireFilter::from).collect();
         prop_assert_eq!(budget.count_reqs(sizes), budget.pack(wire).len());
+    }
+
+    /// Many ids take the radix path: still the order of a full sort, also for ids sharing
+    /// their first bytes; their hex, written at once, is `to_hex`'s.
+    #[test]
+    fn many_ids_sort_and_hex_like_one_at_a_time(mut raw in prop::collection::vec(any::<[u8; 32]>(), 256..700), shared in 0usize..60) {
+        for i in 0..shared.min(raw.len() - 1) {
+            let prefix = raw[i];
+            raw[i + 1][..5].copy_from_slice(&prefix[..5]);
+        }
+        let ids: Vec<EventId> = raw.iter().map(|b| EventId::from_byte_array(*b)).collect();
+        let mut expected = raw.clone();
+        expected.sort_unstable();
+        let sorted: Vec<[u8; 32]> = sorted_ids(ids.iter().collect());
+        prop_assert_eq!(sorted, expected.clone());
+        expected.dedup();
+        let hex: Vec<String> = TagValues::hex32(expected.iter()).iter().map(str::to_owned).collect();
+        let each: Vec<String> = expected.iter().map(|b| EventId::from_byte_array(*b).to_hex()).collect();
+        prop_assert_eq!(hex, each);
+    }
+
+    /// Sorting on a prefix first gives what sorting the values gives (identifiers of any
+    /// length sharing prefixes, NUL bytes included; coordinates of shared owners).
+    #[test]
+    fn prefix_sort_is_a_plain_sort(ids in prop::collection::vec("[ab\\x00]{0,10}", 0..80), owners in prop::collection::vec((0u8..3, "[ab]{0,3}"), 0..40)) {
+        let refs: Vec<&String> = ids.iter().collect();
+        let mut expected = refs.clone();
+        expected.sort_unstable();
+        expected.dedup();
+        prop_assert_eq!(sorted_by_prefix(refs, |v| prefix8(v.as_bytes())), expected);
+        let coords: Vec<RepoCoord> = owners.iter().map(|(o, d)| coord(*o, d)).collect();
+        let refs: Vec<&RepoCoord> = coords.iter().collect();
+        let mut expected = refs.clone();
+        expected.sort_unstable();
+        expected.dedup();
+        prop_assert_eq!(sorted_by_prefix(refs, |c| prefix8(c.owner.as_bytes())), expected);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::command::SubId;
 use crate::filters::ChunkFilter;
 use crate::historic::negentropy::IdFetch;
 use crate::historic::pagination::Cursor;
+use crate::index::keyset::KeySet;
 use crate::item::Key;
 use crate::time::Mono;
 
@@ -151,8 +152,8 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Whether `filters` are exactly the filters of `items` (see `filter_items`).
-    pub(crate) fn filters_are_of(&self, items: &BTreeSet<Key>) -> bool {
-        self.items.len() == self.filter_items && self.items == *items
+    pub(crate) fn filters_are_of(&self, items: &KeySet) -> bool {
+        self.items.len() == self.filter_items && items.same_as(&self.items)
     }
 
     /// Whether nothing is on the wire or waiting (ids deferred to another relay's fetch count

@@ -2,6 +2,7 @@
 //! relay ([`pending`]) and what each relay has confirmed ([`confirmed`]).
 
 pub(crate) mod confirmed;
+pub(crate) mod keyset;
 pub(crate) mod pending;
 pub(crate) mod plus;
 pub(crate) mod want;

@@ -18,6 +18,7 @@ use crate::budget::Budget;
 use crate::command::SubId;
 use crate::config::Config;
 use crate::index::confirmed::Confirmed;
+use crate::index::keyset::KeySet;
 use crate::index::pending::Pending;
 use crate::item::{Key, KeyKind};
 use crate::rng::RelayRng;
@@ -105,7 +106,7 @@ pub(crate) struct LiveGroup {
     /// The group's live subscriptions (each also in `RelayState::subs`).
     pub(crate) subs: Vec<SubId>,
     /// The items the group covers (disjoint from every other group's).
-    pub(crate) items: BTreeSet<Key>,
+    pub(crate) items: KeySet,
     /// Invariant: `counts == KindCounts::of(&items)` (kept up to date wherever `items`
     /// changes, so consolidation decisions need not scan every live item of the relay).
     pub(crate) counts: KindCounts,

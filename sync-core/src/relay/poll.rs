@@ -15,13 +15,14 @@ use nostr::Timestamp;
 
 use crate::ctx::Ctx;
 use crate::historic::batch::Origin;
+use crate::index::keyset::KeySet;
 use crate::item::Key;
 use crate::relay::RelayState;
 
 impl RelayState {
     /// Records the outcome of one live packing of `items`: all of them fit (`covered`), or
     /// some did not and all are polled from now on. Schedules the first poll.
-    pub(crate) fn note_coverage(&mut self, ctx: &Ctx<'_>, items: &BTreeSet<Key>, covered: bool) {
+    pub(crate) fn note_coverage(&mut self, ctx: &Ctx<'_>, items: &KeySet, covered: bool) {
         if covered {
             if !self.uncovered.is_empty() {
                 self.uncovered.retain(|i| !items.contains(i));
