@@ -250,12 +250,14 @@ impl RelayState {
 
     /// Whether closing every live group and re-packing it with `new` is worth it, when adding
     /// `new` as its own group would leave `after` live REQs (over the soft cap). A lower bound
-    /// on the re-packed REQs comes from item counts (no filter is built). Consolidate when the
-    /// result can get under the soft cap (what consolidation is for), or when `after` would
-    /// not fit under the hard cap and the result can. Otherwise re-packing would close and
-    /// re-open about as many REQs (every filter of the relay rebuilt, live coverage briefly
-    /// gone) for nothing: `new` gets its own group in the room left, or is over budget. The
-    /// same holds while `live_full` (the last packing already left filters out).
+    /// on the re-packed REQs comes from item counts (no filter is built). Consolidate only when
+    /// `after` would not fit under the hard cap and the result can: between the soft and the
+    /// hard cap a new group costs one REQ, while a re-pack closes and re-opens every REQ of
+    /// the relay (every filter rebuilt, live coverage briefly gone). Re-packing as soon as the
+    /// soft cap was passed re-packed the busiest relays at every discovery batch (63 % of a
+    /// discovery batch's CPU at 100k roots, docs/performance.md); now a relay fills the room
+    /// up to the hard cap first. Not while `live_full` (the last packing already left filters
+    /// out).
     fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &KeySet, after: usize) -> bool {
         if self.live_full {
             return false;
@@ -271,7 +273,7 @@ impl RelayState {
             + 3 * counts.roots.div_ceil(chunk);
         let reqs = filters.div_ceil(self.budget.max_filters.max(1));
         let hard = self.budget.live_hard_cap();
-        reqs <= self.budget.live_soft_cap() || (after > hard && reqs <= hard)
+        after > hard && reqs <= hard
     }
 
     /// Brings open subscriptions back within a budget that just shrank: historic requests are

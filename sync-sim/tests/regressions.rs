@@ -86,7 +86,9 @@ fn consolidation_while_batches_are_pending() {
         b.announce(&d, &[OUR_URL, R0], &[R0], true);
         ids.extend(b.repo_events(&d, 10, 3, &[R0]));
     }
-    for i in 0..4 {
+    // Enough new repositories to push live coverage past the hard cap (consolidation waits
+    // for it).
+    for i in 0..8 {
         let d = format!("new{i}");
         let ann = b.announce(&d, &[OUR_URL, R0], &[], false);
         ids.extend(b.repo_events(&d, 10, 3, &[R0]));

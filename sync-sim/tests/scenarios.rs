@@ -140,11 +140,12 @@ fn consolidation_under_a_budget_of_ten() {
 }
 
 /// Budget 10 (live soft cap 5, hard cap 9), 4 filters per REQ and one value per filter, so
-/// every repository costs 4 live filters. Once re-packing everything cannot get under the soft
-/// cap, a new repository gets its own REQ instead of a close-and-reopen of every live REQ;
-/// past the hard cap it is consolidated (or counted over budget), never over the budget.
+/// every repository costs 4 live filters (one REQ). Between the soft and the hard cap a new
+/// repository gets its own REQ instead of a close-and-reopen of every live REQ (re-packing at
+/// the soft cap re-packed busy relays at every discovery batch); past the hard cap it is
+/// consolidated (or counted over budget), never over the budget.
 #[test]
-fn no_futile_consolidation_once_repacking_cannot_get_under_the_soft_cap() {
+fn live_groups_fill_up_to_the_hard_cap_before_a_repack() {
     let c = Config {
         max_subscriptions: 10,
         max_filters_per_req: 4,
@@ -159,21 +160,32 @@ fn no_futile_consolidation_once_repacking_cannot_get_under_the_soft_cap() {
         w.feed(Input::Accepted { event: ann });
         w.run_until(60_000 + (i + 1) * 10_000);
     };
-    // 6 repositories: 1 + 6 × 4 = 25 live filters, at least 7 REQs > soft cap 5.
+    let live = |w: &World| w.core.relay(&url(R0)).unwrap().live_subscriptions();
+    let start = live(&w);
+    assert_eq!(start, 3, "the first repository's live REQs");
+    // 5 repositories: one REQ each, past the soft cap (5) up to 8, with no re-pack.
     for i in 0..5 {
         add(&mut w, i);
+        assert_eq!(
+            live(&w),
+            start + i as usize + 1,
+            "repository {i} got its own REQ"
+        );
     }
-    let live = |w: &World| w.core.relay(&url(R0)).unwrap().live_subscriptions();
-    let (before, consolidations) = (live(&w), w.core.stats().consolidations);
-    assert!((7..=8).contains(&before), "{before} live REQs");
-    add(&mut w, 5);
-    assert_eq!(w.core.stats().consolidations, consolidations, "no re-pack");
-    assert_eq!(live(&w), before + 1, "the new repository got its own REQ");
-    for i in 6..12 {
+    assert_eq!(
+        w.core.stats().consolidations,
+        0,
+        "no re-pack below the hard cap"
+    );
+    for i in 5..12 {
         add(&mut w, i);
         let v = w.core.relay(&url(R0)).unwrap();
         assert!(v.live_subscriptions() <= 9 && v.open_subscriptions() <= 10);
     }
+    assert!(
+        w.core.stats().consolidations > 0,
+        "re-packed at the hard cap"
+    );
     let v = w.core.relay(&url(R0)).unwrap();
     assert!(
         v.counters().live_filters_over_budget > 0,
