@@ -250,14 +250,15 @@ impl RelayState {
 
     /// Whether closing every live group and re-packing it with `new` is worth it, when adding
     /// `new` as its own group would leave `after` live REQs (over the soft cap). A lower bound
-    /// on the re-packed REQs comes from item counts (no filter is built). Consolidate only when
-    /// `after` would not fit under the hard cap and the result can: between the soft and the
-    /// hard cap a new group costs one REQ, while a re-pack closes and re-opens every REQ of
-    /// the relay (every filter rebuilt, live coverage briefly gone). Re-packing as soon as the
-    /// soft cap was passed re-packed the busiest relays at every discovery batch (63 % of a
-    /// discovery batch's CPU at 100k roots, docs/performance.md); now a relay fills the room
-    /// up to the hard cap first. Not while `live_full` (the last packing already left filters
-    /// out).
+    /// on the re-packed REQs comes from item counts (no filter is built). Consolidate when
+    /// `after` would not fit under the hard cap and the result can. Between the soft and the
+    /// hard cap, a new group takes free slots (one REQ each, where a re-pack closes and
+    /// re-opens every REQ of the relay: every filter rebuilt, live coverage briefly gone;
+    /// re-packing as soon as the soft cap was passed re-packed the busiest relays at every
+    /// discovery batch, 63 % of its CPU at 100k roots, docs/performance.md); when the slots it
+    /// needs are held by historic requests, those would be evicted, so it re-packs if the
+    /// result can get under the soft cap. Not while `live_full` (the last packing already
+    /// left filters out).
     fn consolidation_helps(&self, ctx: &Ctx<'_>, new: &KeySet, after: usize) -> bool {
         if self.live_full {
             return false;
@@ -273,7 +274,14 @@ impl RelayState {
             + 3 * counts.roots.div_ceil(chunk);
         let reqs = filters.div_ceil(self.budget.max_filters.max(1));
         let hard = self.budget.live_hard_cap();
-        after > hard && reqs <= hard
+        if after > hard {
+            return reqs <= hard;
+        }
+        // Room historic requests do not hold is taken; room they hold is not: evicting them
+        // re-sends their pages (780 more pages in the e2e initial sync when it was taken).
+        let new_reqs = after.saturating_sub(self.live_sub_count());
+        let free = self.subs.len() + new_reqs <= self.budget.total();
+        !free && reqs <= self.budget.live_soft_cap()
     }
 
     /// Brings open subscriptions back within a budget that just shrank: historic requests are
