@@ -80,6 +80,28 @@ pub fn run_world(scenario: &Scenario, record: bool) -> (World, Result<(), Violat
     (world, result)
 }
 
+/// Runs `scenario` recording its trace and returns the world at the end; panics on the first
+/// violation, after writing the scenario to the temporary directory (`regression-SEED.json`,
+/// for `sync-sim run --scenario` and `sync-sim shrink`). For tests.
+///
+/// # Panics
+/// On any violation.
+#[must_use]
+pub fn run_or_panic(scenario: &Scenario) -> World {
+    let (world, result) = run_world(scenario, true);
+    if let Err(v) = result {
+        let path = std::env::temp_dir().join(format!("regression-{}.json", scenario.seed));
+        let written = serde_json::to_string_pretty(scenario)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(&path, json).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => panic!("{v}\n  scenario written to {}", path.display()),
+            Err(e) => panic!("{v}\n  (scenario not written: {e})"),
+        }
+    }
+    world
+}
+
 /// Runs `scenario`; records the trace if `record`.
 #[must_use]
 pub fn run(scenario: &Scenario, record: bool) -> Report {

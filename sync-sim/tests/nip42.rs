@@ -4,7 +4,7 @@
 
 use sync_core::{Command, ErrorClass, RelayUrl, Status};
 use sync_sim::builder::{relay, Builder};
-use sync_sim::run::run_world;
+use sync_sim::run::run_or_panic;
 use sync_sim::scenario::{AuthMode, RelaySpec, Scenario, OUR_URL};
 use sync_sim::world::World;
 
@@ -18,11 +18,7 @@ fn url(s: &str) -> RelayUrl {
 
 /// Runs the scenario, fails the test on any violation, returns the final world.
 fn check(s: &Scenario) -> World {
-    let (world, result) = run_world(s, true);
-    if let Err(v) = result {
-        panic!("{v}");
-    }
-    world
+    run_or_panic(s)
 }
 
 /// Virtual ms of every REQ (`Subscribe`) the core sent to `relay`.
