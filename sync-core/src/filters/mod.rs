@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::event_meta::{
     RepoCoord, KIND_ANNOUNCEMENT, KIND_GRASP_LIST, KIND_RELAY_LIST, KIND_STATE,
 };
+use crate::index::keyset::union_sorted;
 use crate::index::want::WantIndex;
 use crate::item::{Item, Key, KeyKind};
 use crate::wire_filter::{hex8, FilterView, TagValues, WireFilter};
@@ -444,32 +445,6 @@ fn sorted_by_prefix<'a, T: Ord + ?Sized>(
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     keyed.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     keyed.into_iter().map(|(_, v)| v).collect()
-}
-
-/// The sorted, distinct union of two sorted, distinct slices (equal values kept once).
-fn union_sorted<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
 }
 
 /// `ids` filters of at most `chunk_size` ids each.
