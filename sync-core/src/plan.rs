@@ -96,7 +96,9 @@ impl<'k, I: Iterator<Item = &'k Key>> SortedProbe<'k, I> {
     }
 }
 
-/// The union of `a` and `b`, both sorted and distinct; sorted and distinct.
+/// The union of `a` and `b`, both sorted and distinct; sorted and distinct. `b` comes off the
+/// relay's B-tree sets; two slices use `index::keyset::union_sorted` (one generic iterator
+/// version for both made the planner's discovery batch 3–7 % slower, 2026-12-06).
 fn union_sorted<'k>(a: Vec<Key>, b: impl Iterator<Item = &'k Key>) -> Vec<Key> {
     let mut b = b.copied().peekable();
     if b.peek().is_none() {
