@@ -36,19 +36,26 @@ use crate::withdrawal::{OnWithdrawal, Withdrawer};
 /// Capacity of the driver's inbox: relay traffic waits (back-pressure) when it is full.
 pub const DRIVER_INBOX_CAPACITY: usize = 4_096;
 
-/// Default capacity of nostr-sdk's broadcast channels (pool notifications and monitor): when
-/// the runtime falls this far behind, the stream lags and every relay catches up. A new EVENT
-/// takes two pool slots (nostr-sdk sends `Event` and `Message` for it), so 8 192 slots absorb
-/// about 4 000 events of backlog.
+/// Default capacity of nostr-sdk's pool notification channel: when the runtime falls this far
+/// behind, the stream lags, the messages in between are lost, and every relay catches up. A
+/// new EVENT takes two pool slots (nostr-sdk sends `Event` and `Message` for it), so 32 768
+/// slots absorb about 16 000 events of backlog.
+///
+/// Why this size: at 8 192 the 100 000-event e2e initial sync lagged 27 to 70 times per run
+/// (each lag re-sends pages and starts catch-ups) and took 13.4–14.3 s and 23.5–24.8 CPU-s;
+/// at 32 768 it lagged 0 times and took 12.5 s and 21.9 CPU-s (65 536: 0 lags, 12.7 s), see
+/// docs/performance.md.
 ///
 /// Memory: tokio's broadcast channel preallocates all its slots (capacity rounded up to a power
 /// of two), each a mutex, two counters and an `Option` of the notification; measured on
-/// x86_64 that is 368 bytes for `RelayPoolNotification` and 128 bytes for
-/// `MonitorNotification`, so 8 192 x 368 B = 2.9 MiB plus 8 192 x 128 B = 1 MiB, once per
-/// runtime. A message's own heap data (the event) is held only while a receiver is behind.
-/// With the pipelined ingest the 20 000-event e2e bench saw no lag at this size, so it was
-/// not raised (65 536 would preallocate 23 MiB + 8 MiB).
-pub const SDK_CHANNEL_CAPACITY: usize = 8_192;
+/// x86_64 that is 368 bytes for `RelayPoolNotification`, so 32 768 x 368 B = 11.5 MiB once
+/// per runtime. A message's own heap data (the event) is held only while a receiver is behind.
+pub const SDK_CHANNEL_CAPACITY: usize = 32_768;
+
+/// The status channel (nostr-sdk's monitor: one `MonitorNotification` of 128 bytes per slot,
+/// one message per relay status change) never takes more slots than this, whatever the pool
+/// channel's capacity: 8 192 x 128 B = 1 MiB.
+const MONITOR_CHANNEL_CAPACITY_MAX: usize = 8_192;
 
 /// Upper bound on rejected event bodies kept for re-offering.
 const REOFFER_MAX_ENTRIES: usize = 10_000;
@@ -166,9 +173,10 @@ impl SyncRuntimeBuilder {
     }
 
     /// Channel capacities: the driver's inbox (default [`DRIVER_INBOX_CAPACITY`]) and
-    /// nostr-sdk's broadcast channels (default [`SDK_CHANNEL_CAPACITY`]). Larger values absorb
-    /// longer bursts; when a broadcast channel overflows, the stream lags and every relay runs
-    /// a catch-up (nothing is lost, some work is repeated). Values below 1 are raised to 1.
+    /// nostr-sdk's broadcast channels (default [`SDK_CHANNEL_CAPACITY`]; the status channel
+    /// takes at most 8 192 slots). Larger values absorb longer bursts; when a broadcast channel
+    /// overflows, the stream lags and every relay runs a catch-up (nothing is lost, some work is
+    /// repeated). Values below 1 are raised to 1.
     #[must_use]
     pub fn channel_capacities(mut self, driver_inbox: usize, sdk_channels: usize) -> Self {
         self.capacities = (driver_inbox.max(1), sdk_channels.max(1));
@@ -419,7 +427,7 @@ fn sdk_client(
     capacity: usize,
     keys: Keys,
 ) -> (Client, broadcast::Receiver<MonitorNotification>) {
-    let monitor = Monitor::new(capacity);
+    let monitor = Monitor::new(capacity.min(MONITOR_CHANNEL_CAPACITY_MAX));
     let statuses = monitor.subscribe();
     // The client's own database only tracks seen ids (bounded LRU); events go through the
     // host's policy and store, never the client's automatic save.
