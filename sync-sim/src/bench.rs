@@ -350,7 +350,8 @@ pub fn table(rows: &[Row]) -> String {
 
 /// Where `row`'s bytes went, relay by relay (what limits its bytes/floor): the filters we sent,
 /// events received first from that relay, and copies of events already received. The last
-/// line gives the ratio without the copies, and without the copies and the filters.
+/// lines give the ratio without the copies, and without the copies and the filters, and the
+/// same for the bytes received alone (out of the wire total).
 #[must_use]
 pub fn breakdown(row: &Row) -> String {
     let mut out = format!(
@@ -380,6 +381,13 @@ pub fn breakdown(row: &Row) -> String {
         total.saturating_sub(copies) as f64 / floor,
         total.saturating_sub(copies + filters) as f64 / floor,
     ));
+    // The issue's own wording counts bytes received; the verdict above counts both directions.
+    let inbound = w.inbound.bytes;
+    out.push_str(&format!(
+        "bytes received/floor {:.2}; without the copies {:.2}\n",
+        inbound as f64 / floor,
+        inbound.saturating_sub(copies) as f64 / floor,
+    ));
     out
 }
 
@@ -405,6 +413,12 @@ mod tests {
         assert_eq!(events, row.wire.events_in);
         assert_eq!(firsts, row.wire.event_ids.len() as u64);
         assert_eq!(filters, row.wire.filter_bytes);
-        assert!(breakdown(&row).contains("without the copies"));
+        let text = breakdown(&row);
+        assert!(text.contains("without the copies"));
+        let received = row.wire.inbound.bytes as f64 / row.floor_bytes.max(1) as f64;
+        assert!(
+            text.contains(&format!("bytes received/floor {received:.2}")),
+            "{text}"
+        );
     }
 }
