@@ -143,6 +143,19 @@ impl Budget {
         packer.reqs
     }
 
+    /// How many of the leading filters of these wire sizes fit in one REQ (the same rule as
+    /// [`Budget::pack_within`] with one REQ; at least one if there is any).
+    pub(crate) fn first_req_len(&self, sizes_bytes: impl IntoIterator<Item = usize>) -> usize {
+        let mut packer = Packer::new(self);
+        for b in sizes_bytes {
+            if packer.reqs == 1 && !packer.joins_last(b) {
+                break;
+            }
+            packer.add(b);
+        }
+        packer.filters
+    }
+
     /// Packs filters greedily into REQs of at most `max_filters` filters and `max_bytes` bytes
     /// (the reference the size-only [`Budget::count_reqs`] is tested against).
     #[cfg(test)]
@@ -235,6 +248,11 @@ mod tests {
         assert_eq!(b.total(), 2);
     }
 
+    /// The wire sizes of the filters `packing_keeps_every_filter_within_limits` packs.
+    fn filters_sizes(n: usize) -> impl Iterator<Item = usize> {
+        (0..n).map(|i| wire_size(&Filter::new().limit(i).into()))
+    }
+
     proptest! {
         #[test]
         fn packing_keeps_every_filter_within_limits(n in 0usize..200, max_filters in 1usize..20, max_bytes in 1024usize..20_000) {
@@ -251,6 +269,9 @@ mod tests {
             truncated.truncate(keep);
             prop_assert_eq!(count, truncated.iter().map(Vec::len).sum::<usize>());
             prop_assert_eq!(within, truncated);
+            // One REQ's worth is the first REQ of the packing.
+            let first = b.first_req_len(filters_sizes(n));
+            prop_assert_eq!(first, packed.first().map_or(0, Vec::len));
         }
     }
 

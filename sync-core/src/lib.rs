@@ -86,7 +86,8 @@
 //! | live coverage, consolidation | `live.rs` |
 //! | batches, historic engine | `historic/batch.rs`, `historic/engine.rs` |
 //! | negentropy id fetch | `historic/negentropy.rs` |
-//! | pagination | `historic/pagination.rs` |
+//! | pagination | `historic/pagination/mod.rs` |
+//! | pages on the wire, first pages sharing a REQ | `historic/pages.rs` |
 //! | rejected-events memory | `rejected.rs` |
 //! | seeded randomness | `rng.rs` |
 //! | traces (record, parse, replay) | `trace.rs` |

@@ -61,8 +61,15 @@ pub struct Stats {
     /// Relay URLs from events refused by the open-network rules, by reason.
     #[serde(default)]
     pub targets_refused: crate::targets::RefusalCounts,
-    /// Historic REQ pages requested.
+    /// Historic REQ pages requested (a REQ carrying several filters' first pages counts each).
     pub pages_requested: u64,
+    /// REQs that carried the first pages of several filters (docs/spec.md §7.4).
+    #[serde(default)]
+    pub page_reqs_grouped: u64,
+    /// Of those, REQs that brought too many events to be judged filter by filter (the relay
+    /// may have capped the REQ as a whole): their filters continued alone.
+    #[serde(default)]
+    pub page_groups_untrusted: u64,
     /// Same-second bursts larger than a page on a single-value filter (stepped past).
     pub same_second_overflows: u64,
     /// Filters that hit the page cap.

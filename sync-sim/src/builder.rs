@@ -30,6 +30,7 @@ pub fn relay(url: &str) -> RelaySpec {
         eose_delay_ms: 0,
         dead_forever: false,
         auth: crate::scenario::AuthMode::None,
+        req_cap: None,
     }
 }
 

@@ -247,14 +247,22 @@ impl FakeRelay {
             },
         );
         let mut sent = BTreeSet::new();
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         for f in filters {
-            for e in self.query(f) {
-                if sent.insert(e.id) {
-                    out.push((d, RelayMsg::Event(sub.clone(), e)));
-                }
-            }
+            found.extend(self.query(f).into_iter().filter(|e| sent.insert(e.id)));
         }
+        if let Some(cap) = self
+            .spec
+            .req_cap
+            .filter(|_| filters.iter().all(|f| f.ids.is_none()))
+        {
+            found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+            found.truncate(cap);
+        }
+        let mut out: Vec<(u64, RelayMsg)> = found
+            .into_iter()
+            .map(|e| (d, RelayMsg::Event(sub.clone(), e)))
+            .collect();
         if let Some(extra) = self.eose_delay(now_ms) {
             out.push((d + extra, RelayMsg::Eose(sub.clone())));
         }

@@ -96,6 +96,12 @@ pub struct RelaySpec {
     /// NIP-42 behaviour.
     #[serde(default, skip_serializing_if = "AuthMode::is_none")]
     pub auth: AuthMode,
+    /// Results per REQ of tag and kind filters, all its filters together (newest first),
+    /// never announced: a relay that applies a cap to the whole REQ rather than to each
+    /// filter (docs/spec.md §7.4). At least `page_cap` when drawn. `ids` REQs keep their own
+    /// cap. `None`: only `page_cap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req_cap: Option<usize>,
 }
 
 impl RelaySpec {
@@ -171,6 +177,7 @@ pub(crate) fn draw_relay(i: usize, rng: &mut SimRng) -> RelaySpec {
         eose_delay_ms: rng.range(0, 500),
         dead_forever: false,
         auth: AuthMode::None,
+        req_cap: None,
     }
 }
 
@@ -207,6 +214,15 @@ impl Scenario {
                 _ => AuthMode::None,
             };
         }
+        // So do relays capping whole REQs: one to three filters' worth of results, never below
+        // the per-filter cap, so a REQ of one filter and the events drawn are as before.
+        let mut req_cap_rng = SimRng::new(seed, 74);
+        for r in &mut relays {
+            if req_cap_rng.chance(25) {
+                r.req_cap =
+                    Some(req_cap_rng.pick(&[1usize, 1, 2, 3]) * r.page_cap.max(MIN_PROBED_PAGE));
+            }
+        }
         let config = draw_config(&mut rng);
         let owners: Vec<PublicKey> = (0..rng.range(1, 3) as u32).map(key).collect();
         let contributors: Vec<PublicKey> = (10..10 + rng.range(2, 4) as u32).map(key).collect();
@@ -217,7 +233,14 @@ impl Scenario {
             owners,
             relays
                 .iter()
-                .map(|r| (r.url.clone(), r.page_cap.min(config.page_limit)))
+                .map(|r| {
+                    (
+                        r.url.clone(),
+                        r.page_cap
+                            .min(r.req_cap.unwrap_or(usize::MAX))
+                            .min(config.page_limit),
+                    )
+                })
                 .collect(),
         );
         let (initial, local) = draw_events(&mut g);

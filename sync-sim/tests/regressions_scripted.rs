@@ -136,7 +136,12 @@ fn a_relay_reaped_in_a_step_gets_no_new_subscription_from_that_step() {
                 kind: SubKind::Historic,
                 filters,
                 ..
-            } if filters[0].generic_tags.keys().any(|t| t.as_char() == 'a') => Some(sub.clone()),
+            } if filters
+                .iter()
+                .any(|f| f.generic_tags.keys().any(|t| t.as_char() == 'a')) =>
+            {
+                Some(sub.clone())
+            }
             _ => None,
         })
         .expect("a historic page for the repository's events");

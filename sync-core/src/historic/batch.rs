@@ -93,6 +93,10 @@ pub(crate) enum Request {
     Ids(Vec<EventId>),
     /// One page of a paginated semantic filter.
     Page(Cursor),
+    /// The first pages of several semantic filters of the batch in one REQ (at least two,
+    /// each [`Cursor::groupable`]), within the relay's filters and bytes per REQ
+    /// (docs/spec.md §7.4). Each delivery is recorded on every cursor whose filter it matches.
+    Pages(Vec<Cursor>),
 }
 
 /// A request on the wire, with what it has delivered.

@@ -12,7 +12,8 @@ use crate::event_meta::EventMeta;
 use crate::filters::build_keys;
 use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
 use crate::historic::claims::Claim;
-use crate::historic::pagination::{Cursor, Next};
+use crate::historic::pages::{page_filters, record_page_delivery};
+use crate::historic::pagination::Cursor;
 use crate::item::Key;
 use crate::relay::health::CloseReason;
 use crate::relay::{NegSupport, OpenSub, RelayState, Status, SubRole};
@@ -98,12 +99,20 @@ impl RelayState {
             if self.subs.len() >= self.budget.total() {
                 break;
             }
+            let limit = self.page_limit(ctx);
+            let budget = &self.budget;
             let Some((batch, (request, requeues))) = self
                 .pending
                 .batches
                 .values_mut()
                 .filter(|b| b.not_before.is_none())
-                .find_map(|b| b.queued.pop_front().map(|r| (b.id, r)))
+                .find_map(|b| {
+                    let (request, requeues) = b.queued.pop_front()?;
+                    Some(match request {
+                        Request::Page(c) => (b.id, b.with_first_pages(c, requeues, budget, limit)),
+                        other => (b.id, (other, requeues)),
+                    })
+                })
             else {
                 break;
             };
@@ -123,39 +132,46 @@ impl RelayState {
 
     fn send(&mut self, ctx: &mut Ctx<'_>, batch_id: u64, request: Request, requeues: u32) {
         let seq = self.next_seq();
+        let limit = self.page_limit(ctx);
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };
         let relay = self.url.clone();
-        let (sub, filter) = match &request {
+        let (sub, filters) = match &request {
             Request::Diff(i, _) => {
                 let Some(f) = batch.filters.get(*i) else {
                     return;
                 };
                 let sub = SubId(format!("neg{batch_id}.{}.{seq}", f.layer.short()));
-                (sub, f.filter.window(batch.since, None, None))
+                (sub, vec![f.filter.window(batch.since, None, None)])
             }
             Request::Ids(ids) => {
                 ctx.stats.ids_fetched += ids.len() as u64;
                 (
                     SubId(format!("b{batch_id}.ids.{seq}")),
-                    WireFilter::from(nostr::Filter::new().ids(ids.iter().copied())),
+                    vec![WireFilter::from(
+                        nostr::Filter::new().ids(ids.iter().copied()),
+                    )],
                 )
             }
             Request::Page(c) => {
                 ctx.stats.pages_requested += 1;
-                let limit = self
-                    .budget
-                    .max_limit
-                    .map_or(ctx.cfg.page_limit, |m| m.min(ctx.cfg.page_limit));
-                (
-                    SubId(format!("b{batch_id}.{}.{seq}", c.layer.short())),
-                    WireFilter::from(c.request(limit)),
-                )
+                let sub = SubId(format!("b{batch_id}.{}.{seq}", c.layer.short()));
+                (sub, page_filters(&request, limit))
+            }
+            Request::Pages(cs) => {
+                ctx.stats.pages_requested += cs.len() as u64;
+                ctx.stats.page_reqs_grouped += 1;
+                let layer = cs.first().map_or("", |c| c.layer.short());
+                let sub = SubId(format!("b{batch_id}.{layer}x{}.{seq}", cs.len()));
+                (sub, page_filters(&request, limit))
             }
         };
         // A negentropy subscription keeps no copy of its filter: `batch.filters` has it.
-        let (role, filters) = if matches!(request, Request::Diff(..)) {
+        let (role, filters) = if let Request::Diff(..) = request {
+            let Some(filter) = filters.into_iter().next() else {
+                return;
+            };
             ctx.out.push(Command::NegentropyDiff {
                 relay,
                 sub: sub.clone(),
@@ -167,9 +183,9 @@ impl RelayState {
                 relay,
                 sub: sub.clone(),
                 kind: SubKind::Historic,
-                filters: vec![filter.clone()],
+                filters: filters.clone(),
             });
-            (SubRole::Historic { batch: batch_id }, vec![filter])
+            (SubRole::Historic { batch: batch_id }, filters)
         };
         batch.open.insert(
             sub.clone(),
@@ -300,7 +316,9 @@ impl RelayState {
             (Request::Ids(_), Stage::Fetch(fetch)) => {
                 fetch.record(meta.id);
             }
-            (Request::Page(cursor), _) => cursor.record(meta.id, meta.created_at),
+            (request @ (Request::Page(_) | Request::Pages(_)), _) => {
+                record_page_delivery(request, meta);
+            }
             _ => {}
         }
         batch.extend_deadline(ctx.now.mono, ctx.cfg.batch_deadline_ms);
@@ -326,12 +344,6 @@ impl RelayState {
             return;
         };
         ctx.unsubscribe(&self.url, sub.clone());
-        let base_full_at = self
-            .budget
-            .max_limit
-            .unwrap_or(usize::MAX)
-            .min(ctx.cfg.page_full_threshold)
-            .min(ctx.cfg.page_limit);
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };
@@ -350,34 +362,8 @@ impl RelayState {
                 }
                 self.after_fetch_request(ctx, batch_id);
             }
-            Request::Page(mut cursor) => {
-                let sizes = &mut self.budget.page_size;
-                let learned = sizes.learned().is_some();
-                let (next, overflow) =
-                    cursor.on_eose(base_full_at, sizes, ctx.cfg.max_pages_per_filter);
-                ctx.stats.same_second_overflows += u64::from(overflow);
-                if !learned {
-                    if let Some(size) = sizes.learned() {
-                        ctx.stats.page_sizes_learned += 1;
-                        decision_log::page_size_learned(&self.url, size);
-                    }
-                }
-                match next {
-                    Next::Done => {}
-                    Next::Page => batch.queued.push_front((Request::Page(cursor), 0)),
-                    Next::Probe => {
-                        ctx.stats.page_probes += 1;
-                        batch.queued.push_front((Request::Page(cursor), 0));
-                    }
-                    Next::Split(parts) => parts
-                        .into_iter()
-                        .rev()
-                        .for_each(|p| batch.queued.push_front((Request::Page(p), 0))),
-                    Next::CapExceeded => {
-                        ctx.stats.page_caps_hit += 1;
-                        batch.fail(BatchFailure::PageCap);
-                    }
-                }
+            request @ (Request::Page(_) | Request::Pages(_)) => {
+                self.after_pages(ctx, batch_id, request, open.delivered);
             }
             Request::Diff(..) => self.after_diff_request(ctx, batch_id),
         }
@@ -430,7 +416,7 @@ impl RelayState {
             }
         } else {
             match open.request {
-                Request::Page(_) => {
+                Request::Page(_) | Request::Pages(_) => {
                     if let Some(b) = self.pending.batches.get_mut(&batch_id) {
                         b.fail(BatchFailure::Closed);
                     }
@@ -567,8 +553,10 @@ fn unstored(request: &Request, ctx: &Ctx<'_>) -> Option<Request> {
 
 /// The same request, ready to be sent again from the start of its current page.
 fn restart(mut request: Request) -> Request {
-    if let Request::Page(cursor) = &mut request {
-        cursor.reset_page();
+    match &mut request {
+        Request::Page(cursor) => cursor.reset_page(),
+        Request::Pages(cursors) => cursors.iter_mut().for_each(Cursor::reset_page),
+        Request::Diff(..) | Request::Ids(_) => {}
     }
     request
 }

@@ -6,5 +6,6 @@ pub(crate) mod claims;
 pub(crate) mod engine;
 pub mod negentropy;
 pub(crate) mod negentropy_stage;
+pub(crate) mod pages;
 pub mod pagination;
 pub(crate) mod retry;

@@ -541,6 +541,8 @@ impl Metrics {
         exported.advance_all(&self.batches, "batches", &batches);
         let activity = [
             ("pages_requested", s.pages_requested),
+            ("page_reqs_grouped", s.page_reqs_grouped),
+            ("page_groups_untrusted", s.page_groups_untrusted),
             ("ids_fetched", s.ids_fetched),
             ("negentropy_timeouts", s.negentropy_timeouts),
             ("negentropy_reruns", s.negentropy_reruns),

@@ -30,6 +30,10 @@ pub struct PageSize {
     learned: Option<usize>,
     /// The largest short page (below the full threshold) seen while nothing was learned.
     largest_short: usize,
+    /// The most deliveries one page REQ (one cursor's page, or a group of first pages) has
+    /// brought on this relay: a lower bound on any cap the relay puts on a whole REQ, so a
+    /// group that brought fewer was not cut by one. Only grows.
+    largest_req: usize,
 }
 
 impl PageSize {
@@ -44,6 +48,22 @@ impl PageSize {
     #[must_use]
     pub fn full_at(&self, base: usize) -> usize {
         self.learned.map_or(base, |l| l.min(base)).max(1)
+    }
+
+    /// Records the deliveries of one page REQ (see `largest_req`).
+    pub fn note_req(&mut self, deliveries: usize) {
+        self.largest_req = self.largest_req.max(deliveries);
+    }
+
+    /// Whether a REQ carrying the first pages of several filters, which brought `deliveries`
+    /// in all, can be judged filter by filter (docs/spec.md §7.4): a relay may apply `limit`,
+    /// or its own cap, to the whole REQ rather than to each filter, and an earlier REQ that
+    /// brought more shows that such a cap, if any, is larger; a cap below
+    /// [`MIN_PROBED_PAGE`] is not expected (as for single pages). Call before
+    /// [`Self::note_req`].
+    #[must_use]
+    pub fn trusts_group(&self, deliveries: usize) -> bool {
+        deliveries < self.largest_req.max(MIN_PROBED_PAGE)
     }
 
     /// Whether a short page of `deliveries` should be followed by a probe: nothing learned
@@ -132,6 +152,14 @@ impl Cursor {
         }
     }
 
+    /// Whether its next page may share a REQ with other first pages: it is a first page (no
+    /// `until`, nothing requested yet, not a probe). A cursor asked again after its grouped
+    /// page has `pages ≥ 1` and is asked alone from then on, so grouping always ends.
+    #[must_use]
+    pub fn groupable(&self) -> bool {
+        self.pages == 0 && self.until.is_none() && self.probe.is_none()
+    }
+
     /// The REQ filter for the next page.
     #[must_use]
     pub fn request(&self, limit: usize) -> Filter {
@@ -213,6 +241,38 @@ impl Cursor {
         self.past_a_full_second(oldest, None, max_pages)
     }
 
+    /// Decides what follows a first page that shared a REQ with others: [`Next::Done`] or
+    /// [`Next::Page`] (the filter asked again alone, from its start).
+    ///
+    /// What arrived for this filter includes events the relay sent for another filter of the
+    /// REQ that also match this one, and those can be older than this filter's own cut, so
+    /// its oldest second is no place to continue from: a filter that may have more is asked
+    /// again from its start, alone, and paged like any other. It may have more if the group
+    /// is not `trusted` ([`PageSize::trusts_group`]: the relay may have cut the REQ as a
+    /// whole), if its deliveries make a full page, or if a single page of that size would be
+    /// probed. Otherwise (fewer deliveries, so fewer of its own, than a full page) it is done.
+    pub fn on_group_eose(
+        &mut self,
+        trusted: bool,
+        base_full_at: usize,
+        sizes: &mut PageSize,
+        max_pages: u32,
+    ) -> Next {
+        self.pages += 1;
+        let deliveries = self.deliveries;
+        self.reset_page();
+        let full = deliveries >= sizes.full_at(base_full_at);
+        if trusted && !full && (deliveries == 0 || !sizes.wants_probe(deliveries)) {
+            return Next::Done;
+        }
+        if self.pages >= max_pages {
+            return Next::CapExceeded;
+        }
+        self.until = None;
+        self.boundary.clear();
+        Next::Page
+    }
+
     /// A page as large as a page can be (full, or a probe as large as the short page it
     /// probes: `probe`) brought only ids already seen at `until`'s second: more events share
     /// that second than a page holds. The filter is split by its tag values; a single value
@@ -276,262 +336,4 @@ impl Cursor {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use nostr::{Alphabet, SingleLetterTag};
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::event_meta::EventMeta;
-    use crate::matches::matches;
-
-    /// A relay that returns the newest `cap` matching events (ties by id), like strfry.
-    fn serve(events: &[EventMeta], filter: &Filter, cap: usize) -> Vec<EventMeta> {
-        let mut hits: Vec<&EventMeta> = events.iter().filter(|e| matches(filter, e)).collect();
-        hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-        hits.into_iter()
-            .take(cap.min(filter.limit.unwrap_or(usize::MAX)))
-            .cloned()
-            .collect()
-    }
-
-    fn meta(n: u32, created: u64, value: &str) -> EventMeta {
-        let mut id = [0u8; 32];
-        id[..4].copy_from_slice(&n.to_be_bytes());
-        EventMeta {
-            id: EventId::from_byte_array(id),
-            author: crate::event_meta::tests::keys(1).public_key(),
-            kind: nostr::Kind::from(1617u16),
-            created_at: Timestamp::from(created),
-            tags: vec![('a', value.to_string())],
-            relays: vec![],
-            clone_urls: vec![],
-            maintainers: vec![],
-        }
-    }
-
-    /// Runs a cursor to the end; returns (ids delivered, requests, overflow steps).
-    fn drain(
-        events: &[EventMeta],
-        filter: Filter,
-        cap: usize,
-        limit: usize,
-        full_at: usize,
-    ) -> (BTreeSet<EventId>, usize, usize) {
-        drain_with(
-            events,
-            filter,
-            cap,
-            limit,
-            full_at,
-            &mut PageSize::default(),
-        )
-    }
-
-    /// [`drain`] with the relay's page-size knowledge.
-    fn drain_with(
-        events: &[EventMeta],
-        filter: Filter,
-        cap: usize,
-        limit: usize,
-        full_at: usize,
-        sizes: &mut PageSize,
-    ) -> (BTreeSet<EventId>, usize, usize) {
-        let mut queue = vec![Cursor::new(filter, Layer::L2)];
-        let (mut got, mut requests, mut overflows) = (BTreeSet::new(), 0, 0);
-        while let Some(mut c) = queue.pop() {
-            requests += 1;
-            assert!(requests < 10_000, "pagination did not terminate");
-            let until = c.until;
-            let req = c.request(limit);
-            for e in serve(events, &req, cap) {
-                got.insert(e.id);
-                c.record(e.id, e.created_at);
-            }
-            let (next, overflow) = c.on_eose(full_at, sizes, 5_000);
-            overflows += usize::from(overflow);
-            match next {
-                Next::Done => {}
-                Next::Page | Next::Probe => {
-                    assert!(
-                        until.is_none_or(|u| c.until.is_some_and(|n| n <= u)),
-                        "until never moves forwards"
-                    );
-                    queue.push(c);
-                }
-                Next::Split(parts) => queue.extend(parts),
-                Next::CapExceeded => panic!("cap exceeded"),
-            }
-        }
-        (got, requests, overflows)
-    }
-
-    fn a_filter(values: &[&str]) -> Filter {
-        Filter::new().custom_tags(
-            SingleLetterTag::lowercase(Alphabet::A),
-            values.iter().copied(),
-        )
-    }
-
-    #[test]
-    fn same_second_burst_larger_than_a_page_is_split_by_value() {
-        // 100 events in one second over 4 values, relay cap 30: nothing lost, no overflow.
-        let events: Vec<EventMeta> = (0..100)
-            .map(|i| meta(i, 1_000, ["w", "x", "y", "z"][i as usize % 4]))
-            .collect();
-        let (got, _, overflows) = drain(&events, a_filter(&["w", "x", "y", "z"]), 30, 500, 30);
-        assert_eq!(got.len(), 100);
-        assert_eq!(overflows, 0);
-    }
-
-    #[test]
-    fn single_value_burst_steps_past_and_counts() {
-        let mut events: Vec<EventMeta> = (0..40).map(|i| meta(i, 1_000, "x")).collect();
-        events.push(meta(99, 999, "x"));
-        let (got, _, overflows) = drain(&events, a_filter(&["x"]), 30, 500, 30);
-        assert_eq!(overflows, 1);
-        assert!(
-            got.contains(&events[40].id),
-            "the older event after the burst is still fetched"
-        );
-    }
-
-    #[test]
-    fn unannounced_cap_is_learned_and_every_page_fetched() {
-        // 150 events, one per second; the relay returns at most 20 per REQ and says nothing.
-        let events: Vec<EventMeta> = (0..150)
-            .map(|i| meta(i, 1_000 + u64::from(i), "x"))
-            .collect();
-        let mut sizes = PageSize::default();
-        let (got, requests, _) = drain_with(&events, a_filter(&["x"]), 20, 500, 50, &mut sizes);
-        assert_eq!(got.len(), 150);
-        assert_eq!(sizes.learned(), Some(20));
-        // 8 pages of ≤ 20 (each page re-reads its boundary second) plus nothing wasted.
-        assert!(requests <= 9, "{requests}");
-        // A second filter on the same relay pages at once (no probe needed).
-        let more: Vec<EventMeta> = (200..260)
-            .map(|i| meta(i, 5_000 + u64::from(i), "y"))
-            .collect();
-        let (got, _, _) = drain_with(&more, a_filter(&["y"]), 20, 500, 50, &mut sizes);
-        assert_eq!(got.len(), 60);
-    }
-
-    #[test]
-    fn a_page_of_exactly_the_size_by_coincidence_costs_one_probe_each_time_and_learns_nothing() {
-        let mut sizes = PageSize::default();
-        for round in 0..5u32 {
-            // 20 events on a relay without a cap: one page, then (while probes are allowed) one
-            // probe that brings nothing new.
-            let events: Vec<EventMeta> = (0..20)
-                .map(|i| meta(round * 100 + i, 1_000 + u64::from(i), "x"))
-                .collect();
-            let (got, requests, _) =
-                drain_with(&events, a_filter(&["x"]), 10_000, 500, 50, &mut sizes);
-            assert_eq!(got.len(), 20);
-            assert_eq!(requests, 2, "round {round}: every such page is probed");
-            assert_eq!(sizes.learned(), None);
-        }
-        // Small pages are never probed; a larger short page is.
-        let small: Vec<EventMeta> = (0..9)
-            .map(|i| meta(900 + i, 1_000 + u64::from(i), "x"))
-            .collect();
-        assert_eq!(
-            drain_with(&small, a_filter(&["x"]), 10_000, 500, 50, &mut sizes).1,
-            1
-        );
-        let larger: Vec<EventMeta> = (0..30)
-            .map(|i| meta(950 + i, 1_000 + u64::from(i), "x"))
-            .collect();
-        assert_eq!(
-            drain_with(&larger, a_filter(&["x"]), 10_000, 500, 50, &mut sizes).1,
-            2
-        );
-    }
-
-    #[test]
-    fn a_probe_full_of_one_second_steps_past_it() {
-        // Simulator seed 4829001: 20 events in one second and an older one behind them on a
-        // relay capping silently at 20 (below the threshold, nothing learned yet). The first
-        // page is short and probed; the probe brings the same 20; the older one is still
-        // fetched.
-        let mut events: Vec<EventMeta> = (0..20).map(|i| meta(i, 1_000, "x")).collect();
-        events.push(meta(99, 300, "x"));
-        let mut sizes = PageSize::default();
-        let (got, requests, overflows) =
-            drain_with(&events, a_filter(&["x"]), 20, 500, 50, &mut sizes);
-        assert!(got.contains(&events[20].id), "the older event is fetched");
-        assert_eq!((requests, overflows), (3, 0));
-        assert_eq!(
-            sizes.learned(),
-            Some(20),
-            "the step past the second found more"
-        );
-        // Over several values the probe splits instead, and the halves stay probes.
-        let mut events: Vec<EventMeta> = (0..20).map(|i| meta(i, 1_000, "x")).collect();
-        events.extend((20..40).map(|i| meta(i, 1_000, "y")));
-        events.push(meta(99, 300, "y"));
-        let (got, _, _) = drain(&events, a_filter(&["x", "y"]), 20, 500, 50);
-        assert!(got.contains(&events[40].id), "the older event is fetched");
-    }
-
-    proptest! {
-        /// Against a relay capping silently at `cap` (≥ MIN_PROBED_PAGE, below the threshold)
-        /// every event is fetched when no same-second group on one value reaches the cap, the
-        /// cap is learned whenever a filter had more events than it, and `until` never moves
-        /// forwards (checked in `drain_with`).
-        #[test]
-        fn unannounced_caps_are_learned_and_lose_nothing(
-            raw in prop::collection::vec((0u64..200, 0usize..4), 0..300),
-            cap in MIN_PROBED_PAGE..50,
-        ) {
-            let values = ["w", "x", "y", "z"];
-            let events: Vec<EventMeta> = raw.iter().enumerate().map(|(i, (t, v))| meta(i as u32, *t, values[*v])).collect();
-            let mut groups: BTreeMap<(u64, usize), usize> = BTreeMap::new();
-            for (t, v) in &raw { *groups.entry((*t, *v)).or_default() += 1; }
-            let mut sizes = PageSize::default();
-            let (got, requests, _) = drain_with(&events, a_filter(&values), cap, 500, 50, &mut sizes);
-            prop_assert!(requests <= 2 * (events.len() + 1) * 4 + 8);
-            if groups.values().all(|n| *n < cap) {
-                prop_assert_eq!(got.len(), events.len());
-            }
-            // Only a same-second group on one value larger than a page can lose events.
-            for (e, key) in events.iter().zip(&raw) {
-                prop_assert!(groups[key] >= cap || got.contains(&e.id));
-            }
-            if events.len() > cap {
-                prop_assert_eq!(sizes.learned(), Some(cap));
-            }
-        }
-
-        /// A relay without a cap below the threshold never teaches one.
-        #[test]
-        fn no_cap_is_learned_from_a_relay_without_one(
-            raw in prop::collection::vec((0u64..200, 0usize..4), 0..300),
-        ) {
-            let values = ["w", "x", "y", "z"];
-            let events: Vec<EventMeta> = raw.iter().enumerate().map(|(i, (t, v))| meta(i as u32, *t, values[*v])).collect();
-            let mut sizes = PageSize::default();
-            let (got, _, _) = drain_with(&events, a_filter(&values), 500, 500, 50, &mut sizes);
-            prop_assert_eq!(got.len(), events.len());
-            prop_assert_eq!(sizes.learned(), None);
-        }
-
-        #[test]
-        fn pagination_terminates_and_loses_nothing(
-            raw in prop::collection::vec((0u64..40, 0usize..4), 0..300),
-            cap in 5usize..60,
-        ) {
-            let values = ["w", "x", "y", "z"];
-            let events: Vec<EventMeta> = raw.iter().enumerate().map(|(i, (t, v))| meta(i as u32, *t, values[*v])).collect();
-            let mut groups: BTreeMap<(u64, usize), usize> = BTreeMap::new();
-            for (t, v) in &raw { *groups.entry((*t, *v)).or_default() += 1; }
-            let (got, requests, overflows) = drain(&events, a_filter(&values), cap, 500, cap);
-            prop_assert!(requests <= 2 * (events.len() + 1) * 4 + 8);
-            if groups.values().all(|n| *n < cap) {
-                prop_assert_eq!(got.len(), events.len());
-                prop_assert_eq!(overflows, 0);
-            }
-        }
-    }
-}
+mod tests;

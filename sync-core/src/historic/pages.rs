@@ -1,0 +1,186 @@
+//! Pages on the wire (docs/spec.md §7.4): one cursor's page, or the first pages of several
+//! filters of a batch in one REQ, and what follows their EOSE.
+//!
+//! Most filters of a batch match a few events (the e2e benchmark's relay without NIP-77 asked
+//! 1 128 first pages of one batch in its last seconds, a median of 21 events each, one filter
+//! per REQ through five slots). Their first pages therefore share REQs, up to the relay's
+//! filters and bytes per REQ. NIP-01 applies `limit` to each filter, but a relay may apply it,
+//! or a cap of its own, to the whole REQ, so a group is judged filter by filter only if it
+//! brought fewer events than some earlier page REQ on the relay did
+//! ([`PageSize::trusts_group`]). Even then a filter's deliveries include events sent for
+//! another filter that also match it, which may be older than its own cut: a filter that may
+//! have more than it got is asked again alone from its start ([`Cursor::on_group_eose`]),
+//! never continued from its oldest second (simulator seed 408).
+
+use crate::budget::Budget;
+use crate::ctx::Ctx;
+use crate::decision_log;
+use crate::event_meta::EventMeta;
+use crate::filters::wire_bytes;
+use crate::historic::batch::{Batch, BatchFailure, Request};
+use crate::historic::pagination::{Cursor, Next, PageSize};
+use crate::matches::matches;
+use crate::relay::RelayState;
+use crate::wire_filter::WireFilter;
+
+impl Batch {
+    /// The request to send for `first` (a page just taken from the front of the queue): with
+    /// the groupable first pages queued right behind it as one [`Request::Pages`], as many as
+    /// one REQ of `budget` holds, or alone. Returns it with the largest requeue count of what
+    /// it took.
+    pub(crate) fn with_first_pages(
+        &mut self,
+        first: Cursor,
+        requeues: u32,
+        budget: &Budget,
+        limit: usize,
+    ) -> (Request, u32) {
+        if !first.groupable() {
+            return (Request::Page(first), requeues);
+        }
+        let behind: Vec<usize> = self
+            .queued
+            .iter()
+            .take(budget.max_filters.saturating_sub(1))
+            .map_while(|(r, _)| match r {
+                Request::Page(c) if c.groupable() => Some(wire_bytes(&c.request(limit))),
+                _ => None,
+            })
+            .collect();
+        let first_bytes = wire_bytes(&first.request(limit));
+        let n = budget.first_req_len(std::iter::once(first_bytes).chain(behind));
+        if n < 2 {
+            return (Request::Page(first), requeues);
+        }
+        let mut cursors = Vec::with_capacity(n);
+        cursors.push(first);
+        let mut most = requeues;
+        for (request, q) in self.queued.drain(..n - 1) {
+            if let Request::Page(c) = request {
+                cursors.push(c);
+                most = most.max(q);
+            }
+        }
+        (Request::Pages(cursors), most)
+    }
+}
+
+/// The filters of a page request as sent, with `limit`.
+pub(crate) fn page_filters(request: &Request, limit: usize) -> Vec<WireFilter> {
+    match request {
+        Request::Page(c) => vec![WireFilter::from(c.request(limit))],
+        Request::Pages(cs) => cs
+            .iter()
+            .map(|c| WireFilter::from(c.request(limit)))
+            .collect(),
+        Request::Diff(..) | Request::Ids(_) => Vec::new(),
+    }
+}
+
+/// Records a delivery on the page cursors of `request` whose filters it matches (a single
+/// page's delivery was matched by the caller).
+pub(crate) fn record_page_delivery(request: &mut Request, meta: &EventMeta) {
+    match request {
+        Request::Page(c) => c.record(meta.id, meta.created_at),
+        Request::Pages(cs) => cs
+            .iter_mut()
+            .filter(|c| matches(&c.filter, meta))
+            .for_each(|c| c.record(meta.id, meta.created_at)),
+        Request::Diff(..) | Request::Ids(_) => {}
+    }
+}
+
+impl RelayState {
+    /// The `limit` a page asks for: the configured page limit, lowered to the relay's NIP-11
+    /// `max_limit`.
+    pub(crate) fn page_limit(&self, ctx: &Ctx<'_>) -> usize {
+        self.budget
+            .max_limit
+            .map_or(ctx.cfg.page_limit, |m| m.min(ctx.cfg.page_limit))
+    }
+
+    /// EOSE of a page request of `batch_id` that `delivered` matching events: queues what
+    /// follows each of its cursors at the front of the batch's queue (in their order), or
+    /// fails the batch on a page cap.
+    pub(crate) fn after_pages(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        batch_id: u64,
+        request: Request,
+        delivered: usize,
+    ) {
+        let base_full_at = self
+            .budget
+            .max_limit
+            .unwrap_or(usize::MAX)
+            .min(ctx.cfg.page_full_threshold)
+            .min(ctx.cfg.page_limit);
+        let max_pages = ctx.cfg.max_pages_per_filter;
+        let sizes = &mut self.budget.page_size;
+        let learned = sizes.learned().is_some();
+        let mut follow: Vec<Request> = Vec::new();
+        let mut failed = false;
+        let mut judge = |cursor: Cursor, next: Next, overflow: bool, ctx: &mut Ctx<'_>| {
+            ctx.stats.same_second_overflows += u64::from(overflow);
+            failed |= queue_next(ctx, cursor, next, &mut follow);
+        };
+        match request {
+            Request::Page(mut cursor) => {
+                let (next, overflow) = cursor.on_eose(base_full_at, sizes, max_pages);
+                judge(cursor, next, overflow, ctx);
+            }
+            Request::Pages(cursors) => {
+                let trusted = sizes.trusts_group(delivered);
+                if !trusted {
+                    ctx.stats.page_groups_untrusted += 1;
+                }
+                for mut cursor in cursors {
+                    let next = cursor.on_group_eose(trusted, base_full_at, sizes, max_pages);
+                    judge(cursor, next, false, ctx);
+                }
+            }
+            Request::Diff(..) | Request::Ids(_) => return,
+        }
+        sizes.note_req(delivered);
+        note_learned(ctx, &self.url, learned, sizes);
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
+        if failed {
+            batch.fail(BatchFailure::PageCap);
+        }
+        for request in follow.into_iter().rev() {
+            batch.queued.push_front((request, 0));
+        }
+    }
+}
+
+/// Appends what follows `cursor` after `next` to `follow`; whether its page cap was reached.
+fn queue_next(ctx: &mut Ctx<'_>, cursor: Cursor, next: Next, follow: &mut Vec<Request>) -> bool {
+    match next {
+        Next::Done => {}
+        Next::Page => follow.push(Request::Page(cursor)),
+        Next::Probe => {
+            ctx.stats.page_probes += 1;
+            follow.push(Request::Page(cursor));
+        }
+        Next::Split(parts) => follow.extend(parts.into_iter().map(Request::Page)),
+        Next::CapExceeded => {
+            ctx.stats.page_caps_hit += 1;
+            return true;
+        }
+    }
+    false
+}
+
+/// Counts and logs a page size learned by the EOSE just judged (`learned`: one was known
+/// before).
+fn note_learned(ctx: &mut Ctx<'_>, url: &crate::url::RelayUrl, learned: bool, sizes: &PageSize) {
+    if learned {
+        return;
+    }
+    if let Some(size) = sizes.learned() {
+        ctx.stats.page_sizes_learned += 1;
+        decision_log::page_size_learned(url, size);
+    }
+}
