@@ -7,10 +7,12 @@
 //! filters and bytes per REQ. NIP-01 applies `limit` to each filter, but a relay may apply it,
 //! or a cap of its own, to the whole REQ, so a group is judged filter by filter only if it
 //! brought fewer events than some earlier page REQ on the relay did
-//! ([`PageSize::trusts_group`]). Even then a filter's deliveries include events sent for
-//! another filter that also match it, which may be older than its own cut: a filter that may
-//! have more than it got is asked again alone from its start ([`Cursor::on_group_eose`]),
-//! never continued from its oldest second (simulator seed 408).
+//! ([`PageSize::trusts_group`]). And a filter's deliveries include events sent for another
+//! filter of the REQ that also match it, which may be older than its own cut; that cannot be
+//! the case while it got no more than the relay's cap per filter
+//! ([`PageSize::alone_at_most`]), and then it is judged like a page of its own. Any other
+//! filter is asked again alone from its start ([`Cursor::on_group_eose`]), never continued
+//! from its oldest second (simulator seed 408).
 
 use crate::budget::Budget;
 use crate::ctx::Ctx;
@@ -116,6 +118,8 @@ impl RelayState {
             .min(ctx.cfg.page_full_threshold)
             .min(ctx.cfg.page_limit);
         let max_pages = ctx.cfg.max_pages_per_filter;
+        let limit = self.page_limit(ctx);
+        let single = matches!(request, Request::Page(_));
         let sizes = &mut self.budget.page_size;
         let learned = sizes.learned().is_some();
         let mut follow: Vec<Request> = Vec::new();
@@ -134,14 +138,15 @@ impl RelayState {
                 if !trusted {
                     ctx.stats.page_groups_untrusted += 1;
                 }
+                let asked = (base_full_at, limit);
                 for mut cursor in cursors {
-                    let next = cursor.on_group_eose(trusted, base_full_at, sizes, max_pages);
-                    judge(cursor, next, false, ctx);
+                    let (next, overflow) = cursor.on_group_eose(trusted, asked, sizes, max_pages);
+                    judge(cursor, next, overflow, ctx);
                 }
             }
             Request::Diff(..) | Request::Ids(_) => return,
         }
-        sizes.note_req(delivered);
+        sizes.note_req(delivered, single);
         note_learned(ctx, &self.url, learned, sizes);
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;

@@ -34,6 +34,9 @@ pub struct PageSize {
     /// brought on this relay: a lower bound on any cap the relay puts on a whole REQ, so a
     /// group that brought fewer was not cut by one. Only grows.
     largest_req: usize,
+    /// The most deliveries one page of a single filter has brought on this relay: a lower
+    /// bound on the relay's cap per filter. Only grows.
+    largest_single: usize,
 }
 
 impl PageSize {
@@ -50,9 +53,25 @@ impl PageSize {
         self.learned.map_or(base, |l| l.min(base)).max(1)
     }
 
-    /// Records the deliveries of one page REQ (see `largest_req`).
-    pub fn note_req(&mut self, deliveries: usize) {
+    /// Records the deliveries of one page REQ (see `largest_req`); `single`: it carried one
+    /// filter (see `largest_single`).
+    pub fn note_req(&mut self, deliveries: usize, single: bool) {
         self.largest_req = self.largest_req.max(deliveries);
+        if single {
+            self.largest_single = self.largest_single.max(deliveries);
+        }
+    }
+
+    /// Up to how many deliveries a filter's share of a trusted group (see
+    /// [`Self::trusts_group`]) is exactly what a page of its own, asking `limit`, would have
+    /// brought. The relay sent each filter its newest events up to its cap per filter, which
+    /// is at least `largest_single` (and, as for single pages, not below
+    /// [`MIN_PROBED_PAGE`]); the other filters' events that also match this one are older
+    /// than its own cut. So if the filter got no more than that cap, and no more than
+    /// `limit`, nothing of another filter's is among them.
+    #[must_use]
+    pub fn alone_at_most(&self, limit: usize) -> usize {
+        self.largest_single.max(MIN_PROBED_PAGE).min(limit)
     }
 
     /// Whether a REQ carrying the first pages of several filters, which brought `deliveries`
@@ -241,36 +260,39 @@ impl Cursor {
         self.past_a_full_second(oldest, None, max_pages)
     }
 
-    /// Decides what follows a first page that shared a REQ with others: [`Next::Done`] or
-    /// [`Next::Page`] (the filter asked again alone, from its start).
+    /// Decides what follows a first page that shared a REQ (asking `limit` for each filter)
+    /// with others. Returns whether a same-second overflow was stepped past, like
+    /// [`Self::on_eose`].
     ///
-    /// What arrived for this filter includes events the relay sent for another filter of the
-    /// REQ that also match this one, and those can be older than this filter's own cut, so
-    /// its oldest second is no place to continue from: a filter that may have more is asked
-    /// again from its start, alone, and paged like any other. It may have more if the group
-    /// is not `trusted` ([`PageSize::trusts_group`]: the relay may have cut the REQ as a
-    /// whole), if its deliveries make a full page, or if a single page of that size would be
-    /// probed. Otherwise (fewer deliveries, so fewer of its own, than a full page) it is done.
+    /// If the group is `trusted` ([`PageSize::trusts_group`]) and this filter got no more
+    /// than [`PageSize::alone_at_most`], what it got is exactly a page of its own, judged by
+    /// [`Self::on_eose`]. Otherwise what arrived for it may include events the relay sent
+    /// for another filter of the REQ that also match this one, which can be older than its
+    /// own cut (so its oldest second is no place to continue from), or the relay may have cut
+    /// the REQ as a whole: the filter is asked again alone from its start, and paged like any
+    /// other (simulator seed 408 lost events when it continued from such an event).
     pub fn on_group_eose(
         &mut self,
         trusted: bool,
-        base_full_at: usize,
+        (base_full_at, limit): (usize, usize),
         sizes: &mut PageSize,
         max_pages: u32,
-    ) -> Next {
+    ) -> (Next, bool) {
+        if trusted && self.deliveries <= sizes.alone_at_most(limit) {
+            return self.on_eose(base_full_at, sizes, max_pages);
+        }
         self.pages += 1;
         let deliveries = self.deliveries;
         self.reset_page();
-        let full = deliveries >= sizes.full_at(base_full_at);
-        if trusted && !full && (deliveries == 0 || !sizes.wants_probe(deliveries)) {
-            return Next::Done;
+        if deliveries == 0 && trusted {
+            return (Next::Done, false);
         }
         if self.pages >= max_pages {
-            return Next::CapExceeded;
+            return (Next::CapExceeded, false);
         }
         self.until = None;
         self.boundary.clear();
-        Next::Page
+        (Next::Page, false)
     }
 
     /// A page as large as a page can be (full, or a probe as large as the short page it
