@@ -312,24 +312,26 @@ fn pagination_with_hundreds_of_rejected_events() {
 }
 
 /// docs/spec.md §7.4: a relay that caps a whole REQ (all its filters together) at 50 events,
-/// without saying so. The first pages of a batch's filters (one per repository and tag) share a
-/// REQ; the group comes back cut at 50 (the newest repository's 40 comments and 10 of the
-/// next), more than any REQ brought before, so it is not trusted and each filter is asked again
-/// alone: every comment of the three repositories is fetched, the oldest one's included, though
-/// its filter got nothing in the group.
+/// without saying so. Once a single-filter page has ended, the first pages of a batch's
+/// filters (one per repository and tag, four subscriptions) share REQs; a group of the `#a`
+/// filters comes back cut at 50, more than any REQ brought before, so it is not trusted and
+/// each filter is asked again alone: every comment of the ten repositories is fetched. (That
+/// trusting such a group loses events is shown in `historic/pagination/tests.rs`.)
 #[test]
 fn first_pages_sharing_a_req_on_a_relay_that_caps_the_whole_req() {
     let mut b = Builder::new(12);
     b.scenario.config.chunk_size = 1;
+    b.scenario.config.max_subscriptions = 4;
     b.relay(sync_sim::scenario::RelaySpec {
         neg: NegMode::UnsupportedNotice,
         req_cap: Some(50),
         ..relay(R0)
     });
     let mut ids = Vec::new();
-    for d in ["one", "two", "three"] {
-        b.announce(d, &[OUR_URL, R0], &[R0], true);
-        ids.extend(b.repo_events(d, 10, 40, &[R0]));
+    for n in 0..10 {
+        let d = format!("repo{n}");
+        b.announce(&d, &[OUR_URL, R0], &[R0], true);
+        ids.extend(b.repo_events(&d, 10, 12, &[R0]));
     }
     b.phases(HOUR, HOUR);
     let w = check(&b.build());

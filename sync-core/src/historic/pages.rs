@@ -28,7 +28,8 @@ use crate::wire_filter::WireFilter;
 impl Batch {
     /// The request to send for `first` (a page just taken from the front of the queue): with
     /// the groupable first pages queued right behind it as one [`Request::Pages`], as many as
-    /// one REQ of `budget` holds, or alone. Returns it with the largest requeue count of what
+    /// one REQ of `budget` holds (once the relay has answered a single-filter page:
+    /// [`PageSize::groups_ready`]), or alone. Returns it with the largest requeue count of what
     /// it took.
     pub(crate) fn with_first_pages(
         &mut self,
@@ -37,7 +38,7 @@ impl Batch {
         budget: &Budget,
         limit: usize,
     ) -> (Request, u32) {
-        if !first.groupable() {
+        if !first.groupable() || !budget.page_size.groups_ready() {
             return (Request::Page(first), requeues);
         }
         let behind: Vec<usize> = self

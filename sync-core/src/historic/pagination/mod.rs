@@ -35,8 +35,9 @@ pub struct PageSize {
     /// group that brought fewer was not cut by one. Only grows.
     largest_req: usize,
     /// The most deliveries one page of a single filter has brought on this relay: a lower
-    /// bound on the relay's cap per filter. Only grows.
-    largest_single: usize,
+    /// bound on the relay's cap per filter. Only grows; `None` until a single-filter page
+    /// has ended, and until then first pages do not share REQs ([`Self::groups_ready`]).
+    largest_single: Option<usize>,
 }
 
 impl PageSize {
@@ -58,8 +59,20 @@ impl PageSize {
     pub fn note_req(&mut self, deliveries: usize, single: bool) {
         self.largest_req = self.largest_req.max(deliveries);
         if single {
-            self.largest_single = self.largest_single.max(deliveries);
+            self.largest_single = Some(
+                self.largest_single
+                    .map_or(deliveries, |l| l.max(deliveries)),
+            );
         }
+    }
+
+    /// Whether first pages may share REQs on this relay: a page of a single filter has ended,
+    /// so what a group brings can be compared with what the relay returns ([`Self::trusts_group`],
+    /// [`Self::alone_at_most`]). Before that a group of large filters would not be trusted
+    /// and its first pages would all be asked again.
+    #[must_use]
+    pub fn groups_ready(&self) -> bool {
+        self.largest_single.is_some()
     }
 
     /// Up to how many deliveries a filter's share of a trusted group (see
@@ -71,7 +84,10 @@ impl PageSize {
     /// `limit`, nothing of another filter's is among them.
     #[must_use]
     pub fn alone_at_most(&self, limit: usize) -> usize {
-        self.largest_single.max(MIN_PROBED_PAGE).min(limit)
+        self.largest_single
+            .unwrap_or(0)
+            .max(MIN_PROBED_PAGE)
+            .min(limit)
     }
 
     /// Whether a REQ carrying the first pages of several filters, which brought `deliveries`
