@@ -85,10 +85,17 @@ pub(crate) fn page_filters(request: &Request, limit: usize) -> Vec<WireFilter> {
 pub(crate) fn record_page_delivery(request: &mut Request, meta: &EventMeta) {
     match request {
         Request::Page(c) => c.record(meta.id, meta.created_at),
-        Request::Pages(cs) => cs
-            .iter_mut()
-            .filter(|c| matches(&c.filter, meta))
-            .for_each(|c| c.record(meta.id, meta.created_at)),
+        Request::Pages(cs) => {
+            let hits: Vec<usize> = (0..cs.len())
+                .filter(|&i| matches(&cs[i].filter, meta))
+                .collect();
+            for &i in &hits {
+                cs[i].record(meta.id, meta.created_at);
+                if hits.len() > 1 {
+                    cs[i].note_shared();
+                }
+            }
+        }
         Request::Diff(..) | Request::Ids(_) => {}
     }
 }

@@ -151,6 +151,15 @@ pub struct Cursor {
     /// The current page is a probe after a short page of this many deliveries.
     #[serde(default)]
     probe: Option<usize>,
+    /// With `probe`: the page it probes was a first page in a group the relay may have cut as
+    /// a whole ([`Cursor::on_group_eose`]), so it is judged like a probe but teaches no page
+    /// size (such a cut says nothing about one filter's pages). False without `probe`.
+    #[serde(default)]
+    probe_silent: bool,
+    /// A delivery on the current page also matched another filter of its REQ (a group of first
+    /// pages): the relay may have sent it for that filter.
+    #[serde(default)]
+    shared: bool,
 }
 
 /// What to do after a page's EOSE.
@@ -184,6 +193,8 @@ impl Cursor {
             boundary: BTreeSet::new(),
             page_oldest_ids: BTreeSet::new(),
             probe: None,
+            probe_silent: false,
+            shared: false,
         }
     }
 
@@ -226,6 +237,12 @@ impl Cursor {
         self.new_ids = 0;
         self.oldest = None;
         self.page_oldest_ids.clear();
+        self.shared = false;
+    }
+
+    /// Notes that a delivery of the current page matched another filter of its REQ too.
+    pub fn note_shared(&mut self) {
+        self.shared = true;
     }
 
     /// Decides what follows the current page. `base_full_at` is the delivery count at which a
@@ -241,7 +258,8 @@ impl Cursor {
         self.pages += 1;
         let (deliveries, new_ids, oldest) = (self.deliveries, self.new_ids, self.oldest);
         let probe = self.probe.take();
-        if let Some(size) = probe {
+        let silent = std::mem::take(&mut self.probe_silent);
+        if let Some(size) = probe.filter(|_| !silent) {
             sizes.probed(size, new_ids > 0);
         }
         let full = deliveries >= sizes.full_at(base_full_at);
@@ -249,11 +267,13 @@ impl Cursor {
         self.deliveries = 0;
         self.new_ids = 0;
         self.oldest = None;
+        self.shared = false;
         let Some(oldest) = oldest else {
             return (Next::Done, false);
         };
         if !full {
             if let Some(size) = probe.filter(|&size| new_ids == 0 && deliveries >= size) {
+                self.probe_silent = silent;
                 return self.past_a_full_second(oldest, Some(size), max_pages);
             }
             // A short page that brought something new may have been cut by an unannounced cap:
@@ -280,13 +300,22 @@ impl Cursor {
     /// with others. Returns whether a same-second overflow was stepped past, like
     /// [`Self::on_eose`].
     ///
-    /// If the group is `trusted` ([`PageSize::trusts_group`]) and this filter got no more
-    /// than [`PageSize::alone_at_most`], what it got is exactly a page of its own, judged by
-    /// [`Self::on_eose`]. Otherwise what arrived for it may include events the relay sent
-    /// for another filter of the REQ that also match this one, which can be older than its
-    /// own cut (so its oldest second is no place to continue from), or the relay may have cut
-    /// the REQ as a whole: the filter is asked again alone from its start, and paged like any
-    /// other (simulator seed 408 lost events when it continued from such an event).
+    /// What arrived for this filter is its newest events (the relay answers each filter
+    /// newest first), unless the relay cut the REQ as a whole, or some deliveries were sent
+    /// for another filter of the REQ that they also match (those can be older than this
+    /// filter's own cut).
+    /// - The group is `trusted` ([`PageSize::trusts_group`]: not cut as a whole) and this
+    ///   filter's deliveries cannot be another's (none also matched another filter, or it got
+    ///   no more than [`PageSize::alone_at_most`]): they are exactly a page of its own, judged
+    ///   by [`Self::on_eose`].
+    /// - Not trusted, and none of its deliveries matched another filter: they are its newest
+    ///   events, perhaps cut short. It continues from its oldest second like after a full page,
+    ///   and that page is judged like a probe of as many deliveries (a relay capping each
+    ///   filter silently may hold more than that in the second; simulator seed 4829001), one
+    ///   that teaches no page size.
+    /// - Otherwise it is asked again alone from its start (continuing from an event sent for
+    ///   another filter lost events: simulator seed 408); with nothing delivered in a trusted
+    ///   group it is done.
     pub fn on_group_eose(
         &mut self,
         trusted: bool,
@@ -294,11 +323,13 @@ impl Cursor {
         sizes: &mut PageSize,
         max_pages: u32,
     ) -> (Next, bool) {
-        if trusted && self.deliveries <= sizes.alone_at_most(limit) {
+        let (deliveries, shared) = (self.deliveries, self.shared);
+        if trusted && (!shared || deliveries <= sizes.alone_at_most(limit)) {
             return self.on_eose(base_full_at, sizes, max_pages);
         }
         self.pages += 1;
-        let deliveries = self.deliveries;
+        let page_ids = std::mem::take(&mut self.page_oldest_ids);
+        let oldest = self.oldest;
         self.reset_page();
         if deliveries == 0 && trusted {
             return (Next::Done, false);
@@ -306,8 +337,19 @@ impl Cursor {
         if self.pages >= max_pages {
             return (Next::CapExceeded, false);
         }
-        self.until = None;
-        self.boundary.clear();
+        match oldest.filter(|_| !shared) {
+            Some(oldest) => {
+                self.advance(oldest, page_ids);
+                if deliveries >= MIN_PROBED_PAGE {
+                    self.probe = Some(deliveries);
+                    self.probe_silent = true;
+                }
+            }
+            None => {
+                self.until = None;
+                self.boundary.clear();
+            }
+        }
         (Next::Page, false)
     }
 
@@ -328,6 +370,7 @@ impl Cursor {
             return (Next::CapExceeded, false);
         }
         self.probe = probe;
+        self.probe_silent &= probe.is_some();
         if let Some(halves) = self.split() {
             return (Next::Split(halves), false);
         }

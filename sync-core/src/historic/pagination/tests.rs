@@ -141,9 +141,13 @@ fn drain_grouped(
         let answer = serve_req(events, &wire, cap, req_cap);
         for e in &answer {
             got.insert(e.id);
+            let hits = wire.iter().filter(|f| matches(f, e)).count();
             for (c, f) in group.iter_mut().zip(&wire) {
                 if matches(f, e) {
                     c.record(e.id, e.created_at);
+                    if hits > 1 {
+                        c.note_shared();
+                    }
                 }
             }
         }
@@ -275,6 +279,27 @@ fn a_probe_full_of_one_second_steps_past_it() {
     events.push(meta(99, 300, "y"));
     let (got, _, _) = drain(&events, a_filter(&["x", "y"]), 20, 500, 50);
     assert!(got.contains(&events[40].id), "the older event is fetched");
+}
+
+#[test]
+fn a_filter_of_an_untrusted_group_continues_like_a_probe_that_teaches_nothing() {
+    // Simulator seed 4829001 in a group: 20 events of one second on a relay capping each
+    // filter at 20 without saying so, an older one behind them. The group brings 23 events,
+    // more than the relay ever brought (5): not trusted. x's deliveries are its own (none
+    // matched y), so it continues from that second; the page brings the same 20 and steps
+    // past the second like a probe, without teaching a page size.
+    let mut events: Vec<EventMeta> = (0..20).map(|i| meta(i, 1_000, "x")).collect();
+    events.push(meta(99, 300, "x"));
+    events.extend((100..103).map(|i| meta(i, 2_000, "y")));
+    let filters = vec![a_filter(&["x"]), a_filter(&["y"])];
+    let mut sizes = PageSize::default();
+    sizes.note_req(5, true);
+    let (got, reqs) = drain_grouped(&events, filters, (20, None), 10, &mut sizes);
+    assert!(got.contains(&events[20].id), "the older event is fetched");
+    assert_eq!(got.len(), events.len());
+    // The group, x from its second, x past it, y from its second.
+    assert_eq!(reqs, 4);
+    assert_eq!(sizes.learned(), None, "a group's continuation teaches no page size");
 }
 
 #[test]
