@@ -4,15 +4,16 @@
 //! Most filters of a batch match a few events (the e2e benchmark's relay without NIP-77 asked
 //! 1 128 first pages of one batch in its last seconds, a median of 21 events each, one filter
 //! per REQ through five slots). Their first pages therefore share REQs, up to the relay's
-//! filters and bytes per REQ. NIP-01 applies `limit` to each filter, but a relay may apply it,
-//! or a cap of its own, to the whole REQ, so a group is judged filter by filter only if it
-//! brought fewer events than some earlier page REQ on the relay did
-//! ([`PageSize::trusts_group`]). And a filter's deliveries include events sent for another
-//! filter of the REQ that also match it, which may be older than its own cut; that cannot be
-//! the case while it got no more than the relay's cap per filter
-//! ([`PageSize::alone_at_most`]), and then it is judged like a page of its own. Any other
-//! filter is asked again alone from its start ([`Cursor::on_group_eose`]), never continued
-//! from its oldest second (simulator seed 408).
+//! filters and bytes per REQ, once the relay has answered a single-filter page
+//! ([`PageSize::groups_ready`]). NIP-01 applies `limit` to each filter, but a relay may apply
+//! it, or a cap of its own, to the whole REQ, so a group is trusted only if it brought fewer
+//! events than some earlier page REQ on the relay did ([`PageSize::trusts_group`]). And an
+//! event that matches two filters of the REQ is sent once, for either, so a filter's
+//! deliveries can include events older than its own cut. [`Cursor::on_group_eose`] decides
+//! per filter: judged like a page of its own when neither can have happened, continued from
+//! its oldest second when only the cut can have (its deliveries are then a prefix of its own
+//! answer), asked again alone from its start otherwise (continuing from an event sent for
+//! another filter lost events: simulator seed 408).
 
 use crate::budget::Budget;
 use crate::ctx::Ctx;

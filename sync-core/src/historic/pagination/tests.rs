@@ -299,7 +299,11 @@ fn a_filter_of_an_untrusted_group_continues_like_a_probe_that_teaches_nothing() 
     assert_eq!(got.len(), events.len());
     // The group, x from its second, x past it, y from its second.
     assert_eq!(reqs, 4);
-    assert_eq!(sizes.learned(), None, "a group's continuation teaches no page size");
+    assert_eq!(
+        sizes.learned(),
+        None,
+        "a group's continuation teaches no page size"
+    );
 }
 
 #[test]
