@@ -157,6 +157,27 @@ impl Builder {
             .collect()
     }
 
+    /// Repositories `{prefix}0` … `{prefix}{repos − 1}`, each announced (listing our relay and
+    /// `on`, stored on `on` and locally) and given `events` events by author 10
+    /// ([`Builder::repo_events`]) on `on`; the events' ids, repository by repository.
+    pub fn repos_with_events(
+        &mut self,
+        prefix: &str,
+        repos: usize,
+        events: usize,
+        on: &[&str],
+    ) -> Vec<EventId> {
+        let mut listed = vec![OUR_URL];
+        listed.extend(on);
+        let mut ids = Vec::new();
+        for i in 0..repos {
+            let d = format!("{prefix}{i}");
+            self.announce(&d, &listed, on, true);
+            ids.extend(self.repo_events(&d, 10, events, on));
+        }
+        ids
+    }
+
     /// `count` comments on root `root` (via `E`), stored on `on`.
     pub fn comments(&mut self, root: &EventMeta, count: usize, on: &[&str]) -> &mut Self {
         for _ in 0..count {

@@ -42,12 +42,7 @@ fn relay_serving_authenticated_clients_is_synced_completely() {
         auth: AuthMode::Accepts,
         ..relay(R0)
     });
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let d = format!("repo{i}");
-        b.announce(&d, &[OUR_URL, R0], &[R0], true);
-        ids.extend(b.repo_events(&d, 10, 4, &[R0]));
-    }
+    let ids = b.repos_with_events("repo", 6, 4, &[R0]);
     b.phases(HOUR, 2 * HOUR);
     let w = check(&b.build());
     let v = w.core.relay(&url(R0)).unwrap();

@@ -74,12 +74,7 @@ fn consolidation_while_batches_are_pending() {
         eose_delay_ms: 20_000,
         ..relay(R0)
     });
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        let d = format!("old{i}");
-        b.announce(&d, &[OUR_URL, R0], &[R0], true);
-        ids.extend(b.repo_events(&d, 10, 3, &[R0]));
-    }
+    let mut ids = b.repos_with_events("old", 4, 3, &[R0]);
     // Enough new repositories to push live coverage past the hard cap (consolidation waits
     // for it).
     for i in 0..8 {
@@ -327,12 +322,7 @@ fn first_pages_sharing_a_req_on_a_relay_that_caps_the_whole_req() {
         req_cap: Some(50),
         ..relay(R0)
     });
-    let mut ids = Vec::new();
-    for n in 0..10 {
-        let d = format!("repo{n}");
-        b.announce(&d, &[OUR_URL, R0], &[R0], true);
-        ids.extend(b.repo_events(&d, 10, 12, &[R0]));
-    }
+    let ids = b.repos_with_events("repo", 10, 12, &[R0]);
     b.phases(HOUR, HOUR);
     let w = check(&b.build());
     assert_eq!(stored(&w, &ids), 120);
@@ -471,12 +461,7 @@ fn rate_limit_cooldown_with_deferred_work_replayed() {
         neg: NegMode::UnsupportedNotice,
         ..relay(R0)
     });
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        let d = format!("r{i}");
-        b.announce(&d, &[OUR_URL, R0], &[R0], true);
-        ids.extend(b.repo_events(&d, 10, 2, &[R0]));
-    }
+    let mut ids = b.repos_with_events("r", 4, 2, &[R0]);
     let ann = b.announce("later", &[OUR_URL, R0], &[], false);
     ids.extend(b.repo_events("later", 10, 2, &[R0]));
     b.fault(20_000, Fault::LocalPublish { event: ann });
@@ -627,12 +612,7 @@ fn relay_allowing_two_reqs_a_second_completes_its_initial_sync() {
         neg: NegMode::UnsupportedNotice,
         ..relay(R0)
     });
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        let d = format!("repo{i}");
-        b.announce(&d, &[OUR_URL, R0], &[R0], true);
-        ids.extend(b.repo_events(&d, 10, 3, &[R0]));
-    }
+    let ids = b.repos_with_events("repo", 12, 3, &[R0]);
     b.phases(2 * HOUR, HOUR);
     let w = check(&b.build());
     assert!(w.core.stats().rate_limits > 0, "the relay rate-limited us");
