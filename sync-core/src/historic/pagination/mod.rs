@@ -264,10 +264,7 @@ impl Cursor {
         }
         let full = deliveries >= sizes.full_at(base_full_at);
         let page_ids = std::mem::take(&mut self.page_oldest_ids);
-        self.deliveries = 0;
-        self.new_ids = 0;
-        self.oldest = None;
-        self.shared = false;
+        self.reset_page();
         let Some(oldest) = oldest else {
             return (Next::Done, false);
         };
@@ -314,8 +311,8 @@ impl Cursor {
     ///   filter silently may hold more than that in the second; simulator seed 4829001), one
     ///   that teaches no page size.
     /// - Otherwise it is asked again alone from its start (continuing from an event sent for
-    ///   another filter lost events: simulator seed 408); with nothing delivered in a trusted
-    ///   group it is done.
+    ///   another filter lost events: simulator seed 408). A grouped cursor is a first page
+    ///   ([`Self::groupable`]), so its start is where it stands: no `until`, no boundary.
     pub fn on_group_eose(
         &mut self,
         trusted: bool,
@@ -331,23 +328,14 @@ impl Cursor {
         let page_ids = std::mem::take(&mut self.page_oldest_ids);
         let oldest = self.oldest;
         self.reset_page();
-        if deliveries == 0 && trusted {
-            return (Next::Done, false);
-        }
         if self.pages >= max_pages {
             return (Next::CapExceeded, false);
         }
-        match oldest.filter(|_| !shared) {
-            Some(oldest) => {
-                self.advance(oldest, page_ids);
-                if deliveries >= MIN_PROBED_PAGE {
-                    self.probe = Some(deliveries);
-                    self.probe_silent = true;
-                }
-            }
-            None => {
-                self.until = None;
-                self.boundary.clear();
+        if let Some(oldest) = oldest.filter(|_| !shared) {
+            self.advance(oldest, page_ids);
+            if deliveries >= MIN_PROBED_PAGE {
+                self.probe = Some(deliveries);
+                self.probe_silent = true;
             }
         }
         (Next::Page, false)
