@@ -233,14 +233,7 @@ impl Scenario {
             owners,
             relays
                 .iter()
-                .map(|r| {
-                    (
-                        r.url.clone(),
-                        r.page_cap
-                            .min(r.req_cap.unwrap_or(usize::MAX))
-                            .min(config.page_limit),
-                    )
-                })
+                .map(|r| (r.url.clone(), r.page_cap.min(config.page_limit)))
                 .collect(),
         );
         let (initial, local) = draw_events(&mut g);
