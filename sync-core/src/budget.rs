@@ -79,6 +79,11 @@ impl Budget {
         self.shrunk_subs = Some(self.shrunk_subs.map_or(to, |s| s.min(to)));
     }
 
+    /// The cap "too many" answers have set, if any (persisted with the sync cursor).
+    pub(crate) fn subs_at_most(&self) -> Option<usize> {
+        self.shrunk_subs
+    }
+
     /// Subscriptions that may be open at once (live, historic and negentropy together).
     pub(crate) fn total(&self) -> usize {
         let mut t = self.configured_subs;

@@ -138,7 +138,7 @@ pub use crate::input::{Input, NegentropyResult, Outcome, RelayLimits};
 pub use crate::item::{Item, SyncLevel};
 pub use crate::matches::matches;
 pub use crate::rejected::{RejectedEntry, RejectedStats, RejectedTypeStats};
-pub use crate::relay::cursor::{Cursors, RelayCursor, MAX_CURSOR_ITEMS};
+pub use crate::relay::cursor::{Cursors, LearnedLimits, RelayCursor, MAX_CURSOR_ITEMS};
 pub use crate::relay::health::{ErrorClass, HealthState, AUTH_RETRY_MS};
 pub use crate::relay::{NegSupport, RelayCounters, Status};
 pub use crate::stats::{SourceCounts, Stats};

@@ -5,8 +5,8 @@
 use nostr::{EventId, Keys, Kind, Timestamp};
 use proptest::prelude::*;
 use sync_core::{
-    Command, Config, Cursors, EventMeta, Input, NegSupport, NegentropyResult, Now, RelayCursor,
-    RelayUrl, Status, SubKind, SyncCore,
+    Command, Config, Cursors, EventMeta, Input, LearnedLimits, NegSupport, NegentropyResult, Now,
+    RelayCursor, RelayUrl, Status, SubKind, SyncCore,
 };
 
 const RELAY: &str = "wss://r0.example";
@@ -235,6 +235,53 @@ fn a_stale_or_missing_cursor_is_a_fresh_start() {
     r.advance(60_000);
     assert!(r.sinces().1, "seen_at in the future: a fresh start");
     h.advance(1);
+}
+
+/// What a relay taught us (page size, "too many" cap, rate-limit pace) comes back with a fresh
+/// cursor, sanitised, and is written again with the relay's next cursor; a stale cursor's is
+/// not taken (the relay starts afresh and learns again).
+#[test]
+fn learned_limits_come_back_with_a_fresh_cursor_only() {
+    let h = synced(false);
+    let mut cursors = h.core.cursors(h.now);
+    let before = &cursors.relays[0].learned;
+    assert_eq!(before.page_size.learned(), None, "every page was empty");
+    assert_eq!((before.subs_at_most, before.req_pace_ms), (None, 0));
+    cursors.relays[0].learned = serde_json::from_value::<LearnedLimits>(serde_json::json!({
+        "page_size": {"learned": 50, "largest_short": 50, "largest_req": 60, "largest_single": 50},
+        "subs_at_most": 1,
+        "req_pace_ms": 999_999,
+    }))
+    .expect("learned limits");
+    let later = Now::at(0, h.now.wall.as_secs() + 120);
+    let mut r = Harness::new(later, false, Some(cursors.clone()));
+    r.advance(120_000);
+    let view = r.core.relay(&url()).expect("tracked");
+    assert_eq!(view.learned_page_size(), Some(50));
+    assert_eq!(
+        view.req_pace_ms(),
+        8_000,
+        "a pace above the most is clamped"
+    );
+    assert_eq!(
+        view.budget(),
+        2,
+        "a cap below 2 subscriptions is raised to 2"
+    );
+    assert_eq!(r.status(), Status::Connected, "and the catch-up completes");
+    let again = r.core.cursors(r.now).relays[0].learned.clone();
+    assert_eq!(again.page_size.learned(), Some(50));
+    assert_eq!(again.subs_at_most, Some(2));
+    assert_eq!(again.req_pace_ms, 8_000);
+
+    let window_secs = config().quick_reconnect_window_ms / 1000;
+    let stale = Now::at(0, h.now.wall.as_secs() + window_secs + 1);
+    let mut r = Harness::new(stale, false, Some(cursors));
+    r.advance(60_000);
+    let view = r.core.relay(&url()).expect("tracked");
+    assert_eq!(view.learned_page_size(), None, "stale: nothing restored");
+    assert_eq!(view.req_pace_ms(), 0);
+    assert!(view.budget() > 2);
 }
 
 #[test]

@@ -138,7 +138,7 @@ impl CursorStore {
 mod tests {
     use super::*;
     use nostr::Timestamp;
-    use sync_core::{Item, NegSupport, RelayCursor, RelayUrl};
+    use sync_core::{Item, LearnedLimits, NegSupport, RelayCursor, RelayUrl};
 
     fn temp_dir(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("cursor-store-{name}-{}", std::process::id()))
@@ -153,6 +153,11 @@ mod tests {
                 seen_at: Timestamp::from(seen_at),
                 neg: NegSupport::Unsupported,
                 items: vec![0],
+                learned: LearnedLimits {
+                    subs_at_most: Some(5),
+                    req_pace_ms: 1_000,
+                    ..LearnedLimits::default()
+                },
             }],
         }
     }
@@ -182,6 +187,25 @@ mod tests {
         let f = std::fs::File::create(&path).unwrap();
         f.set_len(MAX_CURSORS_FILE_BYTES + 1).unwrap();
         assert!(store.load(1_000, 900_000).is_none(), "too large");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file written before cursors carried learned limits loads, with nothing learned.
+    #[test]
+    fn a_file_without_learned_limits_loads_with_defaults() {
+        let dir = temp_dir("old-format");
+        let store = CursorStore::open(&dir).unwrap();
+        let c = sample(1_000);
+        store.save(&c, 1_000).unwrap();
+        let path = dir.join(CURSORS_FILE);
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let relay = &mut json["cursors"]["relays"][0];
+        assert!(relay.as_object_mut().unwrap().remove("learned").is_some());
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let loaded = store.load(1_010, 900_000).expect("old format loads");
+        assert_eq!(loaded.relays[0].learned, LearnedLimits::default());
+        assert_eq!(loaded.relays[0].items, c.relays[0].items);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

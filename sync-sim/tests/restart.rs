@@ -115,3 +115,59 @@ fn a_restart_within_the_window_is_a_catch_up_with_and_without_nip77() {
         assert!(startup >= 3, "nip77={nip77}");
     }
 }
+
+/// A relay that silently caps each filter at 20 results (no NIP-11, no NIP-77) holds 60
+/// comments, learned during the first sync; it goes down, the process restarts `down_secs`
+/// later, and 40 comments are published during the outage. Returns how many of them were
+/// stored, the restarted core's learned page size, and how many sizes it learned itself.
+fn restart_over_a_capped_relay(down_secs: u64) -> (usize, Option<usize>, u64) {
+    use sync_sim::builder::{relay, Builder};
+    use sync_sim::scenario::{NegMode, OUR_URL};
+    let mut b = Builder::new(63);
+    let mut spec = relay(R0);
+    spec.neg = NegMode::UnsupportedNegErr;
+    spec.page_cap = 20;
+    b.relay(spec);
+    b.announce("repo", &[OUR_URL, R0], &[R0], true);
+    let root = b.root("repo", 'a', &[R0]);
+    b.comments(&root, 60, &[R0]);
+    let down = Fault::Down {
+        relay: R0.into(),
+        for_ms: 3 * MIN,
+    };
+    b.fault(HOUR, down);
+    b.fault(HOUR + 10_000, Fault::Restart { down_secs });
+    let t = sync_sim::scenario::WALL0 + HOUR / 1000 + 30;
+    let during: Vec<_> = (0..40)
+        .map(|i| b.event(11, 1111, t + i, &[('E', root.id.to_hex())]))
+        .collect();
+    for e in &during {
+        b.publish(HOUR + 30_000, &[R0], e.clone());
+    }
+    b.phases(2 * HOUR, HOUR);
+    let (w, result) = run_world(&b.build(), false);
+    assert!(result.is_ok(), "{:?}", result.err());
+    assert_eq!(w.restarts, 1);
+    let stored = during
+        .iter()
+        .filter(|e| w.host.store.contains_key(&e.id))
+        .count();
+    let url = sync_core::RelayUrl::parse(R0).expect("url");
+    let learned = w.core.relay(&url).and_then(|r| r.learned_page_size());
+    (stored, learned, w.core.stats().page_sizes_learned)
+}
+
+/// The page size a relay taught us travels with its sync cursor (docs/spec.md §16): after a
+/// restart within the window the catch-up pages the outage with it, without probing again;
+/// after a stale cursor the fresh start learns it anew.
+#[test]
+fn a_restart_within_the_window_keeps_the_learned_page_size() {
+    let (stored, learned, learned_here) = restart_over_a_capped_relay(60);
+    assert_eq!(stored, 40);
+    assert_eq!(learned, Some(20), "restored with the cursor");
+    assert_eq!(learned_here, 0, "not learned again after the restart");
+    let (stored, learned, learned_here) = restart_over_a_capped_relay(3_600);
+    assert_eq!(stored, 40);
+    assert_eq!(learned, Some(20));
+    assert_eq!(learned_here, 1, "a stale cursor: learned again");
+}

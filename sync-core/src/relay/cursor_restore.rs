@@ -38,6 +38,7 @@ impl TableBuilder {
             seen_at: r.seen_at,
             neg: r.neg,
             items: idx,
+            learned: r.learned.clone(),
         });
     }
 }
@@ -49,6 +50,7 @@ fn live_cursor(r: &RelayState, now: Now, want: &WantIndex) -> Option<(Restored, 
         through,
         seen_at,
         neg: r.neg,
+        learned: r.learned_limits(),
         items: Vec::new(),
     };
     Some((head, items))
@@ -138,6 +140,7 @@ impl SyncCore {
         if c.neg != NegSupport::Unknown {
             r.neg = c.neg;
         }
+        r.restore_learned(&c.learned, now.mono);
         tracing::info!(relay = %url, items = restored, through = c.through.as_secs(), "sync cursor applied: catch-up");
     }
 }

@@ -22,9 +22,16 @@ use crate::filters::{historic, Layer};
 /// expected, and most filters of a batch match only a few events.
 pub const MIN_PROBED_PAGE: usize = 10;
 
+/// Page sizes read back from a sync cursor file above this are clamped to it (the largest
+/// NIP-11 `max_limit` the budget accepts): the file is ours, but a corrupt one must not make
+/// a relay's pages look short forever.
+pub const MAX_RESTORED_PAGE: usize = 1_000_000;
+
 /// What one relay's pages showed about its real page size (docs/spec.md §7.4). Kept for the
-/// relay's life in the core (not reset by the daily resync).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// relay's life in the core (not reset by the daily resync), and persisted with its sync
+/// cursor (docs/spec.md §16; [`Self::sanitized`] on the way back in).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PageSize {
     /// The relay's learned page size: a page of that size had more events behind it.
     learned: Option<usize>,
@@ -41,6 +48,19 @@ pub struct PageSize {
 }
 
 impl PageSize {
+    /// This page size as read back from a cursor file: every count clamped to
+    /// [`MAX_RESTORED_PAGE`], and a learned size of 0 (never written by the core) dropped.
+    #[must_use]
+    pub fn sanitized(self) -> Self {
+        let clamp = |n: usize| n.min(MAX_RESTORED_PAGE);
+        Self {
+            learned: self.learned.filter(|l| *l > 0).map(clamp),
+            largest_short: clamp(self.largest_short),
+            largest_req: clamp(self.largest_req),
+            largest_single: self.largest_single.map(clamp),
+        }
+    }
+
     /// The learned page size, if any.
     #[must_use]
     pub fn learned(&self) -> Option<usize> {
