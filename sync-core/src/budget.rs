@@ -19,8 +19,11 @@ pub(crate) struct Budget {
     advertised_subs: Option<usize>,
     /// Lowered each time the relay answered "too many".
     shrunk_subs: Option<usize>,
-    /// Filters per REQ.
+    /// Filters per REQ: the configured cap, NIP-11 `max_filters` and `shrunk_filters`, the
+    /// least of them.
     pub(crate) max_filters: usize,
+    /// Lowered each time the relay answered "too many filters" to a REQ of several.
+    shrunk_filters: Option<usize>,
     /// Bytes per REQ.
     pub(crate) max_bytes: usize,
     /// NIP-11 `max_limit`, clamped.
@@ -53,6 +56,7 @@ impl Budget {
             advertised_subs: None,
             shrunk_subs: None,
             max_filters: cfg.max_filters_per_req.max(1),
+            shrunk_filters: None,
             max_bytes: cfg.max_message_bytes.max(1024),
             max_limit: None,
             page_size: PageSize::default(),
@@ -65,7 +69,8 @@ impl Budget {
         self.max_filters = clamp(limits.max_filters, 1, 10_000)
             .map_or(cfg.max_filters_per_req.max(1), |f| {
                 f.min(cfg.max_filters_per_req.max(1)).max(1)
-            });
+            })
+            .min(self.shrunk_filters.unwrap_or(usize::MAX));
         self.max_bytes = clamp(limits.max_message_length, 1024, 16 << 20)
             .map_or(cfg.max_message_bytes.max(1024), |b| {
                 b.min(cfg.max_message_bytes.max(1024))
@@ -82,6 +87,31 @@ impl Budget {
     /// The cap "too many" answers have set, if any (persisted with the sync cursor).
     pub(crate) fn subs_at_most(&self) -> Option<usize> {
         self.shrunk_subs
+    }
+
+    /// The relay said "too many filters" to a REQ of `sent` filters: from now on at most
+    /// half as many per REQ (halving finds a low cap in a few answers, each of which costs a
+    /// cooldown). Returns `false` when `sent` was 1: then the relay counts filters across
+    /// subscriptions, and the caller shrinks the subscription budget instead.
+    pub(crate) fn shrink_filters(&mut self, sent: usize) -> bool {
+        if sent <= 1 {
+            return false;
+        }
+        self.cap_filters(sent / 2);
+        true
+    }
+
+    /// Never more than `at_most` (at least 1) filters per REQ from now on.
+    pub(crate) fn cap_filters(&mut self, at_most: usize) {
+        let to = at_most.max(1);
+        let to = self.shrunk_filters.map_or(to, |s| s.min(to));
+        self.shrunk_filters = Some(to);
+        self.max_filters = self.max_filters.min(to);
+    }
+
+    /// The cap "too many filters" answers have set, if any (persisted with the sync cursor).
+    pub(crate) fn filters_at_most(&self) -> Option<usize> {
+        self.shrunk_filters
     }
 
     /// Subscriptions that may be open at once (live, historic and negentropy together).
@@ -251,6 +281,45 @@ mod tests {
         assert_eq!((b.total(), b.max_filters), (7, 10));
         b.shrink(0);
         assert_eq!(b.total(), 2);
+    }
+
+    /// "Too many filters" to a REQ of several halves the filters per REQ, and NIP-11 limits
+    /// read later do not raise it again; to a REQ of one it lowers nothing here.
+    #[test]
+    fn too_many_filters_lowers_the_filters_per_req_for_good() {
+        let cfg = Config::default();
+        let mut b = Budget::new(&cfg);
+        assert_eq!(b.max_filters, 10);
+        assert!(!b.shrink_filters(1), "one filter: not a filters cap");
+        assert_eq!((b.max_filters, b.filters_at_most()), (10, None));
+        assert!(b.shrink_filters(10));
+        assert_eq!(b.max_filters, 5);
+        assert!(b.shrink_filters(5));
+        assert_eq!(b.max_filters, 2);
+        assert!(
+            b.shrink_filters(8),
+            "a later answer to a larger REQ raises nothing"
+        );
+        assert_eq!((b.max_filters, b.filters_at_most()), (2, Some(2)));
+        b.apply_limits(
+            &RelayLimits {
+                max_filters: Some(100),
+                ..RelayLimits::default()
+            },
+            &cfg,
+        );
+        assert_eq!(
+            b.max_filters, 2,
+            "NIP-11 does not undo what the relay answered"
+        );
+        assert!(b.shrink_filters(2));
+        assert_eq!(b.max_filters, 1);
+        let (reqs, packed) = b.pack_within(
+            (0..3).map(|i| WireFilter::from(Filter::new().limit(i))),
+            usize::MAX,
+        );
+        assert_eq!((reqs.len(), packed), (3, 3), "one filter per REQ");
+        assert_eq!(b.total(), 20, "the subscription budget is untouched");
     }
 
     /// The wire sizes of the filters `packing_keeps_every_filter_within_limits` packs.

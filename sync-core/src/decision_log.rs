@@ -104,6 +104,11 @@ pub(crate) fn budget_shrunk(relay: &RelayUrl, budget: usize) {
     tracing::warn!(%relay, budget, "too many subscriptions: budget shrunk");
 }
 
+/// The relay refused a REQ of several filters: at most `max_filters` per REQ from now on.
+pub(crate) fn filters_shrunk(relay: &RelayUrl, max_filters: usize) {
+    tracing::warn!(%relay, max_filters, "too many filters: filters per REQ lowered");
+}
+
 /// A historic batch failed for `why` after `attempt` attempts; retried in `retry_in_ms`, or
 /// left to the next resync when `None`.
 pub(crate) fn batch_failed(

@@ -94,6 +94,7 @@ impl RelayState {
         let mut subs = Vec::with_capacity(reqs.len());
         for filters in reqs {
             let sub = SubId(format!("live{}", self.next_seq()));
+            let filters_sent = filters.len();
             // A relay that taught us a pace gets its live REQs one at a time too (before any
             // historic request): the slot is taken now, the REQ waits in `live_held`.
             if self.live_held.is_empty() && self.health.pace.allows(ctx.now.mono) {
@@ -106,6 +107,7 @@ impl RelayState {
                 OpenSub {
                     role: SubRole::Live { group },
                     filters: Vec::new(),
+                    filters_sent,
                 },
             );
             subs.push(sub);

@@ -250,6 +250,7 @@ fn learned_limits_come_back_with_a_fresh_cursor_only() {
     cursors.relays[0].learned = serde_json::from_value::<LearnedLimits>(serde_json::json!({
         "page_size": {"learned": 50, "largest_short": 50, "largest_req": 60, "largest_single": 50},
         "subs_at_most": 1,
+        "filters_at_most": 0,
         "req_pace_ms": 999_999,
     }))
     .expect("learned limits");
@@ -272,6 +273,11 @@ fn learned_limits_come_back_with_a_fresh_cursor_only() {
     let again = r.core.cursors(r.now).relays[0].learned.clone();
     assert_eq!(again.page_size.learned(), Some(50));
     assert_eq!(again.subs_at_most, Some(2));
+    assert_eq!(
+        again.filters_at_most,
+        Some(1),
+        "0 filters per REQ is raised to 1"
+    );
     assert_eq!(again.req_pace_ms, 8_000);
 
     let window_secs = config().quick_reconnect_window_ms / 1000;

@@ -385,6 +385,7 @@ impl SyncCore {
             return;
         };
         let role = r.subs.get(sub).map(|s| s.role.clone());
+        let filters_sent = r.subs.get(sub).map_or(1, |s| s.filters_sent);
         if reason.auth_required
             && role.is_some()
             && r.on_auth_required(&mut ctx) == AuthVerdict::Refused
@@ -398,11 +399,8 @@ impl SyncCore {
             Some(SubRole::Live { group }) => {
                 if reason.rate_limited {
                     if reason.too_many {
-                        ctx.stats.too_many_answers += 1;
                         let open = r.subs.len();
-                        r.budget.shrink(open);
-                        decision_log::budget_shrunk(relay, r.budget.total());
-                        r.enforce_budget(&mut ctx);
+                        r.on_too_many(&mut ctx, reason.too_many_filters, filters_sent, open);
                     }
                     r.start_cooldown(&mut ctx);
                 }

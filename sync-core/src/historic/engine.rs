@@ -12,7 +12,7 @@ use crate::event_meta::EventMeta;
 use crate::filters::build_keys;
 use crate::historic::batch::{Batch, BatchFailure, OpenRequest, Origin, Request, Stage};
 use crate::historic::claims::Claim;
-use crate::historic::pages::{page_filters, record_page_delivery};
+use crate::historic::pages::{page_filters, record_page_delivery, split_to};
 use crate::historic::pagination::Cursor;
 use crate::item::Key;
 use crate::relay::health::CloseReason;
@@ -200,7 +200,13 @@ impl RelayState {
         batch.extend_deadline(ctx.now.mono, ctx.cfg.batch_deadline_ms);
         self.health.pace.sent(ctx.now.mono);
         self.pending.sub_batch.insert(sub.clone(), batch_id);
-        self.subs.insert(sub, OpenSub { role, filters });
+        let filters_sent = filters.len().max(1);
+        let open = OpenSub {
+            role,
+            filters,
+            filters_sent,
+        };
+        self.subs.insert(sub, open);
     }
 
     /// Whether a delivery on negentropy subscription `sub` of `batch` matches the filter it
@@ -392,24 +398,23 @@ impl RelayState {
         reason: CloseReason,
     ) {
         let open_before = self.subs.len();
+        let filters_sent = self.subs.get(sub).map_or(1, |s| s.filters_sent);
         let Some((batch_id, open)) = self.take_request(sub) else {
             return;
         };
         if reason.rate_limited || reason.auth_required {
             if reason.too_many {
-                ctx.stats.too_many_answers += 1;
-                self.budget.shrink(open_before);
-                decision_log::budget_shrunk(&self.url, self.budget.total());
-                self.enforce_budget(ctx);
+                self.on_too_many(ctx, reason.too_many_filters, filters_sent, open_before);
             }
             if reason.rate_limited {
                 self.start_cooldown(ctx);
             }
             if let Some(batch) = self.pending.batches.get_mut(&batch_id) {
                 if open.requeues < MAX_REQUEUES {
-                    batch
-                        .queued
-                        .push_front((restart(open.request), open.requeues + 1));
+                    let parts = split_to(restart(open.request), self.budget.max_filters);
+                    for request in parts.into_iter().rev() {
+                        batch.queued.push_front((request, open.requeues + 1));
+                    }
                 } else {
                     batch.fail(BatchFailure::RateLimited);
                 }

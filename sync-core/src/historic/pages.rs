@@ -69,6 +69,29 @@ impl Batch {
     }
 }
 
+/// `request` in REQs of at most `max_filters` filters: a group of first pages refused for
+/// carrying too many filters goes again in smaller groups (in order; a group of one is a
+/// single page). Anything else is left whole.
+pub(crate) fn split_to(request: Request, max_filters: usize) -> Vec<Request> {
+    let max_filters = max_filters.max(1);
+    match request {
+        Request::Pages(cursors) if cursors.len() > max_filters => {
+            let mut parts = Vec::new();
+            let mut cursors = cursors.into_iter().peekable();
+            while cursors.peek().is_some() {
+                let mut chunk: Vec<Cursor> = cursors.by_ref().take(max_filters).collect();
+                parts.push(if chunk.len() == 1 {
+                    Request::Page(chunk.remove(0))
+                } else {
+                    Request::Pages(chunk)
+                });
+            }
+            parts
+        }
+        other => vec![other],
+    }
+}
+
 /// The filters of a page request as sent, with `limit`.
 pub(crate) fn page_filters(request: &Request, limit: usize) -> Vec<WireFilter> {
     match request {
@@ -196,5 +219,49 @@ fn note_learned(ctx: &mut Ctx<'_>, url: &crate::url::RelayUrl, learned: bool, si
     if let Some(size) = sizes.learned() {
         ctx.stats.page_sizes_learned += 1;
         decision_log::page_size_learned(url, size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nostr::{Filter, Kind};
+
+    use super::*;
+    use crate::filters::Layer;
+
+    fn cursor(kind: u16) -> Cursor {
+        Cursor::new(Filter::new().kind(Kind::from(kind)), Layer::L2)
+    }
+
+    fn kinds(request: &Request) -> Vec<u16> {
+        page_filters(request, 10)
+            .iter()
+            .map(|f| {
+                f.to_filter()
+                    .kinds
+                    .expect("kinds")
+                    .iter()
+                    .next()
+                    .expect("kind")
+                    .as_u16()
+            })
+            .collect()
+    }
+
+    /// A refused group goes again in order, in groups of at most the new filters per REQ (a
+    /// group of one as a single page); a group within the bound and a single page stay whole.
+    #[test]
+    fn split_to_keeps_order_and_bounds_groups() {
+        let group = Request::Pages((1..=5).map(cursor).collect());
+        let parts = split_to(group.clone(), 2);
+        let got: Vec<Vec<u16>> = parts.iter().map(kinds).collect();
+        assert_eq!(got, vec![vec![1, 2], vec![3, 4], vec![5]]);
+        assert!(matches!(parts[2], Request::Page(_)));
+        assert_eq!(split_to(group.clone(), 5), vec![group.clone()]);
+        let singles = split_to(group, 0);
+        assert_eq!(singles.len(), 5, "a bound of 0 is taken as 1");
+        assert!(singles.iter().all(|r| matches!(r, Request::Page(_))));
+        let page = Request::Page(cursor(9));
+        assert_eq!(split_to(page.clone(), 1), vec![page]);
     }
 }

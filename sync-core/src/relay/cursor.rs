@@ -64,6 +64,8 @@ pub struct LearnedLimits {
     pub page_size: PageSize,
     /// The subscription cap its "too many" answers set (`None`: none answered so far).
     pub subs_at_most: Option<usize>,
+    /// The filters per REQ its "too many filters" answers set (`None`: none so far).
+    pub filters_at_most: Option<usize>,
     /// The least time between two new historic requests its rate limits taught (ms; 0:
     /// unpaced).
     pub req_pace_ms: u64,
@@ -71,13 +73,15 @@ pub struct LearnedLimits {
 
 impl LearnedLimits {
     /// These limits as read back from a cursor file: the page size sanitised, the
-    /// subscription cap at least 2 (as the budget keeps it) and the pace 0 or within
+    /// subscription cap at least 2 (as the budget keeps it), the filters per REQ at least 1,
+    /// and the pace 0 or within
     /// [`PACE_START_MS`]..=[`PACE_MAX_MS`] (the values a pace takes).
     #[must_use]
     pub fn sanitized(self) -> Self {
         Self {
             page_size: self.page_size.sanitized(),
             subs_at_most: self.subs_at_most.map(|s| s.max(2)),
+            filters_at_most: self.filters_at_most.map(|f| f.max(1)),
             req_pace_ms: match self.req_pace_ms {
                 ms if ms < PACE_START_MS => 0,
                 ms => ms.min(PACE_MAX_MS),
@@ -145,6 +149,7 @@ impl RelayState {
         LearnedLimits {
             page_size: self.budget.page_size.clone(),
             subs_at_most: self.budget.subs_at_most(),
+            filters_at_most: self.budget.filters_at_most(),
             req_pace_ms: self.health.pace.interval_ms,
         }
     }
@@ -155,6 +160,9 @@ impl RelayState {
         self.budget.page_size = learned.page_size.clone();
         if let Some(subs) = learned.subs_at_most {
             self.budget.shrink(subs.saturating_add(1));
+        }
+        if let Some(filters) = learned.filters_at_most {
+            self.budget.cap_filters(filters);
         }
         if learned.req_pace_ms > 0 {
             self.health.pace.interval_ms = learned.req_pace_ms;
@@ -205,6 +213,7 @@ mod tests {
             req in any::<u64>(),
             single in proptest::option::of(any::<u64>()),
             subs in proptest::option::of(any::<u64>()),
+            filters in proptest::option::of(any::<u64>()),
             pace_ms in any::<u64>(),
         ) {
             let json = serde_json::json!({
@@ -213,6 +222,7 @@ mod tests {
                     "largest_req": req, "largest_single": single,
                 },
                 "subs_at_most": subs,
+                "filters_at_most": filters,
                 "req_pace_ms": pace_ms,
             });
             // A count beyond usize (on 32-bit targets) is a parse error: a fresh start.
@@ -226,6 +236,7 @@ mod tests {
             prop_assert!(p.alone_at_most(usize::MAX) <= MAX_RESTORED_PAGE);
             prop_assert!(!p.trusts_group(MAX_RESTORED_PAGE));
             prop_assert!(s.subs_at_most.is_none_or(|s| s >= 2));
+            prop_assert!(s.filters_at_most.is_none_or(|f| f >= 1));
             prop_assert!(s.req_pace_ms == 0 || (PACE_START_MS..=PACE_MAX_MS).contains(&s.req_pace_ms));
             prop_assert_eq!(s.clone().sanitized(), s);
         }

@@ -147,6 +147,9 @@ pub(crate) struct CloseReason {
     pub(crate) rate_limited: bool,
     /// ... because of too many subscriptions/REQs/filters (the budget shrinks).
     pub(crate) too_many: bool,
+    /// ... and the text names filters: a REQ of several filters lowers the filters per REQ
+    /// instead ([`crate::budget`]).
+    pub(crate) too_many_filters: bool,
     /// The relay wants NIP-42 authentication first (`auth-required:`): retried once per
     /// connection, then a failure (docs/spec.md §14).
     pub(crate) auth_required: bool,
@@ -157,15 +160,18 @@ impl CloseReason {
     pub(crate) const NOT_SENT: Self = Self {
         rate_limited: false,
         too_many: false,
+        too_many_filters: false,
         auth_required: false,
     };
 
     /// The reason a CLOSED message gives.
     pub(crate) fn of(message: &str) -> Self {
         let rate_limited = is_rate_limited(message);
+        let too_many = rate_limited && is_too_many(message);
         Self {
             rate_limited,
-            too_many: rate_limited && is_too_many(message),
+            too_many,
+            too_many_filters: too_many && message.to_ascii_lowercase().contains("filter"),
             auth_required: !rate_limited && is_auth_required(message),
         }
     }

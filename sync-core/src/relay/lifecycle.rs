@@ -454,6 +454,27 @@ impl RelayState {
         self.health.rate_limited_until = Some(ctx.now.mono.plus_ms(ctx.cfg.rate_limit_cooldown_ms));
     }
 
+    /// The relay answered "too many" to a request of `filters_sent` filters while
+    /// `open_before` subscriptions were open. "Too many filters" (`names_filters`) to a REQ of
+    /// several lowers the filters per REQ (`Budget::shrink_filters`); anything else lowers
+    /// the subscription budget and closes what is over it.
+    pub(crate) fn on_too_many(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        names_filters: bool,
+        filters_sent: usize,
+        open_before: usize,
+    ) {
+        ctx.stats.too_many_answers += 1;
+        if names_filters && self.budget.shrink_filters(filters_sent) {
+            decision_log::filters_shrunk(&self.url, self.budget.max_filters);
+            return;
+        }
+        self.budget.shrink(open_before);
+        decision_log::budget_shrunk(&self.url, self.budget.total());
+        self.enforce_budget(ctx);
+    }
+
     pub(crate) fn on_notice(&mut self, ctx: &mut Ctx<'_>, message: &str) {
         if is_negentropy_unsupported(message) && !is_rate_limited(message) {
             self.mark_negentropy_unsupported("notice");
@@ -470,10 +491,9 @@ impl RelayState {
             self.pump(ctx);
         } else if is_rate_limited(message) {
             if is_too_many(message) {
-                ctx.stats.too_many_answers += 1;
-                self.budget.shrink(self.subs.len());
-                decision_log::budget_shrunk(&self.url, self.budget.total());
-                self.enforce_budget(ctx);
+                // A NOTICE names no REQ: the subscription budget shrinks.
+                let open = self.subs.len();
+                self.on_too_many(ctx, false, 1, open);
             }
             self.start_cooldown(ctx);
         }

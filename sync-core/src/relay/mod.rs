@@ -98,6 +98,9 @@ pub(crate) struct OpenSub {
     /// deliveries are matched against their group's items (`RelayState::live_matches`), so
     /// live coverage of a (relay, item) pair costs a key, not three strings.
     pub(crate) filters: Vec<WireFilter>,
+    /// How many filters the REQ carried (a "too many filters" answer halves that, see
+    /// `Budget::shrink_filters`); 1 for a negentropy reconciliation.
+    pub(crate) filters_sent: usize,
 }
 
 /// Live subscriptions opened together for a set of items.
