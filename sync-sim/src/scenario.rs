@@ -223,6 +223,15 @@ impl Scenario {
                     Some(req_cap_rng.pick(&[1usize, 1, 2, 3]) * r.page_cap.max(MIN_PROBED_PAGE));
             }
         }
+        // And relays accepting fewer filters per REQ than the core's default, announced or
+        // not ("too many filters" then teaches it, docs/spec.md §8), from a stream of their
+        // own for the same reason.
+        let mut filters_rng = SimRng::new(seed, 75);
+        for r in &mut relays {
+            if filters_rng.chance(15) {
+                r.max_filters = filters_rng.pick(&[1usize, 2, 5]);
+            }
+        }
         let config = draw_config(&mut rng);
         let owners: Vec<PublicKey> = (0..rng.range(1, 3) as u32).map(key).collect();
         let contributors: Vec<PublicKey> = (10..10 + rng.range(2, 4) as u32).map(key).collect();
