@@ -177,22 +177,32 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
 }
 
 /// One seed of a sweep: its report, and whether a second run gave a different trace.
-fn sweep_one(seed: u64, determinism: bool) -> (Report, bool) {
+/// What a sweep keeps of one seed's run: its figures, not the [`Report`] (whose header holds
+/// the whole scenario: kept for 10 000 seeds, that was several GB).
+struct SweepResult {
+    /// The run's report without its header and trace.
+    report: Report,
+    /// Two runs gave different traces.
+    nondeterministic: bool,
+}
+
+fn sweep_one(seed: u64, determinism: bool) -> SweepResult {
     let scenario = Scenario::generate(seed);
-    let first = run(&scenario, determinism);
-    if !determinism {
-        return (first, false);
+    let mut first = run(&scenario, determinism);
+    let nondeterministic = determinism && first.trace != run(&scenario, true).trace;
+    first.trace = None;
+    first.header.scenario = serde_json::Value::Null;
+    SweepResult {
+        report: first,
+        nondeterministic,
     }
-    let second = run(&scenario, true);
-    let differs = first.trace != second.trace;
-    (first, differs)
 }
 
 fn cmd_sweep(seeds: &str, determinism: bool, jobs: usize) -> Result<bool, String> {
     let (a, b) = parse_range(seeds)?;
     let started = Instant::now();
     let next = AtomicU64::new(a);
-    let results: Mutex<Vec<(Report, bool)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<SweepResult>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| loop {
@@ -209,10 +219,14 @@ fn cmd_sweep(seeds: &str, determinism: bool, jobs: usize) -> Result<bool, String
         }
     });
     let mut results = results.into_inner().map_err(|e| e.to_string())?;
-    results.sort_by_key(|(r, _)| r.seed);
+    results.sort_by_key(|r| r.report.seed);
     let (mut passed, mut failed) = (0u64, 0u64);
     let (mut virtual_ms, mut events, mut faults, mut steps) = (0u64, 0u64, 0u64, 0u64);
-    for (r, nondeterministic) in &results {
+    for SweepResult {
+        report: r,
+        nondeterministic,
+    } in &results
+    {
         virtual_ms += r.virtual_ms;
         events += r.events_synced;
         faults += r.faults;
