@@ -180,6 +180,10 @@ pub struct Cursor {
     /// pages): the relay may have sent it for that filter.
     #[serde(default)]
     shared: bool,
+    /// The seconds of the current page's newest deliveries, tracked on a first page only
+    /// (empty otherwise): where a filter whose first page shared a REQ is complete down to.
+    #[serde(default, skip_serializing_if = "NewestSeconds::is_empty")]
+    newest: NewestSeconds,
 }
 
 /// What to do after a page's EOSE.
@@ -215,6 +219,7 @@ impl Cursor {
             probe: None,
             probe_silent: false,
             shared: false,
+            newest: NewestSeconds::default(),
         }
     }
 
@@ -239,6 +244,9 @@ impl Cursor {
         if !seen {
             self.new_ids += 1;
         }
+        if self.pages == 0 {
+            self.newest.add(created_at);
+        }
         match self.oldest {
             Some(o) if created_at > o => {}
             Some(o) if created_at == o => {
@@ -258,6 +266,7 @@ impl Cursor {
         self.oldest = None;
         self.page_oldest_ids.clear();
         self.shared = false;
+        self.newest.clear();
     }
 
     /// Notes that a delivery of the current page matched another filter of its REQ too.
@@ -320,19 +329,24 @@ impl Cursor {
     /// What arrived for this filter is its newest events (the relay answers each filter
     /// newest first), unless the relay cut the REQ as a whole, or some deliveries were sent
     /// for another filter of the REQ that they also match (those can be older than this
-    /// filter's own cut).
+    /// filter's own cut). The relay's cap per filter is at least `k` =
+    /// [`PageSize::alone_at_most`], so the filter's own newest `k` events were all sent unless
+    /// a cut of the whole REQ came first; either way every event of this filter newer than the
+    /// second of its `k`-th newest delivery (or, with fewer than `k`, of its oldest) arrived:
+    /// a newer one missing would mean `k` of its own events newer still, all sent.
     /// - The group is `trusted` ([`PageSize::trusts_group`]: not cut as a whole) and this
     ///   filter's deliveries cannot be another's (none also matched another filter, or it got
-    ///   no more than [`PageSize::alone_at_most`]): they are exactly a page of its own, judged
-    ///   by [`Self::on_eose`].
-    /// - Not trusted, and none of its deliveries matched another filter: they are its newest
-    ///   events, perhaps cut short. It continues from its oldest second like after a full page,
-    ///   and that page is judged like a probe of as many deliveries (a relay capping each
-    ///   filter silently may hold more than that in the second; simulator seed 4829001), one
-    ///   that teaches no page size.
-    /// - Otherwise it is asked again alone from its start (continuing from an event sent for
-    ///   another filter lost events: simulator seed 408). A grouped cursor is a first page
-    ///   ([`Self::groupable`]), so its start is where it stands: no `until`, no boundary.
+    ///   no more than `k`): they are exactly a page of its own, judged by [`Self::on_eose`].
+    /// - Fewer than `k` deliveries (the group not trusted): it continues from its oldest
+    ///   second like after a full page, and that page is judged like a probe of as many
+    ///   deliveries (a relay capping each filter silently may hold more than that in the
+    ///   second; simulator seed 4829001), one that teaches no page size.
+    /// - At least `k`, some also matching another filter: it continues from the second of its
+    ///   `k`-th newest delivery (continuing from its oldest, an event sent for another filter,
+    ///   lost events: simulator seed 408; asking it again from its start sent most of a page
+    ///   twice).
+    /// - More than [`NEWEST_TRACKED`] needed: asked again alone from its start (a grouped
+    ///   cursor is a first page, so its start is where it stands: no `until`, no boundary).
     pub fn on_group_eose(
         &mut self,
         trusted: bool,
@@ -341,22 +355,34 @@ impl Cursor {
         max_pages: u32,
     ) -> (Next, bool) {
         let (deliveries, shared) = (self.deliveries, self.shared);
-        if trusted && (!shared || deliveries <= sizes.alone_at_most(limit)) {
+        let k = sizes.alone_at_most(limit);
+        if trusted && (!shared || deliveries <= k) {
             return self.on_eose(base_full_at, sizes, max_pages);
         }
         self.pages += 1;
         let page_ids = std::mem::take(&mut self.page_oldest_ids);
-        let oldest = self.oldest;
+        let (oldest, kth) = (self.oldest, self.newest.kth_newest(k));
         self.reset_page();
         if self.pages >= max_pages {
             return (Next::CapExceeded, false);
         }
-        if let Some(oldest) = oldest.filter(|_| !shared) {
-            self.advance(oldest, page_ids);
-            if deliveries >= MIN_PROBED_PAGE {
-                self.probe = Some(deliveries);
-                self.probe_silent = true;
+        match (oldest, kth) {
+            (Some(oldest), _) if !shared || deliveries < k => {
+                self.advance(oldest, page_ids);
+                if deliveries >= MIN_PROBED_PAGE {
+                    self.probe = Some(deliveries);
+                    self.probe_silent = true;
+                }
             }
+            (Some(oldest), Some(kth)) => {
+                let ids = if kth == oldest {
+                    page_ids
+                } else {
+                    BTreeSet::new()
+                };
+                self.advance(kth, ids);
+            }
+            _ => {}
         }
         (Next::Page, false)
     }
@@ -423,6 +449,10 @@ impl Cursor {
         Some(vec![half(a), half(b)])
     }
 }
+
+mod newest;
+
+pub use newest::{NewestSeconds, NEWEST_TRACKED};
 
 #[cfg(test)]
 mod tests;
