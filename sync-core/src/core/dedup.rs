@@ -72,7 +72,7 @@ impl SyncCore {
             for id in &f.deferred {
                 match self.claims.get(id) {
                     Some(Claim::Stored) => settled.push(*id),
-                    Some(Claim::Fetching(a)) if a != url && self.fetch_live(a, id) => {}
+                    Some(Claim::Fetching(a)) if self.fetch_live(a, id) => {}
                     _ => take.push(*id),
                 }
             }
@@ -89,13 +89,7 @@ impl SyncCore {
     /// each other).
     fn fetch_live(&self, relay: &RelayUrl, id: &EventId) -> bool {
         self.relays.get(relay).is_some_and(|r| {
-            r.status.is_live()
-                && r.pending.batches.values().any(|b| match &b.stage {
-                    Stage::Fetch(f) => {
-                        f.requested.contains(id) && !f.received.contains(id) && fetching(b)
-                    }
-                    _ => false,
-                })
+            r.status.is_live() && r.pending.batches.values().any(|b| b.fetches_live(id))
         })
     }
 

@@ -171,6 +171,19 @@ impl Batch {
         matches!(&self.stage, Stage::Fetch(f) if !f.deferred.is_empty())
     }
 
+    /// Whether this batch's id fetch still asks for `id`: requested, not received, and an
+    /// id-fetch round open or queued (a relay waiting for it can keep waiting).
+    pub(crate) fn fetches_live(&self, id: &EventId) -> bool {
+        match &self.stage {
+            Stage::Fetch(f) => {
+                f.requested.contains(id)
+                    && !f.received.contains(id)
+                    && self.has_outstanding(|r| matches!(r, Request::Ids(_)))
+            }
+            _ => false,
+        }
+    }
+
     /// Progress was made: the deadline moves to `batch_deadline_ms` from now.
     pub(crate) fn extend_deadline(&mut self, now: Mono, batch_deadline_ms: u64) {
         self.deadline = Some(now.plus_ms(batch_deadline_ms));

@@ -95,25 +95,33 @@ impl RelayState {
     /// After a diff finished: when the last one is in, fetch what is missing (minus rejected).
     pub(super) fn after_diff_request(&mut self, ctx: &mut Ctx<'_>, batch_id: u64) {
         let chunk = self.budget.id_chunk(ctx.cfg.id_chunk_size);
-        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+        let Some(batch) = self.pending.batches.get(&batch_id) else {
             return;
         };
         if batch.has_outstanding(|r| matches!(r, Request::Diff(..))) {
             return;
         }
-        let Stage::Diff { missing } = &mut batch.stage else {
+        let Stage::Diff { missing } = &batch.stage else {
             return;
         };
-        let mut ids: Vec<EventId> = std::mem::take(missing).into_iter().collect();
+        let mut ids: Vec<EventId> = missing.iter().copied().collect();
         ctx.rejected.exclude(&mut ids);
         // Each id crosses the wire once: one stored meanwhile is dropped, one another relay
-        // is fetching waits for that fetch (`SyncCore::resume_deferred`).
+        // (or another batch of this relay: a comment matches its repository's filter and its
+        // root's) is fetching waits for that fetch (`SyncCore::resume_deferred`).
         let mut deferred = BTreeSet::new();
+        let batches = &self.pending.batches;
+        let own_fetch = |id: &EventId| batches.values().any(|b| b.fetches_live(id));
         ids.retain(|id| match ctx.claims.get(id) {
             Some(Claim::Stored) => false,
-            Some(Claim::Fetching(other)) if *other != self.url => !deferred.insert(*id),
+            Some(Claim::Fetching(other)) if *other != self.url || own_fetch(id) => {
+                !deferred.insert(*id)
+            }
             _ => true,
         });
+        let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
+            return;
+        };
         for id in &ids {
             ctx.claims.set(*id, Claim::Fetching(self.url.clone()));
         }
