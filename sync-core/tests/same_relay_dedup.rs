@@ -73,10 +73,12 @@ fn fetches_of(out: &[Command], id: EventId) -> Vec<SubId> {
         .collect()
 }
 
-/// A connected core whose first batch (announcement discovery) found `comment` missing and is
+/// A connected core whose first batch (announcement discovery) found a comment missing and is
 /// fetching it, and whose second batch (the repository an announcement then named) found it
-/// missing too. Returns the run, the first fetch's subscription and what the second diff led to.
-fn two_batches_missing(comment: &EventMeta) -> (Run, SubId, Vec<Command>) {
+/// missing too and did not fetch it. Returns the run, the comment and the first fetch's
+/// subscription.
+fn second_batch_deferring() -> (Run, EventMeta, SubId) {
+    let comment = event(9, 1111, &[], &[]);
     let config = Config {
         own_relay_urls: vec!["wss://our.relay".into()],
         bootstrap_relays: vec![RELAY.into()],
@@ -109,17 +111,16 @@ fn two_batches_missing(comment: &EventMeta) -> (Run, SubId, Vec<Command>) {
         "the repository's batch reconciles: {out:?}"
     );
     let after = run.answer_diffs(&out, vec![comment.id]);
-    (run, first[0].clone(), after)
-}
-
-#[test]
-fn an_id_another_batch_of_the_relay_is_fetching_is_not_fetched_again() {
-    let comment = event(9, 1111, &[], &[]);
-    let (mut run, first, after) = two_batches_missing(&comment);
     assert!(
         fetches_of(&after, comment.id).is_empty(),
         "deferred: {after:?}"
     );
+    (run, comment, first[0].clone())
+}
+
+#[test]
+fn an_id_another_batch_of_the_relay_is_fetching_is_not_fetched_again() {
+    let (mut run, comment, first) = second_batch_deferring();
     let relay = run.relay.clone();
     run.step(Input::Delivered {
         relay: relay.clone(),
@@ -134,12 +135,7 @@ fn an_id_another_batch_of_the_relay_is_fetching_is_not_fetched_again() {
 
 #[test]
 fn an_id_the_other_batch_does_not_get_is_fetched_by_the_waiting_one() {
-    let comment = event(9, 1111, &[], &[]);
-    let (mut run, first, after) = two_batches_missing(&comment);
-    assert!(
-        fetches_of(&after, comment.id).is_empty(),
-        "deferred: {after:?}"
-    );
+    let (mut run, comment, first) = second_batch_deferring();
     let relay = run.relay.clone();
     let batch = |sub: &SubId| sub.0.split('.').next().map(str::to_owned);
     let first_batch = batch(&first);
