@@ -1,6 +1,6 @@
 //! Re-checking ids deferred to another relay's fetch (issue 12, deliverable 4; docs/spec.md
-//! §7.2): a relay whose diff found ids another relay was already fetching waits for that
-//! fetch, and takes the ids over when it ends without them (failed, fell back, disconnected,
+//! §7.2): a relay whose diff found ids another relay (or another batch of its own) was already
+//! fetching waits for that fetch, and takes the ids over when it ends without them (failed, fell back, disconnected,
 //! or the relay did not deliver them), so nothing is lost by fetching each id once.
 
 use nostr::EventId;
@@ -85,8 +85,8 @@ impl SyncCore {
 
     /// Whether `relay` is live and one of its id fetches still asks for `id`: requested, not
     /// yet received, and the round is still on the wire (a round that ended without it, even
-    /// one waiting for deferred ids of its own, does not count: two relays never wait for
-    /// each other).
+    /// one waiting for deferred ids of its own, does not count: two relays, or two batches of
+    /// one relay, never wait for each other).
     fn fetch_live(&self, relay: &RelayUrl, id: &EventId) -> bool {
         self.relays.get(relay).is_some_and(|r| {
             r.status.is_live() && r.pending.batches.values().any(|b| b.fetches_live(id))
