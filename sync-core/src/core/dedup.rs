@@ -1,8 +1,8 @@
 //! Re-checking ids deferred to another relay's fetch (issue 12, deliverable 4; docs/spec.md
-//! §7.2): a relay whose diff found ids another relay (or another batch of its own) was already
-//! fetching waits for that fetch, and takes the ids over when it ends without them (failed, fell back, disconnected,
-//! or the relay did not deliver them), so nothing is lost by fetching each id once.
-
+//! §7.1): a relay whose diff found ids another relay (or another batch of its own) was already
+//! fetching waits for that fetch, and takes the ids over when it ends without them (failed,
+//! fell back, disconnected, or the relay did not deliver them), so nothing is lost by fetching
+//! each id once.
 use nostr::EventId;
 
 use crate::command::Command;
