@@ -3,6 +3,7 @@
 //! fetching waits for that fetch, and takes the ids over when it ends without them (failed,
 //! fell back, disconnected, or the relay did not deliver them), so nothing is lost by fetching
 //! each id once.
+
 use nostr::EventId;
 
 use crate::command::Command;
