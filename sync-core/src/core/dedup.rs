@@ -7,7 +7,7 @@
 use nostr::EventId;
 
 use crate::command::Command;
-use crate::historic::batch::{Batch, Request, Stage};
+use crate::historic::batch::Stage;
 use crate::historic::claims::Claim;
 use crate::url::RelayUrl;
 
@@ -104,16 +104,11 @@ impl SyncCore {
             print.push(u64::from(r.status.is_live()));
             for b in r.pending.batches.values() {
                 if let Stage::Fetch(f) = &b.stage {
-                    let on_wire = u64::from(fetching(b));
+                    let on_wire = u64::from(b.fetching_ids());
                     print.extend([b.id, u64::from(f.round), f.requested.len() as u64, on_wire]);
                 }
             }
         }
         print
     }
-}
-
-/// Whether an id-fetch round of `b` is open or queued.
-fn fetching(b: &Batch) -> bool {
-    b.has_outstanding(|r| matches!(r, Request::Ids(_)))
 }

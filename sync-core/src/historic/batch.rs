@@ -171,14 +171,17 @@ impl Batch {
         matches!(&self.stage, Stage::Fetch(f) if !f.deferred.is_empty())
     }
 
+    /// Whether an id-fetch round of this batch is open or queued.
+    pub(crate) fn fetching_ids(&self) -> bool {
+        self.has_outstanding(|r| matches!(r, Request::Ids(_)))
+    }
+
     /// Whether this batch's id fetch still asks for `id`: requested, not received, and an
     /// id-fetch round open or queued (a relay waiting for it can keep waiting).
     pub(crate) fn fetches_live(&self, id: &EventId) -> bool {
         match &self.stage {
             Stage::Fetch(f) => {
-                f.requested.contains(id)
-                    && !f.received.contains(id)
-                    && self.has_outstanding(|r| matches!(r, Request::Ids(_)))
+                f.requested.contains(id) && !f.received.contains(id) && self.fetching_ids()
             }
             _ => false,
         }

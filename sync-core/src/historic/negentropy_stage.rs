@@ -185,7 +185,7 @@ impl RelayState {
         let Some(batch) = self.pending.batches.get_mut(&batch_id) else {
             return;
         };
-        if batch.has_outstanding(|r| matches!(r, Request::Ids(_))) {
+        if batch.fetching_ids() {
             return;
         }
         let Stage::Fetch(fetch) = &mut batch.stage else {
